@@ -1,1 +1,59 @@
-//! placeholder
+//! warroom's HTTP server: the JSON API under `/api/v1`, health endpoints and the OpenAPI
+//! document. The app is a library: [`router`] builds it, [`serve`] runs it on a listener.
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+mod router;
+
+use std::{future::Future, sync::Arc};
+use tokio::net::TcpListener;
+use warroom_domain::SeverityPolicies;
+use warroom_store::{Clock, Store};
+
+pub use router::{ROUTES, router};
+
+/// What the server needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The severity table in force.
+    pub policies: SeverityPolicies,
+    /// Refuse services that are not in the config instead of registering them on first use.
+    pub strict_services: bool,
+    /// Largest request body, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            policies: SeverityPolicies::default(),
+            strict_services: false,
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The clock; a manual one in tests.
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub settings: Arc<Settings>,
+}
+
+/// Serves until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

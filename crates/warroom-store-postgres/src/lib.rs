@@ -1,1 +1,30 @@
-//! placeholder
+//! The PostgreSQL backend, for installations that outgrow one file or run several workers.
+#![deny(missing_docs)]
+
+use sqlx::any::AnyPoolOptions;
+use std::time::Duration;
+use warroom_store::{
+    Result, StoreError,
+    sql::{Dialect, Migration, SqlStore, migrate},
+};
+
+/// Embedded migrations, in order; numbered like SQLite's.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "incident_core",
+    sql: include_str!("../migrations/0001_incident_core.sql"),
+}];
+
+/// Connects to and migrates a PostgreSQL database.
+pub async fn connect(url: &str) -> Result<SqlStore> {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(16)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .map_err(|e| StoreError::Migration(format!("cannot connect to PostgreSQL: {e}; check the URL, that the server runs and accepts this user")))?;
+    migrate(&pool, MIGRATIONS).await?;
+    tracing::debug!(database.backend = "postgres", "store ready");
+    Ok(SqlStore::new(pool, Dialect::Postgres))
+}

@@ -1,1 +1,51 @@
-//! placeholder
+//! The embedded SQLite backend: the default, one file next to the binary.
+//!
+//! WAL mode lets readers proceed while one writer commits; `synchronous=FULL` makes a commit
+//! survive power loss, which is what a 2xx from the API promises.
+#![deny(missing_docs)]
+
+use sqlx::{Executor, any::AnyPoolOptions};
+use std::time::Duration;
+use warroom_store::{
+    Result, StoreError,
+    sql::{Dialect, Migration, SqlStore, migrate},
+};
+
+/// Embedded migrations, in order.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "incident_core",
+    sql: include_str!("../migrations/0001_incident_core.sql"),
+}];
+
+/// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.
+pub fn normalise_url(url: &str) -> String {
+    if url.contains("mode=") || url.contains(":memory:") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    }
+}
+
+/// Opens (creating if needed) and migrates a SQLite database.
+pub async fn connect(url: &str) -> Result<SqlStore> {
+    sqlx::any::install_default_drivers();
+    let pool = AnyPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect(&normalise_url(url))
+        .await
+        .map_err(|e| StoreError::Migration(format!("cannot open SQLite database {url}: {e}; check the path exists and is writable")))?;
+    migrate(&pool, MIGRATIONS).await?;
+    tracing::debug!(database.backend = "sqlite", "store ready");
+    Ok(SqlStore::new(pool, Dialect::Sqlite))
+}

@@ -1,1 +1,111 @@
-//! placeholder
+//! warroom's storage contract.
+//!
+//! The server and the workers never talk to each other; they meet here. The traits are split
+//! by capability so that a component names exactly what it needs. One SQL implementation
+//! ([`sql::SqlStore`]) serves both backends through sqlx's `Any` driver and runtime queries; the
+//! backend crates (`warroom-store-sqlite`, `warroom-store-postgres`) supply connection setup,
+//! their migrations and a [`sql::Dialect`]. Why not two hand-written implementations: the SQL
+//! differs in a handful of places (write-transaction start, row locks, DDL), which the dialect
+//! and the migration folders cover, and one code path means one set of bugs.
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod error;
+pub mod records;
+pub mod sql;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use warroom_domain::{
+    DomainError, EventKind, Incident, IncidentNumber, TimelineEvent, service::Service,
+};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::StoreError;
+pub use records::{ApiToken, IncidentFilter, NewToken, TokenRole};
+
+/// Shorthand for store results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Builds an incident once its number is allocated, inside the declaring transaction.
+pub type DeclareFn =
+    Box<dyn FnOnce(IncidentNumber) -> Result<(Incident, Vec<EventKind>), DomainError> + Send>;
+
+/// Changes an incident inside a transaction; the events it returns are appended atomically.
+pub type MutateFn = Box<dyn FnOnce(&mut Incident) -> Result<Vec<EventKind>, DomainError> + Send>;
+
+/// Incidents and their timelines.
+#[async_trait]
+pub trait IncidentStore: Send + Sync {
+    /// Allocates the next gap-free number and stores the incident the closure builds, with its
+    /// events, in one transaction. A refusal from the closure rolls the number back.
+    async fn declare_incident(
+        &self,
+        author: &str,
+        now: OffsetDateTime,
+        build: DeclareFn,
+    ) -> Result<(Incident, Vec<TimelineEvent>)>;
+
+    /// One incident.
+    async fn incident(&self, number: IncidentNumber) -> Result<Incident>;
+
+    /// Incidents matching a filter, newest first.
+    async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>>;
+
+    /// Read-modify-write of one incident under a lock, appending the returned events.
+    /// When the closure returns no events nothing is written.
+    async fn mutate_incident(
+        &self,
+        number: IncidentNumber,
+        author: &str,
+        now: OffsetDateTime,
+        change: MutateFn,
+    ) -> Result<(Incident, Vec<TimelineEvent>)>;
+
+    /// The whole timeline of one incident, oldest first.
+    async fn timeline(&self, number: IncidentNumber) -> Result<Vec<TimelineEvent>>;
+}
+
+/// Services known to the installation.
+#[async_trait]
+pub trait ServiceStore: Send + Sync {
+    /// Writes the services from the config file, replacing name, owner and public flag.
+    async fn sync_configured_services(
+        &self,
+        services: &[Service],
+        now: OffsetDateTime,
+    ) -> Result<()>;
+    /// Registers a service on first use; an existing record is kept as it is. Returns the record.
+    async fn ensure_service(&self, service: &Service, now: OffsetDateTime) -> Result<Service>;
+    /// One service.
+    async fn service(&self, slug: &str) -> Result<Option<Service>>;
+    /// All services, by slug.
+    async fn services(&self) -> Result<Vec<Service>>;
+}
+
+/// API tokens. Only hashes are stored; the secret exists once, in the creator's hands.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
+    /// Creates a token; the returned [`NewToken`] carries the secret, shown once.
+    async fn create_token(
+        &self,
+        name: &str,
+        role: TokenRole,
+        now: OffsetDateTime,
+    ) -> Result<NewToken>;
+    /// The live token whose secret this is.
+    async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>>;
+    /// All tokens, without secrets.
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>>;
+    /// Revokes a token by id; false when there was no live token with that id.
+    async fn revoke_token(&self, id: &str, now: OffsetDateTime) -> Result<bool>;
+}
+
+/// Everything, for the wiring code.
+#[async_trait]
+pub trait Store: IncidentStore + ServiceStore + TokenStore {
+    /// Is the database reachable?
+    async fn ping(&self) -> Result<()>;
+    /// Which backend, for logs: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+}

@@ -1,0 +1,6 @@
+//! JSON API handlers, one module per resource.
+
+pub mod classify;
+pub mod incidents;
+pub mod services;
+pub mod tokens;

@@ -1,0 +1,114 @@
+//! The whole route table, in one place.
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::StatusCode,
+    routing::{get, post},
+};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::{AppState, api, error::ApiError};
+
+/// Every route as (method, path), in the order of the table below. The OpenAPI test checks the
+/// document against this list and calls each route to prove a handler answers.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/classify"),
+    ("GET", "/api/v1/severities"),
+    ("GET", "/api/v1/services"),
+    ("POST", "/api/v1/incidents"),
+    ("GET", "/api/v1/incidents"),
+    ("GET", "/api/v1/incidents/{number}"),
+    ("PATCH", "/api/v1/incidents/{number}"),
+    ("POST", "/api/v1/incidents/{number}/severity"),
+    ("POST", "/api/v1/incidents/{number}/roles"),
+    ("POST", "/api/v1/incidents/{number}/transition"),
+    ("POST", "/api/v1/incidents/{number}/updates"),
+    ("POST", "/api/v1/incidents/{number}/notes"),
+    ("GET", "/api/v1/incidents/{number}/timeline"),
+    ("GET", "/api/v1/incidents/{number}/checklists"),
+    ("POST", "/api/v1/incidents/{number}/checklists/{item}/tick"),
+    ("GET", "/api/v1/incidents/{number}/messages"),
+    ("GET", "/api/v1/tokens"),
+    ("POST", "/api/v1/tokens"),
+    ("DELETE", "/api/v1/tokens/{id}"),
+];
+
+/// Builds the application.
+pub fn router(state: AppState) -> Router {
+    let limit = state.settings.body_limit;
+    let api = Router::new()
+        .route("/openapi.json", get(crate::openapi::document))
+        .route("/classify", post(api::classify::classify))
+        .route("/severities", get(api::classify::severities))
+        .route("/services", get(api::services::list_services))
+        .route(
+            "/incidents",
+            post(api::incidents::declare_incident).get(api::incidents::list_incidents),
+        )
+        .route(
+            "/incidents/{number}",
+            get(api::incidents::show_incident).patch(api::incidents::update_incident),
+        )
+        .route(
+            "/incidents/{number}/severity",
+            post(api::incidents::change_severity),
+        )
+        .route(
+            "/incidents/{number}/roles",
+            post(api::incidents::assign_role),
+        )
+        .route(
+            "/incidents/{number}/transition",
+            post(api::incidents::transition_incident),
+        )
+        .route(
+            "/incidents/{number}/updates",
+            post(api::incidents::post_update),
+        )
+        .route("/incidents/{number}/notes", post(api::incidents::add_note))
+        .route(
+            "/incidents/{number}/timeline",
+            get(api::incidents::timeline),
+        )
+        .route(
+            "/incidents/{number}/checklists",
+            get(api::incidents::checklists),
+        )
+        .route(
+            "/incidents/{number}/checklists/{item}/tick",
+            post(api::incidents::tick_checklist),
+        )
+        .route(
+            "/incidents/{number}/messages",
+            get(api::incidents::messages),
+        )
+        .route(
+            "/tokens",
+            get(api::tokens::list_tokens).post(api::tokens::create_token),
+        )
+        .route(
+            "/tokens/{id}",
+            axum::routing::delete(api::tokens::revoke_token),
+        );
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(api::services::ready))
+        .nest("/api/v1", api)
+        .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method; see /api/v1/openapi.json")
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "warroom hit a bug handling this request; nothing was saved by it. Please report it",
+            ))
+        }))
+        .with_state(state)
+}

@@ -1,0 +1,107 @@
+//! Records the store keeps besides incidents.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use time::OffsetDateTime;
+use warroom_domain::{DomainError, IncidentStatus, Severity};
+
+/// What a token may do. Each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRole {
+    /// Read everything.
+    Viewer,
+    /// Read and change incidents.
+    Responder,
+    /// Everything, including token management.
+    Admin,
+}
+
+impl TokenRole {
+    /// API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenRole::Viewer => "viewer",
+            TokenRole::Responder => "responder",
+            TokenRole::Admin => "admin",
+        }
+    }
+
+    /// Parses the API name.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "viewer" => Ok(TokenRole::Viewer),
+            "responder" => Ok(TokenRole::Responder),
+            "admin" => Ok(TokenRole::Admin),
+            _ => Err(DomainError::invalid(
+                "role",
+                format!("`{raw}` is not a token role; use viewer, responder or admin"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for TokenRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A token as stored: never the secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiToken {
+    /// Public id, for revocation.
+    pub id: String,
+    /// Human name; it is the author of what the token does.
+    pub name: String,
+    /// Role.
+    pub role: TokenRole,
+    /// Created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Revoked, if it was.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// A freshly created token with its secret. The secret is redacted in `Debug`.
+#[derive(Clone)]
+pub struct NewToken {
+    /// The stored part.
+    pub token: ApiToken,
+    /// The secret; shown once.
+    pub secret: String,
+}
+
+impl fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewToken")
+            .field("token", &self.token)
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Which incidents to list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentFilter {
+    /// Only these statuses; empty means all.
+    pub statuses: Vec<IncidentStatus>,
+    /// Only this severity.
+    pub severity: Option<Severity>,
+    /// Only incidents affecting this service.
+    pub service: Option<String>,
+    /// At most this many (1-500).
+    pub limit: i64,
+}
+
+impl Default for IncidentFilter {
+    fn default() -> Self {
+        IncidentFilter {
+            statuses: vec![],
+            severity: None,
+            service: None,
+            limit: 50,
+        }
+    }
+}

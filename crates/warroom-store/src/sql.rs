@@ -1,0 +1,559 @@
+//! The SQL implementation both backends share, over sqlx's `Any` driver.
+//!
+//! Schema conventions that work through `Any` on both databases: `BIGINT` for integers and
+//! flags, `TEXT` for ids and for timestamps (RFC 3339 UTC with fixed millisecond width, which
+//! sorts lexically), incidents as a JSON document beside the columns we filter on.
+//! Queries are runtime strings with `$N` placeholders (see docs/ARCHITECTURE.md for why).
+
+use async_trait::async_trait;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use sqlx::{AnyPool, Row, any::AnyRow};
+use std::sync::Arc;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use tokio_free_mutex::WriteGate;
+use warroom_domain::{
+    EventKind, Incident, IncidentNumber, ServiceSlug, TimelineEvent, service::Service,
+    timefmt::rfc3339,
+};
+
+use crate::{
+    ApiToken, DeclareFn, IncidentFilter, IncidentStore, MutateFn, NewToken, Result, ServiceStore,
+    Store, StoreError, TokenRole, TokenStore,
+};
+
+/// The few places where the two databases differ at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: one writer at a time, so write transactions take the lock up front.
+    Sqlite,
+    /// PostgreSQL: row locks.
+    Postgres,
+}
+
+impl Dialect {
+    fn begin_write(self) -> &'static str {
+        match self {
+            // IMMEDIATE takes the write lock at BEGIN, so a transaction never has to upgrade a
+            // read lock later, which is where SQLite answers SQLITE_BUSY without waiting.
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
+    fn lock_incident(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "SELECT doc FROM incidents WHERE number = $1",
+            Dialect::Postgres => "SELECT doc FROM incidents WHERE number = $1 FOR UPDATE",
+        }
+    }
+}
+
+/// One embedded migration.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Increasing version; never reused.
+    pub version: i64,
+    /// Short name.
+    pub name: &'static str,
+    /// The SQL, possibly several statements.
+    pub sql: &'static str,
+}
+
+/// Applies the migrations not applied yet, each in its own transaction. Refuses to run against
+/// a database migrated by a newer binary, which would otherwise be silently misread.
+pub async fn migrate(pool: &AnyPool, migrations: &[Migration]) -> Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS warroom_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM warroom_migrations ORDER BY version")
+            .fetch_all(pool)
+            .await?;
+    let known_max = migrations.iter().map(|m| m.version).max().unwrap_or(0);
+    if let Some(newest) = applied.iter().max()
+        && *newest > known_max
+    {
+        return Err(StoreError::Migration(format!(
+            "the database is at schema version {newest} but this warroom knows only up to {known_max}; upgrade warroom"
+        )));
+    }
+    for m in migrations.iter().filter(|m| !applied.contains(&m.version)) {
+        let mut tx = pool.begin().await?;
+        sqlx::raw_sql(m.sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| StoreError::Migration(format!("{} ({}): {e}", m.version, m.name)))?;
+        sqlx::query(
+            "INSERT INTO warroom_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(m.version)
+        .bind(m.name)
+        .bind(rfc3339(OffsetDateTime::now_utc()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(
+            migration.version = m.version,
+            migration.name = m.name,
+            "applied migration"
+        );
+    }
+    Ok(())
+}
+
+/// In-process serialisation of SQLite writers. SQLite's busy handler sleeps in coarse steps;
+/// queueing writers here instead keeps latency flat, while `BEGIN IMMEDIATE` plus the busy
+/// timeout still protect against writers in other processes (the CLI creating a token).
+mod tokio_free_mutex {
+    use std::sync::Arc;
+    use tokio::sync::{Mutex, MutexGuard};
+
+    #[derive(Debug, Clone, Default)]
+    pub struct WriteGate(Option<Arc<Mutex<()>>>);
+
+    impl WriteGate {
+        pub fn new(enabled: bool) -> Self {
+            WriteGate(enabled.then(|| Arc::new(Mutex::new(()))))
+        }
+        pub async fn enter(&self) -> Option<MutexGuard<'_, ()>> {
+            match &self.0 {
+                Some(m) => Some(m.lock().await),
+                None => None,
+            }
+        }
+    }
+}
+
+/// The store over a pool.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+    gate: Arc<WriteGate>,
+}
+
+fn ts(t: OffsetDateTime) -> String {
+    rfc3339(t)
+}
+
+fn parse_ts(s: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::parse(s, &Rfc3339)
+        .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn event_from_row(row: &AnyRow) -> Result<TimelineEvent> {
+    let payload: String = row.try_get("payload")?;
+    let kind: EventKind = from_json(&payload)?;
+    Ok(TimelineEvent {
+        id: row.try_get("id")?,
+        incident: row.try_get("incident")?,
+        at: parse_ts(&row.try_get::<String, _>("at")?)?,
+        author: row.try_get("author")?,
+        kind,
+    })
+}
+
+fn token_from_row(row: &AnyRow) -> Result<ApiToken> {
+    let role: String = row.try_get("role")?;
+    let revoked: Option<String> = row.try_get("revoked_at")?;
+    Ok(ApiToken {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        role: TokenRole::parse(&role).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+        revoked_at: revoked.as_deref().map(parse_ts).transpose()?,
+    })
+}
+
+fn service_from_row(row: &AnyRow) -> Result<Service> {
+    let slug: String = row.try_get("slug")?;
+    Ok(Service {
+        slug: ServiceSlug::parse_field(&slug, "slug")
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        name: row.try_get("name")?,
+        owner: row.try_get("owner")?,
+        public: row.try_get::<i64, _>("public")? != 0,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+impl SqlStore {
+    /// Wraps a migrated pool.
+    pub fn new(pool: AnyPool, dialect: Dialect) -> Self {
+        SqlStore {
+            pool,
+            dialect,
+            gate: Arc::new(WriteGate::new(dialect == Dialect::Sqlite)),
+        }
+    }
+
+    /// The pool, for backend-specific maintenance.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    async fn append_events(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        number: IncidentNumber,
+        author: &str,
+        now: OffsetDateTime,
+        kinds: Vec<EventKind>,
+    ) -> Result<Vec<TimelineEvent>> {
+        let mut out = Vec::with_capacity(kinds.len());
+        for kind in kinds {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO timeline_events (incident, at, author, kind, payload) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(number)
+            .bind(ts(now))
+            .bind(author)
+            .bind(kind.name())
+            .bind(to_json(&kind)?)
+            .fetch_one(&mut **tx)
+            .await?;
+            out.push(TimelineEvent {
+                id,
+                incident: number,
+                at: now,
+                author: author.to_owned(),
+                kind,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl IncidentStore for SqlStore {
+    async fn declare_incident(
+        &self,
+        author: &str,
+        now: OffsetDateTime,
+        build: DeclareFn,
+    ) -> Result<(Incident, Vec<TimelineEvent>)> {
+        let _gate = self.gate.enter().await;
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        // The counter row is the serialisation point: numbers are allocated in commit order
+        // and a rolled-back declare gives its number back, so the sequence has no gaps.
+        let number: i64 = sqlx::query_scalar(
+            "UPDATE counters SET value = value + 1 WHERE name = 'incident' RETURNING value",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let (incident, kinds) = build(number)?;
+        sqlx::query(
+            "INSERT INTO incidents (number, status, severity, primary_service, detected_at, declared_at, updated_at, doc) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(number)
+        .bind(incident.status.as_str())
+        .bind(i64::from(incident.severity.level()))
+        .bind(incident.services.first().map(|s| s.as_str().to_owned()).unwrap_or_default())
+        .bind(ts(incident.detected_at))
+        .bind(ts(incident.declared_at))
+        .bind(ts(now))
+        .bind(to_json(&incident)?)
+        .execute(&mut *tx)
+        .await?;
+        for s in &incident.services {
+            sqlx::query("INSERT INTO incident_services (incident, service) VALUES ($1, $2)")
+                .bind(number)
+                .bind(s.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Rejected(warroom_domain::DomainError::invalid(
+                            "services",
+                            format!("`{s}` is listed twice"),
+                        ))
+                    } else {
+                        e.into()
+                    }
+                })?;
+        }
+        let events = Self::append_events(&mut tx, number, author, now, kinds).await?;
+        tx.commit().await?;
+        Ok((incident, events))
+    }
+
+    async fn incident(&self, number: IncidentNumber) -> Result<Incident> {
+        let doc: Option<String> = sqlx::query_scalar("SELECT doc FROM incidents WHERE number = $1")
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
+        match doc {
+            Some(d) => from_json(&d),
+            None => Err(StoreError::NotFound {
+                what: "incident",
+                key: number.to_string(),
+            }),
+        }
+    }
+
+    async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>> {
+        // Built only from fixed fragments and numbered placeholders; values are bound.
+        let mut sql = String::from("SELECT i.doc FROM incidents i WHERE 1 = 1");
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            format!("${n}")
+        };
+        if !filter.statuses.is_empty() {
+            let ph: Vec<String> = filter.statuses.iter().map(|_| next()).collect();
+            sql.push_str(&format!(" AND i.status IN ({})", ph.join(", ")));
+        }
+        if filter.severity.is_some() {
+            sql.push_str(&format!(" AND i.severity = {}", next()));
+        }
+        if filter.service.is_some() {
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM incident_services s WHERE s.incident = i.number AND s.service = {})",
+                next()
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY i.number DESC LIMIT {}", next()));
+        let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+        for s in &filter.statuses {
+            q = q.bind(s.as_str());
+        }
+        if let Some(sev) = filter.severity {
+            q = q.bind(i64::from(sev.level()));
+        }
+        if let Some(svc) = &filter.service {
+            q = q.bind(svc.clone());
+        }
+        q = q.bind(filter.limit.clamp(1, 500));
+        let docs = q.fetch_all(&self.pool).await?;
+        docs.iter().map(|d| from_json(d)).collect()
+    }
+
+    async fn mutate_incident(
+        &self,
+        number: IncidentNumber,
+        author: &str,
+        now: OffsetDateTime,
+        change: MutateFn,
+    ) -> Result<(Incident, Vec<TimelineEvent>)> {
+        let _gate = self.gate.enter().await;
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let doc: Option<String> = sqlx::query_scalar(self.dialect.lock_incident())
+            .bind(number)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(doc) = doc else {
+            return Err(StoreError::NotFound {
+                what: "incident",
+                key: number.to_string(),
+            });
+        };
+        let mut incident: Incident = from_json(&doc)?;
+        let kinds = change(&mut incident)?;
+        if kinds.is_empty() {
+            tx.rollback().await?;
+            return Ok((incident, vec![]));
+        }
+        sqlx::query("UPDATE incidents SET status = $1, severity = $2, updated_at = $3, doc = $4 WHERE number = $5")
+            .bind(incident.status.as_str())
+            .bind(i64::from(incident.severity.level()))
+            .bind(ts(now))
+            .bind(to_json(&incident)?)
+            .bind(number)
+            .execute(&mut *tx)
+            .await?;
+        let events = Self::append_events(&mut tx, number, author, now, kinds).await?;
+        tx.commit().await?;
+        Ok((incident, events))
+    }
+
+    async fn timeline(&self, number: IncidentNumber) -> Result<Vec<TimelineEvent>> {
+        let exists: Option<i64> =
+            sqlx::query_scalar("SELECT number FROM incidents WHERE number = $1")
+                .bind(number)
+                .fetch_optional(&self.pool)
+                .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound {
+                what: "incident",
+                key: number.to_string(),
+            });
+        }
+        let rows = sqlx::query("SELECT id, incident, at, author, payload FROM timeline_events WHERE incident = $1 ORDER BY id")
+            .bind(number)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl ServiceStore for SqlStore {
+    async fn sync_configured_services(
+        &self,
+        services: &[Service],
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let _gate = self.gate.enter().await;
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        for s in services {
+            sqlx::query(
+                "INSERT INTO services (slug, name, owner, public, configured, created_at) VALUES ($1, $2, $3, $4, 1, $5) \
+                 ON CONFLICT (slug) DO UPDATE SET name = excluded.name, owner = excluded.owner, public = excluded.public, configured = 1",
+            )
+            .bind(s.slug.as_str())
+            .bind(&s.name)
+            .bind(&s.owner)
+            .bind(i64::from(s.public))
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn ensure_service(&self, service: &Service, now: OffsetDateTime) -> Result<Service> {
+        if let Some(existing) = self.service(service.slug.as_str()).await? {
+            return Ok(existing);
+        }
+        let _gate = self.gate.enter().await;
+        sqlx::query(
+            "INSERT INTO services (slug, name, owner, public, configured, created_at) VALUES ($1, $2, $3, $4, 0, $5) \
+             ON CONFLICT (slug) DO NOTHING",
+        )
+        .bind(service.slug.as_str())
+        .bind(&service.name)
+        .bind(&service.owner)
+        .bind(i64::from(service.public))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        drop(_gate);
+        self.service(service.slug.as_str()).await?.ok_or_else(|| {
+            StoreError::Corrupt(format!("service {} vanished after insert", service.slug))
+        })
+    }
+
+    async fn service(&self, slug: &str) -> Result<Option<Service>> {
+        let row = sqlx::query("SELECT slug, name, owner, public FROM services WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(service_from_row).transpose()
+    }
+
+    async fn services(&self) -> Result<Vec<Service>> {
+        let rows = sqlx::query("SELECT slug, name, owner, public FROM services ORDER BY slug")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(service_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl TokenStore for SqlStore {
+    async fn create_token(
+        &self,
+        name: &str,
+        role: TokenRole,
+        now: OffsetDateTime,
+    ) -> Result<NewToken> {
+        let name = warroom_domain::incident::check_text("name", name, 100)?;
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let secret = format!("wr_{}", hex::encode(bytes));
+        let mut id_bytes = [0u8; 8];
+        rand::rng().fill_bytes(&mut id_bytes);
+        let token = ApiToken {
+            id: hex::encode(id_bytes),
+            name,
+            role,
+            created_at: now,
+            revoked_at: None,
+        };
+        let _gate = self.gate.enter().await;
+        sqlx::query("INSERT INTO api_tokens (id, name, role, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&token.id)
+            .bind(&token.name)
+            .bind(role.as_str())
+            .bind(hash_secret(&secret))
+            .bind(ts(now))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict(format!("a live token named `{}` exists; revoke it first or pick another name", token.name))
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(NewToken { token, secret })
+    }
+
+    async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>> {
+        let row = sqlx::query(
+            "SELECT id, name, role, created_at, revoked_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash_secret(secret))
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query(
+            "SELECT id, name, role, created_at, revoked_at FROM api_tokens ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, id: &str, now: OffsetDateTime) -> Result<bool> {
+        let _gate = self.gate.enter().await;
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> Result<()> {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn backend(&self) -> &'static str {
+        match self.dialect {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+}
