@@ -1,6 +1,7 @@
 //! warroom's HTTP server: the JSON API under `/api/v1`, health endpoints and the OpenAPI
 //! document. The app is a library: [`router`] builds it, [`serve`] runs it on a listener.
 #![deny(missing_docs)]
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod error;

@@ -1,7 +1,156 @@
-//! OpenAPI document.
+//! The OpenAPI 3.1 document, written by hand next to the route table. A test compares its
+//! paths and methods with [`crate::ROUTES`] and calls every one, so it cannot drift silently.
+
 use axum::Json;
-use serde_json::Value;
-/// doc
+use serde_json::{Value, json};
+
+fn op(tag: &str, summary: &str, role: Option<&str>, body: Option<&str>, ok: (&str, &str)) -> Value {
+    let mut o = json!({
+        "tags": [tag],
+        "summary": summary,
+        "responses": {
+            ok.0: { "description": ok.1, "content": { "application/json": { "schema": { "type": "object" } } } },
+            "4XX": { "description": "The request was refused; the message says why and names the field.",
+                     "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+        }
+    });
+    if let Some(r) = role {
+        o["security"] = json!([{ "bearer": [] }]);
+        o["description"] = json!(format!("Needs a token with role `{r}` or higher."));
+    }
+    if let Some(schema) = body {
+        o["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } });
+    }
+    o
+}
+
+fn number_param() -> Value {
+    json!([{ "name": "number", "in": "path", "required": true, "schema": { "type": "integer", "minimum": 1 } }])
+}
+
+/// `GET /api/v1/openapi.json`.
 pub async fn document() -> Json<Value> {
-    Json(Value::Null)
+    Json(build())
+}
+
+/// Builds the document.
+pub fn build() -> Value {
+    let inc = "incidents";
+    let mut paths = json!({
+        "/healthz": { "get": op("health", "Process is up", None, None, ("200", "ok")) },
+        "/readyz": { "get": op("health", "Database is reachable", None, None, ("200", "ready")) },
+        "/api/v1/openapi.json": { "get": op("meta", "This document", None, None, ("200", "OpenAPI document")) },
+        "/api/v1/classify": { "post": op("severity", "Run the severity decision tree", Some("viewer"), Some("ClassifyRequest"), ("200", "Severity, basis and trace")) },
+        "/api/v1/severities": { "get": op("severity", "The severity table in force", Some("viewer"), None, ("200", "Severity policies")) },
+        "/api/v1/services": { "get": op("services", "Known services", Some("viewer"), None, ("200", "Services")) },
+        "/api/v1/incidents": {
+            "post": op(inc, "Declare an incident", Some("responder"), Some("DeclareRequest"), ("201", "The incident")),
+            "get": {
+                "tags": [inc], "summary": "List incidents, newest first", "security": [{ "bearer": [] }],
+                "parameters": [
+                    { "name": "status", "in": "query", "schema": { "type": "string" }, "description": "Comma-separated statuses, or `open`" },
+                    { "name": "severity", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 4 } },
+                    { "name": "service", "in": "query", "schema": { "type": "string" } },
+                    { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } }
+                ],
+                "responses": { "200": { "description": "`{\"incidents\": [Incident]}`", "content": { "application/json": { "schema": {
+                    "type": "object", "properties": { "incidents": { "type": "array", "items": { "$ref": "#/components/schemas/Incident" } } } } } } } }
+            }
+        },
+        "/api/v1/incidents/{number}": {
+            "get": op(inc, "Show an incident", Some("viewer"), None, ("200", "The incident")),
+            "patch": op(inc, "Record descriptive fields", Some("responder"), Some("IncidentPatch"), ("200", "The incident"))
+        },
+        "/api/v1/incidents/{number}/severity": { "post": op(inc, "Change severity (explicit or from new signals)", Some("responder"), Some("SeverityRequest"), ("200", "The incident")) },
+        "/api/v1/incidents/{number}/roles": { "post": op(inc, "Assign or remove a role", Some("responder"), Some("RoleRequest"), ("200", "The incident")) },
+        "/api/v1/incidents/{number}/transition": { "post": op(inc, "Move through the lifecycle", Some("responder"), Some("TransitionRequest"), ("200", "The incident")) },
+        "/api/v1/incidents/{number}/updates": { "post": op(inc, "Post a status update; restarts the cadence", Some("responder"), Some("UpdateRequest"), ("201", "The incident and the rendered update")) },
+        "/api/v1/incidents/{number}/notes": { "post": op(inc, "Add a note or an action taken", Some("responder"), Some("NoteRequest"), ("201", "The appended events")) },
+        "/api/v1/incidents/{number}/timeline": { "get": op(inc, "The append-only timeline", Some("viewer"), None, ("200", "`{\"events\": [...]}`")) },
+        "/api/v1/incidents/{number}/checklists": { "get": op(inc, "Runbook checklists with their state", Some("viewer"), None, ("200", "Checklist items")) },
+        "/api/v1/incidents/{number}/checklists/{item}/tick": { "post": op(inc, "Tick a checklist item", Some("responder"), None, ("200", "Checklist items")) },
+        "/api/v1/incidents/{number}/messages": { "get": op(inc, "The runbook's messages rendered from the record", Some("viewer"), None, ("200", "Messages by kind")) },
+        "/api/v1/tokens": {
+            "get": op("tokens", "List tokens (never secrets)", Some("admin"), None, ("200", "Tokens")),
+            "post": op("tokens", "Create a token; the secret is in this response only", Some("admin"), Some("CreateToken"), ("201", "Token and secret"))
+        },
+        "/api/v1/tokens/{id}": { "delete": op("tokens", "Revoke a token", Some("admin"), None, ("204", "Revoked")) }
+    });
+    if let Some(obj) = paths.as_object_mut() {
+        for (path, item) in obj.iter_mut() {
+            let mut params = Vec::new();
+            if path.contains("{number}") {
+                params.extend(number_param().as_array().cloned().unwrap_or_default());
+            }
+            if path.contains("{item}") {
+                params.push(json!({ "name": "item", "in": "path", "required": true, "schema": { "type": "string" } }));
+            }
+            if path.contains("{id}") {
+                params.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }));
+            }
+            if !params.is_empty()
+                && let Some(ops) = item.as_object_mut()
+            {
+                for op in ops.values_mut() {
+                    op["parameters"] = json!(params);
+                }
+            }
+        }
+    }
+    let signals = json!({ "type": "object", "additionalProperties": false, "properties": {
+        "users_can_access": { "type": "boolean" }, "failing_percent": { "type": "number", "minimum": 0, "maximum": 100 },
+        "recovering": { "type": "boolean" }, "user_action_or_data_loss": { "type": "boolean" },
+        "latency_ratio": { "type": "number", "exclusiveMinimum": 0 } } });
+    let impact = json!({ "type": "object", "properties": { "who": { "type": "string" }, "how_many": { "type": "string" }, "how_long": { "type": "string" } } });
+    let status = json!({ "type": "string", "enum": ["declared", "investigating", "identified", "mitigating", "monitoring", "resolved", "closed"] });
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "warroom API", "version": env!("CARGO_PKG_VERSION"),
+                  "description": "Incident response: declare, classify, coordinate, resolve. Errors are `{error, message, details}`." },
+        "paths": paths,
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error", "message"], "properties": {
+                    "error": { "type": "string" }, "message": { "type": "string" }, "details": {} } },
+                "Signals": signals,
+                "Impact": impact,
+                "Status": status,
+                "ClassifyRequest": { "type": "object", "properties": { "signals": { "$ref": "#/components/schemas/Signals" },
+                    "severity": { "type": "integer", "minimum": 1, "maximum": 4 } } },
+                "DeclareRequest": { "type": "object", "required": ["service", "summary"], "additionalProperties": false, "properties": {
+                    "service": { "type": "string" }, "services": { "type": "array", "items": { "type": "string" } },
+                    "summary": { "type": "string", "maxLength": 200 }, "severity": { "type": "integer", "minimum": 1, "maximum": 4 },
+                    "signals": { "$ref": "#/components/schemas/Signals" }, "reporter": { "type": "string" },
+                    "detected_at": { "type": "string", "format": "date-time" }, "public": { "type": "boolean" } } },
+                "IncidentPatch": { "type": "object", "additionalProperties": false, "properties": {
+                    "summary": { "type": "string" }, "root_cause": { "type": "string" }, "fix_applied": { "type": "string" },
+                    "verification": { "type": "string" }, "impact": { "$ref": "#/components/schemas/Impact" }, "public": { "type": "boolean" } } },
+                "SeverityRequest": { "type": "object", "additionalProperties": false, "properties": {
+                    "severity": { "type": "integer", "minimum": 1, "maximum": 4 }, "signals": { "$ref": "#/components/schemas/Signals" }, "reason": { "type": "string" } } },
+                "RoleRequest": { "type": "object", "required": ["role", "person"], "additionalProperties": false, "properties": {
+                    "role": { "type": "string", "enum": ["commander", "technical_responder", "communication_lead", "on_call_manager"] },
+                    "person": { "type": "string" }, "remove": { "type": "boolean" } } },
+                "TransitionRequest": { "type": "object", "required": ["to"], "additionalProperties": false, "properties": {
+                    "to": { "$ref": "#/components/schemas/Status" }, "note": { "type": "string" }, "root_cause": { "type": "string" },
+                    "fix_applied": { "type": "string" }, "verification": { "type": "string" }, "impact": { "$ref": "#/components/schemas/Impact" } } },
+                "UpdateRequest": { "type": "object", "required": ["current_action", "findings", "next_step"], "additionalProperties": false, "properties": {
+                    "status": { "$ref": "#/components/schemas/Status" }, "current_action": { "type": "string" }, "findings": { "type": "string" }, "next_step": { "type": "string" } } },
+                "NoteRequest": { "type": "object", "required": ["text"], "additionalProperties": false, "properties": {
+                    "text": { "type": "string" }, "action": { "type": "boolean" } } },
+                "CreateToken": { "type": "object", "required": ["name", "role"], "properties": {
+                    "name": { "type": "string" }, "role": { "type": "string", "enum": ["viewer", "responder", "admin"] } } },
+                "Incident": { "type": "object", "required": ["number", "title", "severity", "severity_trace", "status", "channel", "services", "detected_at", "next_update_due"],
+                    "properties": {
+                        "number": { "type": "integer" }, "title": { "type": "string" }, "summary": { "type": "string" },
+                        "severity": { "type": "integer" }, "severity_name": { "type": "string" }, "severity_basis": { "type": "string", "enum": ["decision_tree", "explicit"] },
+                        "severity_trace": { "type": "array", "items": { "type": "object" } }, "status": { "$ref": "#/components/schemas/Status" },
+                        "channel": { "type": "string" }, "services": { "type": "array", "items": { "type": "string" } },
+                        "reporter": { "type": "string" }, "detected_at": { "type": "string", "format": "date-time" },
+                        "declared_at": { "type": "string", "format": "date-time" }, "next_update_due": { "type": ["string", "null"], "format": "date-time" },
+                        "missing_roles": { "type": "array", "items": { "type": "string" } }, "update_overdue": { "type": "boolean" },
+                        "roles": { "type": "object" }, "impact": { "$ref": "#/components/schemas/Impact" }, "public": { "type": "boolean" } } }
+            }
+        }
+    })
 }

@@ -15,7 +15,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
-        OffsetDateTime::now_utc()
+        // Millisecond precision everywhere: what the API shows equals what the database stores.
+        let t = OffsetDateTime::now_utc();
+        t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+            .unwrap_or(t)
     }
 }
 

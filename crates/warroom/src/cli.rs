@@ -1,0 +1,309 @@
+//! Command-line arguments. Parsing here is only shape; meaning is checked by the domain.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "warroom",
+    version,
+    about = "Self-hosted incident response: from the first alert to the post-mortem."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// warroom server URL.
+    #[arg(
+        long,
+        env = "WARROOM_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// API token (create one with `warroom token create`).
+    #[arg(long, env = "WARROOM_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum YesNo {
+    Yes,
+    No,
+}
+
+impl From<YesNo> for bool {
+    fn from(v: YesNo) -> bool {
+        matches!(v, YesNo::Yes)
+    }
+}
+
+/// The decision tree's signals as flags.
+#[derive(Debug, Clone, Args, Default)]
+pub struct SignalArgs {
+    /// Can any users access the service?
+    #[arg(long, value_enum)]
+    pub users_can_access: Option<YesNo>,
+    /// Share of failing requests, 0-100.
+    #[arg(long)]
+    pub failing_percent: Option<f64>,
+    /// Is it recovering on its own?
+    #[arg(long, value_enum)]
+    pub recovering: Option<YesNo>,
+    /// Does it need user action, or lose data?
+    #[arg(long, value_enum)]
+    pub user_action_or_data_loss: Option<YesNo>,
+    /// Current latency ÷ normal latency.
+    #[arg(long)]
+    pub latency_ratio: Option<f64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Config file (TOML).
+    #[arg(long, env = "WARROOM_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://FILE or postgres://...
+    #[arg(long = "database")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (and, later, its workers).
+    Serve {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Listen address, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Manage API tokens directly on the database.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Check or print configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Run the severity decision tree offline.
+    Classify {
+        #[command(flatten)]
+        signals: SignalArgs,
+        /// An explicit severity 1-4 (wins over the tree).
+        #[arg(long)]
+        severity: Option<i64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Declare an incident.
+    Declare {
+        /// Affected service slug.
+        #[arg(long)]
+        service: String,
+        /// Further affected services.
+        #[arg(long = "also", value_delimiter = ',')]
+        also: Vec<String>,
+        /// Brief description; the title becomes `INCIDENT: <Service> - <summary>`.
+        #[arg(long)]
+        summary: String,
+        /// Explicit severity 1-4.
+        #[arg(long)]
+        severity: Option<i64>,
+        #[command(flatten)]
+        signals: SignalArgs,
+        /// Reporter (defaults to the token's name).
+        #[arg(long)]
+        reporter: Option<String>,
+        /// When the problem was noticed, RFC 3339 (defaults to now).
+        #[arg(long)]
+        detected_at: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List incidents.
+    Incidents {
+        /// Filter by status (comma-separated, or `open`).
+        #[arg(long)]
+        status: Option<String>,
+        /// Filter by severity.
+        #[arg(long)]
+        severity: Option<i64>,
+        /// Filter by service.
+        #[arg(long)]
+        service: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show one incident.
+    Show {
+        number: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Post a status update in the runbook's format.
+    Update {
+        number: String,
+        /// What is being done now.
+        #[arg(long = "action")]
+        current_action: String,
+        /// What has been found.
+        #[arg(long)]
+        findings: String,
+        /// What comes next.
+        #[arg(long = "next")]
+        next_step: String,
+        /// Move to this status first.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Add a note (or, with --action, an action taken) to the timeline.
+    Note {
+        number: String,
+        text: String,
+        #[arg(long)]
+        action: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Assign a role: commander, technical_responder, communication_lead, on_call_manager.
+    Assign {
+        number: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        person: String,
+        /// Remove the person from the role instead.
+        #[arg(long)]
+        remove: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Change severity, explicitly or by re-running the tree on new signals.
+    Severity {
+        number: String,
+        #[arg(long)]
+        severity: Option<i64>,
+        #[command(flatten)]
+        signals: SignalArgs,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Move an incident through its lifecycle.
+    Transition {
+        number: String,
+        /// declared, investigating, identified, mitigating, monitoring, resolved, closed.
+        status: String,
+        #[command(flatten)]
+        fields: ResolutionArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Shortcut for `transition N resolved`.
+    Resolve {
+        number: String,
+        #[command(flatten)]
+        fields: ResolutionArgs,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Shortcut for `transition N closed`.
+    Close {
+        number: String,
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show an incident's timeline.
+    Timeline {
+        number: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show an incident's checklists, or tick an item.
+    Checklist {
+        number: String,
+        /// Tick this item id.
+        #[arg(long)]
+        tick: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print the runbook's messages for an incident (declared, update, status page, escalation, resolved).
+    Messages {
+        number: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct ResolutionArgs {
+    /// A note for the timeline.
+    #[arg(long)]
+    pub note: Option<String>,
+    #[arg(long)]
+    pub root_cause: Option<String>,
+    #[arg(long = "fix")]
+    pub fix_applied: Option<String>,
+    #[arg(long)]
+    pub verification: Option<String>,
+    /// Who was affected.
+    #[arg(long)]
+    pub impact_who: Option<String>,
+    /// How many were affected.
+    #[arg(long)]
+    pub impact_count: Option<String>,
+    /// For how long.
+    #[arg(long)]
+    pub impact_duration: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once on stdout.
+    Create {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file; errors name the key.
+    Check { file: PathBuf },
+    /// Print the commented example config.
+    Example,
+}

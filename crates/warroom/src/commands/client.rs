@@ -1,0 +1,443 @@
+//! Commands that talk to a running server over its JSON API.
+
+use anyhow::{Context, anyhow, bail};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::{local::signals, output};
+use crate::cli::{ClientArgs, Command, ResolutionArgs};
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(args: &ClientArgs) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        Ok(Client {
+            http,
+            base: args.url.trim_end_matches('/').to_owned(),
+            token: args.token.clone(),
+        })
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut req = self.http.request(method, &url);
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.map_err(|e| {
+            anyhow!(
+                "cannot reach warroom at {}: {}; is `warroom serve` running and WARROOM_URL right?",
+                self.base,
+                root_cause(&e)
+            )
+        })?;
+        let status = resp.status();
+        let text = resp.text().await.context("reading the server's answer")?;
+        let value: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() {
+            return Ok(value);
+        }
+        let message = value
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| value.to_string());
+        if status == reqwest::StatusCode::UNAUTHORIZED && self.token.is_none() {
+            bail!("{message} (set WARROOM_TOKEN or pass --token)");
+        }
+        bail!("{message} (HTTP {})", status.as_u16())
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+fn number(raw: &str) -> anyhow::Result<i64> {
+    raw.trim_start_matches('#')
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            anyhow!("`{raw}` is not an incident number; use a positive whole number such as 12")
+        })
+}
+
+fn s(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn print_incident(i: &Value) {
+    println!("#{} {}", s(i, "number"), s(i, "title"));
+    println!(
+        "Severity:  {} ({}), by {}",
+        s(i, "severity"),
+        s(i, "severity_name"),
+        s(i, "severity_basis").replace('_', " ")
+    );
+    if let Some(trace) = i.get("severity_trace").and_then(Value::as_array) {
+        for t in trace {
+            println!(
+                "           {} → {} ({})",
+                s(t, "text"),
+                s(t, "answer"),
+                s(t, "value")
+            );
+        }
+    }
+    println!("Status:    {}", s(i, "status"));
+    println!(
+        "Services:  {}",
+        i.get("services").map(|v| v.to_string()).unwrap_or_default()
+    );
+    println!("Channel:   {}", s(i, "channel"));
+    println!("Reporter:  {}", s(i, "reporter"));
+    println!("Detected:  {}", s(i, "detected_at"));
+    println!("Declared:  {}", s(i, "declared_at"));
+    for (k, label) in [
+        ("acknowledged_at", "Acked:     "),
+        ("identified_at", "Identified:"),
+        ("mitigated_at", "Mitigated: "),
+        ("resolved_at", "Resolved:  "),
+        ("closed_at", "Closed:    "),
+        ("next_update_due", "Next update due:"),
+        ("root_cause", "Root cause:"),
+        ("fix_applied", "Fix:       "),
+        ("verification", "Verified:  "),
+    ] {
+        if i.get(k).is_some_and(|v| !v.is_null()) {
+            println!("{label} {}", s(i, k));
+        }
+    }
+    if let Some(roles) = i.get("roles") {
+        println!(
+            "Roles:     commander={} communication_lead={} on_call_manager={} responders={}",
+            s(roles, "commander"),
+            s(roles, "communication_lead"),
+            s(roles, "on_call_manager"),
+            roles
+                .get("technical_responders")
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        );
+    }
+    if let Some(m) = i.get("missing_roles").and_then(Value::as_array)
+        && !m.is_empty()
+    {
+        let names: Vec<String> = m
+            .iter()
+            .map(|r| r.as_str().unwrap_or_default().to_owned())
+            .collect();
+        println!(
+            "Missing:   {} (assign with `warroom assign`)",
+            names.join(", ")
+        );
+    }
+    if i.get("update_overdue") == Some(&Value::Bool(true)) {
+        println!("UPDATE OVERDUE: post one with `warroom update`");
+    }
+}
+
+fn resolution_body(to: &str, f: &ResolutionArgs) -> Value {
+    let mut body = json!({ "to": to });
+    for (k, v) in [
+        ("note", &f.note),
+        ("root_cause", &f.root_cause),
+        ("fix_applied", &f.fix_applied),
+        ("verification", &f.verification),
+    ] {
+        if let Some(v) = v {
+            body[k] = json!(v);
+        }
+    }
+    if f.impact_who.is_some() || f.impact_count.is_some() || f.impact_duration.is_some() {
+        body["impact"] = json!({ "who": f.impact_who, "how_many": f.impact_count, "how_long": f.impact_duration });
+    }
+    body
+}
+
+pub async fn run(cmd: Command) -> anyhow::Result<()> {
+    let (client_args, method, path, body) = match &cmd {
+        Command::Declare {
+            service,
+            also,
+            summary,
+            severity,
+            signals: sig,
+            reporter,
+            detected_at,
+            client,
+        } => {
+            let sig = signals(sig);
+            let mut body = json!({ "service": service, "summary": summary, "services": also });
+            if !sig.is_empty() {
+                body["signals"] = serde_json::to_value(&sig)?;
+            }
+            for (k, v) in [("reporter", reporter), ("detected_at", detected_at)] {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
+            if let Some(sev) = severity {
+                body["severity"] = json!(sev);
+            }
+            (
+                client,
+                Method::POST,
+                "/api/v1/incidents".to_owned(),
+                Some(body),
+            )
+        }
+        Command::Incidents {
+            status,
+            severity,
+            service,
+            limit,
+            client,
+        } => {
+            let mut q = vec![format!("limit={limit}")];
+            if let Some(v) = status {
+                q.push(format!("status={v}"));
+            }
+            if let Some(v) = severity {
+                q.push(format!("severity={v}"));
+            }
+            if let Some(v) = service {
+                q.push(format!("service={v}"));
+            }
+            (
+                client,
+                Method::GET,
+                format!("/api/v1/incidents?{}", q.join("&")),
+                None,
+            )
+        }
+        Command::Show { number: n, client } => (
+            client,
+            Method::GET,
+            format!("/api/v1/incidents/{}", number(n)?),
+            None,
+        ),
+        Command::Update {
+            number: n,
+            current_action,
+            findings,
+            next_step,
+            status,
+            client,
+        } => (
+            client,
+            Method::POST,
+            format!("/api/v1/incidents/{}/updates", number(n)?),
+            Some(
+                json!({ "current_action": current_action, "findings": findings, "next_step": next_step, "status": status }),
+            ),
+        ),
+        Command::Note {
+            number: n,
+            text,
+            action,
+            client,
+        } => (
+            client,
+            Method::POST,
+            format!("/api/v1/incidents/{}/notes", number(n)?),
+            Some(json!({ "text": text, "action": action })),
+        ),
+        Command::Assign {
+            number: n,
+            role,
+            person,
+            remove,
+            client,
+        } => (
+            client,
+            Method::POST,
+            format!("/api/v1/incidents/{}/roles", number(n)?),
+            Some(json!({ "role": role, "person": person, "remove": remove })),
+        ),
+        Command::Severity {
+            number: n,
+            severity,
+            signals: sig,
+            reason,
+            client,
+        } => {
+            let sig = signals(sig);
+            let mut body = json!({ "reason": reason, "severity": severity });
+            if !sig.is_empty() {
+                body["signals"] = serde_json::to_value(&sig)?;
+            }
+            (
+                client,
+                Method::POST,
+                format!("/api/v1/incidents/{}/severity", number(n)?),
+                Some(body),
+            )
+        }
+        Command::Transition {
+            number: n,
+            status,
+            fields,
+            client,
+        } => (
+            client,
+            Method::POST,
+            format!("/api/v1/incidents/{}/transition", number(n)?),
+            Some(resolution_body(status, fields)),
+        ),
+        Command::Resolve {
+            number: n,
+            fields,
+            client,
+        } => (
+            client,
+            Method::POST,
+            format!("/api/v1/incidents/{}/transition", number(n)?),
+            Some(resolution_body("resolved", fields)),
+        ),
+        Command::Close {
+            number: n,
+            note,
+            client,
+        } => (
+            client,
+            Method::POST,
+            format!("/api/v1/incidents/{}/transition", number(n)?),
+            Some(json!({ "to": "closed", "note": note })),
+        ),
+        Command::Timeline { number: n, client } => (
+            client,
+            Method::GET,
+            format!("/api/v1/incidents/{}/timeline", number(n)?),
+            None,
+        ),
+        Command::Checklist {
+            number: n,
+            tick,
+            client,
+        } => match tick {
+            Some(item) => (
+                client,
+                Method::POST,
+                format!("/api/v1/incidents/{}/checklists/{item}/tick", number(n)?),
+                None,
+            ),
+            None => (
+                client,
+                Method::GET,
+                format!("/api/v1/incidents/{}/checklists", number(n)?),
+                None,
+            ),
+        },
+        Command::Messages { number: n, client } => (
+            client,
+            Method::GET,
+            format!("/api/v1/incidents/{}/messages", number(n)?),
+            None,
+        ),
+        Command::Serve { .. }
+        | Command::Token { .. }
+        | Command::Config { .. }
+        | Command::Classify { .. } => {
+            bail!("not a client command")
+        }
+    };
+    let client = Client::new(client_args)?;
+    let v = client.call(method, &path, body).await?;
+    if client_args.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    match cmd {
+        Command::Incidents { .. } => {
+            let rows: Vec<Vec<String>> = v["incidents"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|i| {
+                            vec![
+                                s(i, "number"),
+                                format!("SEV{}", s(i, "severity")),
+                                s(i, "status"),
+                                s(i, "title"),
+                                s(i, "declared_at"),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            output::table(&["#", "SEV", "STATUS", "TITLE", "DECLARED"], &rows);
+        }
+        Command::Timeline { .. } => {
+            for e in v["events"].as_array().into_iter().flatten() {
+                println!(
+                    "{}  {:<12} {:<16} {}",
+                    s(e, "at"),
+                    s(e, "author"),
+                    s(e, "kind"),
+                    s(e, "text")
+                );
+            }
+        }
+        Command::Checklist { .. } => {
+            for i in v["items"].as_array().into_iter().flatten() {
+                let done = if i["done"].is_null() { "[ ]" } else { "[x]" };
+                let due = if i["due_at"].is_null() {
+                    String::new()
+                } else {
+                    format!(" (due {})", s(i, "due_at"))
+                };
+                let overdue = if i["overdue"] == Value::Bool(true) {
+                    " OVERDUE"
+                } else {
+                    ""
+                };
+                println!("{done} {:<32} {}{due}{overdue}", s(i, "id"), s(i, "text"));
+            }
+        }
+        Command::Messages { .. } => {
+            for k in [
+                "declared",
+                "update",
+                "status_page",
+                "escalation",
+                "resolved",
+            ] {
+                if let Some(m) = v[k].as_str() {
+                    println!("--- {k} ---\n{m}\n");
+                }
+            }
+        }
+        Command::Note { .. } => println!("noted"),
+        Command::Update { .. } => {
+            if let Some(m) = v["message"].as_str() {
+                println!("{m}");
+            }
+        }
+        _ => print_incident(&v),
+    }
+    Ok(())
+}

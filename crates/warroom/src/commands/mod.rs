@@ -1,0 +1,22 @@
+//! One module per group of commands.
+
+mod client;
+mod local;
+mod output;
+mod serve;
+
+use crate::cli::Command;
+
+pub async fn run(cmd: Command) -> anyhow::Result<()> {
+    match cmd {
+        Command::Serve { server, listen } => serve::serve(server, listen).await,
+        Command::Token { command } => local::token(command).await,
+        Command::Config { command } => local::config(command),
+        Command::Classify {
+            signals,
+            severity,
+            json,
+        } => local::classify(signals, severity, json),
+        other => client::run(other).await,
+    }
+}

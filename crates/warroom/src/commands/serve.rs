@@ -1,0 +1,96 @@
+//! `warroom serve`.
+
+use anyhow::Context;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+use warroom_server::{AppState, Settings};
+use warroom_store::{Clock, Store, SystemClock};
+
+use crate::{cli::ServerArgs, config};
+
+/// Opens the store the URL names, running migrations.
+pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(warroom_store_sqlite::connect(url).await?)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Arc::new(warroom_store_postgres::connect(url).await?)
+    } else {
+        anyhow::bail!("database URL must start with sqlite:// or postgres://");
+    };
+    Ok(store)
+}
+
+/// Loads and checks config, applying `--database` on top.
+pub fn load_config(server: &ServerArgs) -> anyhow::Result<config::Checked> {
+    let mut cfg = config::load(server.config.as_deref())?;
+    if let Some(db) = &server.database {
+        cfg.database_url = db.clone();
+    }
+    config::check(cfg)
+}
+
+pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut cfg = config::load(server.config.as_deref())?;
+    if let Some(db) = &server.database {
+        cfg.database_url = db.clone();
+    }
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    let checked = config::check(cfg)?;
+    let store = open_store(&checked.config.database_url)
+        .await
+        .context("opening the database")?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    store
+        .sync_configured_services(&checked.services, clock.now())
+        .await?;
+    let listener = TcpListener::bind(checked.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {}; is another process using it? pick another with --listen",
+            checked.listen
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        store: store.clone(),
+        clock,
+        settings: Arc::new(Settings {
+            policies: checked.policies,
+            strict_services: checked.config.strict_services,
+            body_limit: checked.config.body_limit_bytes,
+        }),
+    };
+    tracing::info!(database.backend = store.backend(), "ready");
+    // Tests and scripts read this line to learn the port when listening on port 0.
+    println!("warroom listening on http://{addr}");
+    warroom_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,229 @@
+//! Typed, layered configuration: defaults, then the TOML file, then `WARROOM_*` environment
+//! variables, then command-line flags.
+
+use anyhow::{Context, bail};
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+use std::{collections::BTreeMap, net::SocketAddr, path::Path};
+use warroom_domain::{
+    ServiceSlug, Severity, SeverityPolicies, service::Service, severity::SeverityOverride,
+};
+
+/// The example shipped in the repository; `warroom config example` prints it.
+pub const EXAMPLE: &str = include_str!("../../../warroom.example.toml");
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: String,
+    pub database_url: String,
+    pub strict_services: bool,
+    pub body_limit_bytes: usize,
+    pub services: Vec<ServiceConfig>,
+    pub severity: BTreeMap<String, SeverityOverride>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub slug: String,
+    pub name: Option<String>,
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub public: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://warroom.db".into(),
+            strict_services: false,
+            body_limit_bytes: 1024 * 1024,
+            services: vec![],
+            severity: BTreeMap::new(),
+        }
+    }
+}
+
+/// Everything validated, ready to use.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub config: Config,
+    pub listen: SocketAddr,
+    pub services: Vec<Service>,
+    pub policies: SeverityPolicies,
+}
+
+/// Loads from the file (if any) and the environment. A named file that does not exist is an
+/// error, not silently skipped: a typo in `--config` must not start warroom on defaults.
+pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+    let mut fig = Figment::from(Serialized::defaults(Config::default()));
+    if let Some(p) = path {
+        if !p.is_file() {
+            bail!(
+                "config file {} does not exist; pass an existing file or omit --config",
+                p.display()
+            );
+        }
+        fig = fig.merge(Toml::file_exact(p));
+    }
+    fig = fig.merge(Env::prefixed("WARROOM_").only(&[
+        "listen",
+        "database_url",
+        "strict_services",
+        "body_limit_bytes",
+    ]));
+    fig.extract::<Config>().map_err(|e| {
+        let mut msgs: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
+        msgs.dedup();
+        anyhow::anyhow!(msgs.join("; "))
+    })
+}
+
+fn describe(e: &figment::Error) -> String {
+    let key = if e.path.is_empty() {
+        String::new()
+    } else {
+        format!("{}: ", e.path.join("."))
+    };
+    let source = match &e.metadata {
+        Some(m) => match &m.source {
+            Some(s) => format!(" (in {s})"),
+            None => format!(" (from {})", m.name),
+        },
+        None => String::new(),
+    };
+    format!("{key}{}{source}", e.kind)
+}
+
+/// Semantic checks, each naming the key.
+pub fn check(config: Config) -> anyhow::Result<Checked> {
+    let mut problems = Vec::new();
+    let listen = match config.listen.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            problems.push(format!(
+                "listen: `{}` is not an address; write host:port such as 127.0.0.1:8080",
+                config.listen
+            ));
+            None
+        }
+    };
+    let url = &config.database_url;
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        problems.push("database_url: must start with sqlite:// or postgres://".to_owned());
+    }
+    if config.body_limit_bytes < 1024 {
+        problems.push(format!(
+            "body_limit_bytes: {} is too small; use at least 1024",
+            config.body_limit_bytes
+        ));
+    }
+    let mut services = Vec::new();
+    for (i, s) in config.services.iter().enumerate() {
+        match ServiceSlug::parse_field(&s.slug, &format!("services[{i}].slug")) {
+            Ok(slug) => {
+                if services.iter().any(|x: &Service| x.slug == slug) {
+                    problems.push(format!("services[{i}].slug: `{slug}` is listed twice"));
+                }
+                services.push(Service {
+                    name: s
+                        .name
+                        .clone()
+                        .filter(|n| !n.trim().is_empty())
+                        .unwrap_or_else(|| slug.default_display_name()),
+                    slug,
+                    owner: s.owner.clone(),
+                    public: s.public,
+                })
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    let mut policies = SeverityPolicies::default();
+    for (level, o) in &config.severity {
+        match level
+            .parse::<i64>()
+            .ok()
+            .and_then(|l| Severity::from_level(l).ok())
+        {
+            Some(sev) => {
+                if let Err(e) = policies.apply_override(sev, o) {
+                    problems.push(e.to_string());
+                }
+            }
+            None => problems.push(format!(
+                "severity.{level}: not a severity level; use [severity.1] to [severity.4]"
+            )),
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(Checked {
+        listen: listen.context("listen")?,
+        services,
+        policies,
+        config,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> anyhow::Result<Checked> {
+        let dir = tempfile::tempdir()?;
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, toml)?;
+        check(load(Some(&p))?)
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let c = parse(EXAMPLE).unwrap();
+        assert_eq!(c.services.len(), 2);
+        assert_eq!(c.services[0].name, "API");
+        assert_eq!(c.listen.port(), 8080);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = parse("listen = 5").unwrap_err().to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = parse("[[services]]\nslug = \"Bad Slug\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("services[0].slug:"), "{e}");
+        let e = parse("[severity.7]\nresponse_secs = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("severity.7:"), "{e}");
+        let e = parse("[severity.2]\nchannel_update_secs = -5")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("severity.2.channel_update_secs"), "{e}");
+        let e = parse("bogus = 1").unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+        let e = parse("listen = \"nope\"").unwrap_err().to_string();
+        assert!(e.starts_with("listen:"), "{e}");
+        let e = parse("listen = [").unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let e = load(Some(Path::new("/nonexistent/warroom.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not exist"), "{e}");
+    }
+}

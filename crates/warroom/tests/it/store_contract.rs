@@ -1,0 +1,369 @@
+//! The storage contract: the same stories against SQLite and PostgreSQL.
+
+use std::collections::BTreeSet;
+use time::Duration;
+use warroom_domain::{
+    DomainError, Incident, IncidentStatus, NewIncident, ServiceSlug, Severity, SeverityPolicies,
+    Signals, classify, service::Service,
+};
+use warroom_store::{IncidentFilter, Store, StoreError, TokenRole};
+use warroom_testkit::{Backend, T0, backends, fresh_database, open_store};
+
+fn new_incident(service: &str, summary: &str, severity: Severity) -> NewIncident {
+    NewIncident {
+        services: vec![ServiceSlug::parse_field(service, "service").unwrap()],
+        primary_service_name: service.to_uppercase(),
+        summary: summary.into(),
+        severity: Some(severity),
+        signals: Signals::default(),
+        reporter: "ana".into(),
+        detected_at: None,
+        public: false,
+    }
+}
+
+async fn declare(
+    store: &dyn Store,
+    service: &str,
+    severity: Severity,
+) -> Result<Incident, StoreError> {
+    let new = new_incident(service, "something broke", severity);
+    let c = classify(&Signals::default(), Some(severity)).unwrap();
+    let (i, _) = store
+        .declare_incident(
+            "ana",
+            T0,
+            Box::new(move |n| Incident::declare(n, new, c, &SeverityPolicies::default(), T0)),
+        )
+        .await?;
+    Ok(i)
+}
+
+async fn each_backend<F, Fut>(f: F)
+where
+    F: Fn(Backend) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for b in backends() {
+        f(b).await;
+    }
+}
+
+#[tokio::test]
+async fn declared_incidents_survive_a_reopen_of_the_database() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let i = declare(store.as_ref(), "api", Severity::Sev2)
+            .await
+            .unwrap();
+        let p = SeverityPolicies::default();
+        store
+            .mutate_incident(
+                i.number,
+                "bo",
+                T0 + Duration::minutes(1),
+                Box::new(move |i| i.post_update("a", "b", "c", &p, T0 + Duration::minutes(1))),
+            )
+            .await
+            .unwrap();
+        drop(store);
+        let store = open_store(b, &db).await.unwrap();
+        let again = store.incident(i.number).await.unwrap();
+        assert_eq!(again.title, "INCIDENT: API - something broke", "{b:?}");
+        assert!(again.last_update.is_some(), "{b:?}");
+        let tl = store.timeline(i.number).await.unwrap();
+        assert_eq!(
+            tl.iter().map(|e| e.kind.name()).collect::<Vec<_>>(),
+            ["declared", "update_posted"],
+            "{b:?}"
+        );
+        assert_eq!(tl[1].author, "bo");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_declares_get_a_hundred_consecutive_numbers() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..100 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                declare(s.as_ref(), "api", Severity::Sev3).await
+            }));
+        }
+        let mut numbers = BTreeSet::new();
+        for t in tasks {
+            numbers.insert(t.await.unwrap().unwrap().number);
+        }
+        assert_eq!(numbers, (1..=100).collect::<BTreeSet<i64>>(), "{b:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_declare_gives_its_number_back() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        assert_eq!(
+            declare(store.as_ref(), "api", Severity::Sev2)
+                .await
+                .unwrap()
+                .number,
+            1
+        );
+        let err = store
+            .declare_incident(
+                "ana",
+                T0,
+                Box::new(|_| Err(DomainError::invalid("summary", "must not be empty"))),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Rejected(_)), "{b:?}: {err}");
+        assert_eq!(
+            declare(store.as_ref(), "api", Severity::Sev2)
+                .await
+                .unwrap()
+                .number,
+            2,
+            "{b:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_change_writes_nothing() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let i = declare(store.as_ref(), "api", Severity::Sev2)
+            .await
+            .unwrap();
+        let p = SeverityPolicies::default();
+        let err = store
+            .mutate_incident(
+                i.number,
+                "ana",
+                T0,
+                Box::new(move |i| {
+                    i.transition(IncidentStatus::Closed, Default::default(), None, &p, T0)
+                }),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("cannot move incident from declared to closed"),
+            "{b:?}: {err}"
+        );
+        assert_eq!(
+            store.incident(i.number).await.unwrap().status,
+            IncidentStatus::Declared
+        );
+        assert_eq!(store.timeline(i.number).await.unwrap().len(), 1, "{b:?}");
+        let missing = store.incident(999).await.unwrap_err();
+        assert!(matches!(missing, StoreError::NotFound { .. }), "{b:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_changes_to_one_incident_are_all_kept() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let i = declare(store.as_ref(), "api", Severity::Sev2)
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for k in 0..20 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                s.mutate_incident(
+                    1,
+                    "ana",
+                    T0,
+                    Box::new(move |i| i.add_note(&format!("note {k}"), false)),
+                )
+                .await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let _ = i;
+        assert_eq!(store.timeline(1).await.unwrap().len(), 21, "{b:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn list_filters_by_status_severity_and_service() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        declare(store.as_ref(), "api", Severity::Sev1)
+            .await
+            .unwrap();
+        declare(store.as_ref(), "web", Severity::Sev2)
+            .await
+            .unwrap();
+        declare(store.as_ref(), "api", Severity::Sev2)
+            .await
+            .unwrap();
+        let p = SeverityPolicies::default();
+        store
+            .mutate_incident(
+                1,
+                "ana",
+                T0,
+                Box::new(move |i| {
+                    i.transition(IncidentStatus::Resolved, Default::default(), None, &p, T0)
+                }),
+            )
+            .await
+            .unwrap();
+        let nums = |v: Vec<Incident>| v.into_iter().map(|i| i.number).collect::<Vec<_>>();
+        let all = store
+            .list_incidents(&IncidentFilter::default())
+            .await
+            .unwrap();
+        assert_eq!(nums(all), [3, 2, 1], "{b:?} newest first");
+        let f = IncidentFilter {
+            service: Some("api".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            nums(store.list_incidents(&f).await.unwrap()),
+            [3, 1],
+            "{b:?}"
+        );
+        let f = IncidentFilter {
+            severity: Some(Severity::Sev2),
+            ..Default::default()
+        };
+        assert_eq!(
+            nums(store.list_incidents(&f).await.unwrap()),
+            [3, 2],
+            "{b:?}"
+        );
+        let f = IncidentFilter {
+            statuses: vec![IncidentStatus::Resolved],
+            ..Default::default()
+        };
+        assert_eq!(nums(store.list_incidents(&f).await.unwrap()), [1], "{b:?}");
+        let f = IncidentFilter {
+            limit: 1,
+            ..Default::default()
+        };
+        assert_eq!(nums(store.list_incidents(&f).await.unwrap()), [3], "{b:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokens_are_stored_hashed_and_can_be_revoked() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let t = store
+            .create_token("ci", TokenRole::Responder, T0)
+            .await
+            .unwrap();
+        assert!(t.secret.starts_with("wr_") && t.secret.len() > 40);
+        assert!(
+            !format!("{t:?}").contains(&t.secret),
+            "Debug must redact the secret"
+        );
+        // The table holds only a hash of the secret.
+        let raw = sqlx::AnyPool::connect(&db.url).await.unwrap();
+        let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM api_tokens")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_ne!(stored[0], t.secret);
+        assert!(
+            !stored[0].contains(&t.secret[3..]),
+            "{b:?}: secret stored in clear"
+        );
+        assert_eq!(stored[0].len(), 64, "{b:?}: a sha-256 hex digest");
+        raw.close().await;
+        assert_eq!(
+            store.authenticate(&t.secret).await.unwrap().unwrap().name,
+            "ci",
+            "{b:?}"
+        );
+        assert!(store.authenticate("wr_wrong").await.unwrap().is_none());
+        let dup = store
+            .create_token("ci", TokenRole::Admin, T0)
+            .await
+            .unwrap_err();
+        assert!(dup.to_string().contains("revoke it first"), "{b:?}: {dup}");
+        assert!(store.revoke_token(&t.token.id, T0).await.unwrap());
+        assert!(!store.revoke_token(&t.token.id, T0).await.unwrap());
+        assert!(
+            store.authenticate(&t.secret).await.unwrap().is_none(),
+            "{b:?}"
+        );
+        // The name is free again after revocation.
+        store
+            .create_token("ci", TokenRole::Viewer, T0)
+            .await
+            .unwrap();
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn configured_services_are_synced_and_first_use_registers() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let svc = |slug: &str, name: &str, public| Service {
+            slug: ServiceSlug::parse_field(slug, "s").unwrap(),
+            name: name.into(),
+            owner: None,
+            public,
+        };
+        store
+            .sync_configured_services(&[svc("api", "API", true)], T0)
+            .await
+            .unwrap();
+        store
+            .sync_configured_services(&[svc("api", "Public API", true)], T0)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.service("api").await.unwrap().unwrap().name,
+            "Public API"
+        );
+        let got = store
+            .ensure_service(&svc("api", "ignored", false), T0)
+            .await
+            .unwrap();
+        assert_eq!(
+            got.name, "Public API",
+            "{b:?}: first use must not overwrite"
+        );
+        store
+            .ensure_service(&svc("web", "Web", false), T0)
+            .await
+            .unwrap();
+        let all: Vec<String> = store
+            .services()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.slug.to_string())
+            .collect();
+        assert_eq!(all, ["api", "web"], "{b:?}");
+    })
+    .await;
+}
