@@ -1,4 +1,5 @@
 //! All integration tests of the binary crate link into this one test binary.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too; a panic fails the test.
 
 mod api;
 mod cli;
