@@ -541,7 +541,8 @@ pub async fn messages(
         "declared": messages::declared(&incident, &name, p),
         "update": messages::update(&incident, incident.roles.commander.as_deref()),
         "status_page": messages::status_page(&incident, &name, p, now),
-        "escalation": messages::escalation(&incident, &name, &events, stuck, now),
+        // Escalation only makes sense while the incident is still open.
+        "escalation": incident.status.is_open().then(|| messages::escalation(&incident, &name, &events, stuck, now)),
         "resolved": messages::resolved(&incident),
     })))
 }
