@@ -26,7 +26,7 @@ pub struct ClientArgs {
     pub url: String,
     /// API token (create one with `warroom token create`).
     #[arg(long, env = "WARROOM_TOKEN", hide_env_values = true, global = true)]
-    pub token: Option<String>,
+    pub token: Option<crate::secret::Secret>,
     /// Print JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,

@@ -1,6 +1,7 @@
 //! Typed, layered configuration: defaults, then the TOML file, then `WARROOM_*` environment
 //! variables, then command-line flags.
 
+use crate::secret::DatabaseUrl;
 use anyhow::{Context, bail};
 use figment::{
     Figment,
@@ -20,7 +21,7 @@ pub const EXAMPLE: &str = include_str!("../../../warroom.example.toml");
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub listen: String,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     pub strict_services: bool,
     pub body_limit_bytes: usize,
     pub services: Vec<ServiceConfig>,
@@ -41,7 +42,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".into(),
-            database_url: "sqlite://warroom.db".into(),
+            database_url: DatabaseUrl("sqlite://warroom.db".into()),
             strict_services: false,
             body_limit_bytes: 1024 * 1024,
             services: vec![],
@@ -114,7 +115,7 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
             None
         }
     };
-    let url = &config.database_url;
+    let url = &config.database_url.0;
     if !(url.starts_with("sqlite:")
         || url.starts_with("postgres://")
         || url.starts_with("postgresql://"))

@@ -10,7 +10,7 @@ use crate::cli::{ClientArgs, Command, ResolutionArgs};
 struct Client {
     http: reqwest::Client,
     base: String,
-    token: Option<String>,
+    token: Option<crate::secret::Secret>,
 }
 
 impl Client {
@@ -29,7 +29,7 @@ impl Client {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
+            req = req.bearer_auth(t.expose());
         }
         if let Some(b) = body {
             req = req.json(&b);

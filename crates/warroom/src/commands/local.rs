@@ -26,7 +26,7 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Create { role, name, server } => {
             let role = TokenRole::parse(&role)?;
             let cfg = serve::load_config(&server)?;
-            let store = serve::open_store(&cfg.config.database_url).await?;
+            let store = serve::open_store(&cfg.config.database_url.0).await?;
             let t = store.create_token(&name, role, now).await?;
             // Only the secret on stdout, so `export WARROOM_TOKEN=$(warroom token create ...)` works.
             println!("{}", t.secret);
@@ -37,7 +37,7 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::List { server } => {
             let cfg = serve::load_config(&server)?;
-            let store = serve::open_store(&cfg.config.database_url).await?;
+            let store = serve::open_store(&cfg.config.database_url.0).await?;
             let rows: Vec<Vec<String>> = store
                 .list_tokens()
                 .await?
@@ -58,7 +58,7 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
         }
         TokenCommand::Revoke { id, server } => {
             let cfg = serve::load_config(&server)?;
-            let store = serve::open_store(&cfg.config.database_url).await?;
+            let store = serve::open_store(&cfg.config.database_url.0).await?;
             if !store.revoke_token(&id, now).await? {
                 anyhow::bail!("no live token with id {id}; see `warroom token list`");
             }
@@ -79,12 +79,7 @@ pub fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
                 "{}: ok (listen {}, database {}, {} services, strict_services={})",
                 file.display(),
                 checked.listen,
-                checked
-                    .config
-                    .database_url
-                    .split('@')
-                    .next_back()
-                    .unwrap_or_default(),
+                checked.config.database_url.redacted(),
                 checked.services.len(),
                 checked.config.strict_services
             );

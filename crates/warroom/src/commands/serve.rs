@@ -25,7 +25,7 @@ pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 pub fn load_config(server: &ServerArgs) -> anyhow::Result<config::Checked> {
     let mut cfg = config::load(server.config.as_deref())?;
     if let Some(db) = &server.database {
-        cfg.database_url = db.clone();
+        cfg.database_url = crate::secret::DatabaseUrl(db.clone());
     }
     config::check(cfg)
 }
@@ -39,13 +39,13 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
         .init();
     let mut cfg = config::load(server.config.as_deref())?;
     if let Some(db) = &server.database {
-        cfg.database_url = db.clone();
+        cfg.database_url = crate::secret::DatabaseUrl(db.clone());
     }
     if let Some(l) = listen {
         cfg.listen = l;
     }
     let checked = config::check(cfg)?;
-    let store = open_store(&checked.config.database_url)
+    let store = open_store(&checked.config.database_url.0)
         .await
         .context("opening the database")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
