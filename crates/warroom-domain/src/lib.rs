@@ -11,6 +11,7 @@ pub mod classifier;
 pub mod error;
 pub mod incident;
 pub mod messages;
+pub mod notify;
 pub mod roles;
 pub mod service;
 pub mod severity;

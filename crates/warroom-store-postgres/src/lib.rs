@@ -9,11 +9,18 @@ use warroom_store::{
 };
 
 /// Embedded migrations, in order; numbered like SQLite's.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "incident_core",
-    sql: include_str!("../migrations/0001_incident_core.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "incident_core",
+        sql: include_str!("../migrations/0001_incident_core.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "outbox",
+        sql: include_str!("../migrations/0002_outbox.sql"),
+    },
+];
 
 /// Connects to and migrates a PostgreSQL database.
 pub async fn connect(url: &str) -> Result<SqlStore> {

@@ -12,11 +12,18 @@ use warroom_store::{
 };
 
 /// Embedded migrations, in order.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "incident_core",
-    sql: include_str!("../migrations/0001_incident_core.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "incident_core",
+        sql: include_str!("../migrations/0001_incident_core.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "outbox",
+        sql: include_str!("../migrations/0002_outbox.sql"),
+    },
+];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.
 pub fn normalise_url(url: &str) -> String {

@@ -16,23 +16,25 @@ pub mod sql;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use warroom_domain::{
-    DomainError, EventKind, Incident, IncidentNumber, TimelineEvent, service::Service,
-};
+use warroom_domain::{DomainError, Incident, IncidentNumber, TimelineEvent, service::Service};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
-pub use records::{ApiToken, IncidentFilter, NewToken, TokenRole};
+pub use records::{
+    ApiToken, Change, IncidentFilter, NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus,
+    TokenRole,
+};
 
 /// Shorthand for store results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Builds an incident once its number is allocated, inside the declaring transaction.
 pub type DeclareFn =
-    Box<dyn FnOnce(IncidentNumber) -> Result<(Incident, Vec<EventKind>), DomainError> + Send>;
+    Box<dyn FnOnce(IncidentNumber) -> Result<(Incident, Change), DomainError> + Send>;
 
-/// Changes an incident inside a transaction; the events it returns are appended atomically.
-pub type MutateFn = Box<dyn FnOnce(&mut Incident) -> Result<Vec<EventKind>, DomainError> + Send>;
+/// Changes an incident inside a transaction; the events and notifications it returns are
+/// written atomically with it.
+pub type MutateFn = Box<dyn FnOnce(&mut Incident) -> Result<Change, DomainError> + Send>;
 
 /// Incidents and their timelines.
 #[async_trait]
@@ -53,7 +55,7 @@ pub trait IncidentStore: Send + Sync {
     async fn list_incidents(&self, filter: &IncidentFilter) -> Result<Vec<Incident>>;
 
     /// Read-modify-write of one incident under a lock, appending the returned events.
-    /// When the closure returns no events nothing is written.
+    /// When the closure returns no events and no notifications nothing is written.
     async fn mutate_incident(
         &self,
         number: IncidentNumber,
@@ -101,9 +103,42 @@ pub trait TokenStore: Send + Sync {
     async fn revoke_token(&self, id: &str, now: OffsetDateTime) -> Result<bool>;
 }
 
+/// The durable notification outbox.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Enqueues messages not tied to an incident change (reminders from workers).
+    async fn enqueue(
+        &self,
+        messages: Vec<NewOutboxMessage>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<OutboxMessage>>;
+    /// Leases up to `limit` due messages until `now + lease`. Only the oldest pending message of
+    /// each channel is ever handed out, so a channel's messages arrive in order and a failing
+    /// channel holds back only itself.
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease: time::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>>;
+    /// Marks a message delivered; it is never handed out again.
+    async fn record_delivered(&self, id: i64, now: OffsetDateTime) -> Result<()>;
+    /// Records a failed attempt: retry at `retry_at`, or give up when `None`.
+    async fn record_failed_attempt(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+    ) -> Result<()>;
+    /// The messages of one incident, oldest first.
+    async fn outbox_for_incident(&self, number: IncidentNumber) -> Result<Vec<OutboxMessage>>;
+    /// Message counts by status.
+    async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>>;
+}
+
 /// Everything, for the wiring code.
 #[async_trait]
-pub trait Store: IncidentStore + ServiceStore + TokenStore {
+pub trait Store: IncidentStore + ServiceStore + TokenStore + OutboxStore {
     /// Is the database reachable?
     async fn ping(&self) -> Result<()>;
     /// Which backend, for logs: `sqlite` or `postgres`.

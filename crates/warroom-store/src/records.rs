@@ -105,3 +105,83 @@ impl Default for IncidentFilter {
         }
     }
 }
+
+/// A notification to enqueue for one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutboxMessage {
+    /// Channel id from the config (`webhook:ops`, `slack:incidents`, `email:oncall`).
+    pub channel: String,
+    /// What to say.
+    pub notification: warroom_domain::notify::Notification,
+}
+
+/// Where a message is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    /// Waiting for (another) attempt.
+    Pending,
+    /// Delivered; never sent again.
+    Delivered,
+    /// Given up; raised as a warning.
+    Failed,
+}
+
+impl OutboxStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Delivered => "delivered",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A message in the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxMessage {
+    /// Increasing id; delivery order within a channel.
+    pub id: i64,
+    /// Channel id.
+    pub channel: String,
+    /// Incident, if any.
+    pub incident: Option<i64>,
+    /// Sent as a header so receivers can drop duplicates.
+    pub idempotency_key: String,
+    /// What to say.
+    pub notification: warroom_domain::notify::Notification,
+    /// Status.
+    pub status: OutboxStatus,
+    /// Failed attempts so far.
+    pub attempts: i64,
+    /// Not before.
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt_at: OffsetDateTime,
+    /// Enqueued.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Delivered.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub delivered_at: Option<OffsetDateTime>,
+    /// The last error, for people.
+    pub last_error: Option<String>,
+}
+
+/// What a change to an incident produces: timeline events and notifications, committed together.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Change {
+    /// Timeline events.
+    pub events: Vec<warroom_domain::EventKind>,
+    /// Notifications for the outbox.
+    pub outbox: Vec<NewOutboxMessage>,
+}
+
+impl From<Vec<warroom_domain::EventKind>> for Change {
+    fn from(events: Vec<warroom_domain::EventKind>) -> Self {
+        Change {
+            events,
+            outbox: vec![],
+        }
+    }
+}

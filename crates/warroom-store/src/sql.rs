@@ -18,8 +18,9 @@ use warroom_domain::{
 };
 
 use crate::{
-    ApiToken, DeclareFn, IncidentFilter, IncidentStore, MutateFn, NewToken, Result, ServiceStore,
-    Store, StoreError, TokenRole, TokenStore,
+    ApiToken, DeclareFn, IncidentFilter, IncidentStore, MutateFn, NewOutboxMessage, NewToken,
+    OutboxMessage, OutboxStatus, OutboxStore, Result, ServiceStore, Store, StoreError, TokenRole,
+    TokenStore,
 };
 
 /// The few places where the two databases differ at run time.
@@ -242,6 +243,178 @@ impl SqlStore {
     }
 }
 
+const OUTBOX_COLUMNS: &str = "id, channel, incident, idempotency_key, payload, status, attempts, next_attempt_at, created_at, delivered_at, last_error";
+
+fn outbox_from_row(row: &AnyRow) -> Result<OutboxMessage> {
+    let status: String = row.try_get("status")?;
+    let status = match status.as_str() {
+        "pending" => OutboxStatus::Pending,
+        "delivered" => OutboxStatus::Delivered,
+        "failed" => OutboxStatus::Failed,
+        other => return Err(StoreError::Corrupt(format!("outbox status `{other}`"))),
+    };
+    let delivered: Option<String> = row.try_get("delivered_at")?;
+    Ok(OutboxMessage {
+        id: row.try_get("id")?,
+        channel: row.try_get("channel")?,
+        incident: row.try_get("incident")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        notification: from_json(&row.try_get::<String, _>("payload")?)?,
+        status,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: parse_ts(&row.try_get::<String, _>("next_attempt_at")?)?,
+        created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+        delivered_at: delivered.as_deref().map(parse_ts).transpose()?,
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+fn idempotency_key() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("wr-{}", hex::encode(bytes))
+}
+
+impl SqlStore {
+    async fn insert_outbox(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        incident: Option<IncidentNumber>,
+        now: OffsetDateTime,
+        messages: Vec<NewOutboxMessage>,
+    ) -> Result<Vec<OutboxMessage>> {
+        let mut out = Vec::with_capacity(messages.len());
+        for m in messages {
+            let incident = m.notification.incident.or(incident);
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO outbox (channel, incident, kind, idempotency_key, payload, status, attempts, next_attempt_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) RETURNING {OUTBOX_COLUMNS}"
+            )))
+            .bind(&m.channel)
+            .bind(incident)
+            .bind(to_json(&m.notification.kind)?.trim_matches('"').to_owned())
+            .bind(idempotency_key())
+            .bind(to_json(&m.notification)?)
+            .bind(ts(now))
+            .fetch_one(&mut **tx)
+            .await?;
+            out.push(outbox_from_row(&row)?);
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl OutboxStore for SqlStore {
+    async fn enqueue(
+        &self,
+        messages: Vec<NewOutboxMessage>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<OutboxMessage>> {
+        let _gate = self.gate.enter().await;
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let out = Self::insert_outbox(&mut tx, None, now, messages).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn claim_due(
+        &self,
+        now: OffsetDateTime,
+        lease: time::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxMessage>> {
+        let _gate = self.gate.enter().await;
+        // The outer lease and status checks are repeated on purpose: under PostgreSQL's read
+        // committed, a second claimer that waited on the row lock re-checks them against the
+        // row the first claimer wrote, so a message is never leased twice.
+        let sql = format!(
+            "UPDATE outbox SET leased_until = $1 \
+             WHERE status = 'pending' AND (leased_until IS NULL OR leased_until < $2) AND id IN ( \
+               SELECT o.id FROM outbox o \
+               WHERE o.status = 'pending' AND o.next_attempt_at <= $2 \
+                 AND (o.leased_until IS NULL OR o.leased_until < $2) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.status = 'pending' AND p.id < o.id) \
+               ORDER BY o.id LIMIT $3) \
+             RETURNING {OUTBOX_COLUMNS}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ts(now + lease))
+            .bind(ts(now))
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out: Vec<OutboxMessage> =
+            rows.iter().map(outbox_from_row).collect::<Result<_>>()?;
+        out.sort_by_key(|m| m.id);
+        Ok(out)
+    }
+
+    async fn record_delivered(&self, id: i64, now: OffsetDateTime) -> Result<()> {
+        let _gate = self.gate.enter().await;
+        sqlx::query("UPDATE outbox SET status = 'delivered', delivered_at = $1, leased_until = NULL, last_error = NULL WHERE id = $2")
+            .bind(ts(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn record_failed_attempt(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+    ) -> Result<()> {
+        let _gate = self.gate.enter().await;
+        let error: String = error.chars().take(2000).collect();
+        match retry_at {
+            Some(at) => sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, leased_until = NULL, last_error = $2 WHERE id = $3 AND status = 'pending'",
+            )
+            .bind(ts(at))
+            .bind(error)
+            .bind(id),
+            None => sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, status = 'failed', leased_until = NULL, last_error = $1 WHERE id = $2 AND status = 'pending'",
+            )
+            .bind(error)
+            .bind(id),
+        }
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn outbox_for_incident(&self, number: IncidentNumber) -> Result<Vec<OutboxMessage>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE incident = $1 ORDER BY id"
+        )))
+        .bind(number)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>> {
+        let rows =
+            sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let status: String = r.try_get("status")?;
+            let n: i64 = r.try_get("n")?;
+            let s = match status.as_str() {
+                "pending" => OutboxStatus::Pending,
+                "delivered" => OutboxStatus::Delivered,
+                _ => OutboxStatus::Failed,
+            };
+            out.push((s, n));
+        }
+        Ok(out)
+    }
+}
+
 #[async_trait]
 impl IncidentStore for SqlStore {
     async fn declare_incident(
@@ -259,7 +432,7 @@ impl IncidentStore for SqlStore {
         )
         .fetch_one(&mut *tx)
         .await?;
-        let (incident, kinds) = build(number)?;
+        let (incident, change) = build(number)?;
         sqlx::query(
             "INSERT INTO incidents (number, status, severity, primary_service, detected_at, declared_at, updated_at, doc) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -291,7 +464,8 @@ impl IncidentStore for SqlStore {
                     }
                 })?;
         }
-        let events = Self::append_events(&mut tx, number, author, now, kinds).await?;
+        let events = Self::append_events(&mut tx, number, author, now, change.events).await?;
+        Self::insert_outbox(&mut tx, Some(number), now, change.outbox).await?;
         tx.commit().await?;
         Ok((incident, events))
     }
@@ -367,8 +541,8 @@ impl IncidentStore for SqlStore {
             });
         };
         let mut incident: Incident = from_json(&doc)?;
-        let kinds = change(&mut incident)?;
-        if kinds.is_empty() {
+        let change = change(&mut incident)?;
+        if change.events.is_empty() && change.outbox.is_empty() {
             tx.rollback().await?;
             return Ok((incident, vec![]));
         }
@@ -380,7 +554,8 @@ impl IncidentStore for SqlStore {
             .bind(number)
             .execute(&mut *tx)
             .await?;
-        let events = Self::append_events(&mut tx, number, author, now, kinds).await?;
+        let events = Self::append_events(&mut tx, number, author, now, change.events).await?;
+        Self::insert_outbox(&mut tx, Some(number), now, change.outbox).await?;
         tx.commit().await?;
         Ok((incident, events))
     }

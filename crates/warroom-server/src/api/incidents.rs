@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use warroom_domain::{DomainError, EventKind};
 use warroom_domain::{
     Incident, IncidentStatus, NewIncident, Role, ServiceSlug, Severity, Signals, checklist,
     classify, incident::IncidentPatch, incident::ResolutionFields, messages, service::Service,
 };
-use warroom_store::{IncidentFilter, MutateFn};
+use warroom_store::{Change, IncidentFilter, MutateFn};
 
 use super::classify::explicit_severity;
 use crate::{
@@ -154,7 +155,10 @@ pub async fn declare_incident(
         .declare_incident(
             caller.name(),
             now,
-            Box::new(move |number| Incident::declare(number, new, classification, &policies, now)),
+            Box::new(move |number| {
+                Incident::declare(number, new, classification, &policies, now)
+                    .map(|(i, e)| (i, e.into()))
+            }),
         )
         .await?;
     tracing::info!(
@@ -231,8 +235,9 @@ async fn mutate(
     state: &AppState,
     n: i64,
     author: &str,
-    change: MutateFn,
+    change: impl FnOnce(&mut Incident) -> Result<Vec<EventKind>, DomainError> + Send + 'static,
 ) -> Result<Json<IncidentView>, ApiError> {
+    let change: MutateFn = Box::new(move |i| change(i).map(Change::from));
     let (incident, _) = state
         .store
         .mutate_incident(n, author, state.clock.now(), change)
@@ -259,13 +264,7 @@ pub async fn update_incident(
         .await?
         .map(|s| s.name)
         .unwrap_or(primary);
-    mutate(
-        &state,
-        n,
-        caller.name(),
-        Box::new(move |i| i.patch(patch, &name)),
-    )
-    .await
+    mutate(&state, n, caller.name(), move |i| i.patch(patch, &name)).await
 }
 
 /// Body of `POST /api/v1/incidents/{number}/severity`.
@@ -292,12 +291,9 @@ pub async fn change_severity(
     let c = classify(&signals, explicit)?;
     let policies = state.settings.policies.clone();
     let now = state.clock.now();
-    mutate(
-        &state,
-        n,
-        caller.name(),
-        Box::new(move |i| i.change_severity(c, req.signals, req.reason, &policies, now)),
-    )
+    mutate(&state, n, caller.name(), move |i| {
+        i.change_severity(c, req.signals, req.reason, &policies, now)
+    })
     .await
 }
 
@@ -322,12 +318,9 @@ pub async fn assign_role(
     ApiJson(req): ApiJson<RoleRequest>,
 ) -> Result<Json<IncidentView>, ApiError> {
     let role = Role::parse(&req.role)?;
-    mutate(
-        &state,
-        n,
-        caller.name(),
-        Box::new(move |i| i.assign_role(role, &req.person, req.remove)),
-    )
+    mutate(&state, n, caller.name(), move |i| {
+        i.assign_role(role, &req.person, req.remove)
+    })
     .await
 }
 
@@ -354,12 +347,9 @@ pub async fn transition_incident(
     let to = IncidentStatus::parse_field(&req.to, "to")?;
     let policies = state.settings.policies.clone();
     let now = state.clock.now();
-    mutate(
-        &state,
-        n,
-        caller.name(),
-        Box::new(move |i| i.transition(to, req.fields, req.note, &policies, now)),
-    )
+    mutate(&state, n, caller.name(), move |i| {
+        i.transition(to, req.fields, req.note, &policies, now)
+    })
     .await
 }
 
@@ -411,7 +401,7 @@ pub async fn post_update(
                     &policies,
                     now,
                 )?);
-                Ok(events)
+                Ok(Change::from(events))
             }),
         )
         .await?;
@@ -446,7 +436,7 @@ pub async fn add_note(
             n,
             caller.name(),
             state.clock.now(),
-            Box::new(move |i| i.add_note(&req.text, req.action)),
+            Box::new(move |i| i.add_note(&req.text, req.action).map(Change::from)),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(json!({ "events": events }))))
@@ -504,7 +494,7 @@ pub async fn tick_checklist(
             n,
             caller.name(),
             now,
-            Box::new(move |i| checklist::tick(i, &item, &who, now)),
+            Box::new(move |i| checklist::tick(i, &item, &who, now).map(Change::from)),
         )
         .await?;
     let items = checklist::evaluate(&incident, now);

@@ -33,7 +33,10 @@ async fn declare(
         .declare_incident(
             "ana",
             T0,
-            Box::new(move |n| Incident::declare(n, new, c, &SeverityPolicies::default(), T0)),
+            Box::new(move |n| {
+                Incident::declare(n, new, c, &SeverityPolicies::default(), T0)
+                    .map(|(i, e)| (i, e.into()))
+            }),
         )
         .await?;
     Ok(i)
@@ -63,7 +66,10 @@ async fn declared_incidents_survive_a_reopen_of_the_database() {
                 i.number,
                 "bo",
                 T0 + Duration::minutes(1),
-                Box::new(move |i| i.post_update("a", "b", "c", &p, T0 + Duration::minutes(1))),
+                Box::new(move |i| {
+                    i.post_update("a", "b", "c", &p, T0 + Duration::minutes(1))
+                        .map(Into::into)
+                }),
             )
             .await
             .unwrap();
@@ -153,6 +159,7 @@ async fn a_refused_change_writes_nothing() {
                 T0,
                 Box::new(move |i| {
                     i.transition(IncidentStatus::Closed, Default::default(), None, &p, T0)
+                        .map(Into::into)
                 }),
             )
             .await
@@ -189,7 +196,7 @@ async fn concurrent_changes_to_one_incident_are_all_kept() {
                     1,
                     "ana",
                     T0,
-                    Box::new(move |i| i.add_note(&format!("note {k}"), false)),
+                    Box::new(move |i| i.add_note(&format!("note {k}"), false).map(Into::into)),
                 )
                 .await
             }));
@@ -225,6 +232,7 @@ async fn list_filters_by_status_severity_and_service() {
                 T0,
                 Box::new(move |i| {
                     i.transition(IncidentStatus::Resolved, Default::default(), None, &p, T0)
+                        .map(Into::into)
                 }),
             )
             .await
@@ -364,6 +372,198 @@ async fn configured_services_are_synced_and_first_use_registers() {
             .map(|s| s.slug.to_string())
             .collect();
         assert_eq!(all, ["api", "web"], "{b:?}");
+    })
+    .await;
+}
+
+fn note(incident: i64, text: &str) -> warroom_domain::notify::Notification {
+    warroom_domain::notify::Notification {
+        kind: warroom_domain::notify::NotificationKind::Info,
+        incident: Some(incident),
+        severity: Some(Severity::Sev2),
+        title: text.into(),
+        text: text.into(),
+    }
+}
+
+#[tokio::test]
+async fn outbox_messages_commit_with_the_change_and_come_out_in_channel_order() {
+    use warroom_store::{Change, NewOutboxMessage, OutboxStatus};
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let i = declare(store.as_ref(), "api", Severity::Sev2)
+            .await
+            .unwrap();
+        let msgs = vec![
+            NewOutboxMessage {
+                channel: "webhook:a".into(),
+                notification: note(1, "a1"),
+            },
+            NewOutboxMessage {
+                channel: "webhook:a".into(),
+                notification: note(1, "a2"),
+            },
+            NewOutboxMessage {
+                channel: "webhook:b".into(),
+                notification: note(1, "b1"),
+            },
+        ];
+        store
+            .mutate_incident(
+                i.number,
+                "ana",
+                T0,
+                Box::new(move |i| {
+                    let events = i.add_note("paged", false)?;
+                    Ok(Change {
+                        events,
+                        outbox: msgs,
+                    })
+                }),
+            )
+            .await
+            .unwrap();
+        // A refused change enqueues nothing.
+        let _ = store
+            .mutate_incident(
+                i.number,
+                "ana",
+                T0,
+                Box::new(|_| Err(DomainError::invalid("x", "no"))),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            store.outbox_for_incident(1).await.unwrap().len(),
+            3,
+            "{b:?}"
+        );
+
+        let lease = Duration::seconds(30);
+        let first = store.claim_due(T0, lease, 10).await.unwrap();
+        let titles: Vec<&str> = first
+            .iter()
+            .map(|m| m.notification.title.as_str())
+            .collect();
+        assert_eq!(
+            titles,
+            ["a1", "b1"],
+            "{b:?}: only each channel's head is handed out"
+        );
+        assert!(first.iter().all(|m| m.idempotency_key.starts_with("wr-")));
+        assert!(
+            store.claim_due(T0, lease, 10).await.unwrap().is_empty(),
+            "{b:?}: leased rows are not handed out twice"
+        );
+
+        store.record_delivered(first[0].id, T0).await.unwrap();
+        store
+            .record_failed_attempt(first[1].id, "HTTP 503", Some(T0 + Duration::seconds(5)))
+            .await
+            .unwrap();
+        let next = store
+            .claim_due(T0 + Duration::seconds(1), lease, 10)
+            .await
+            .unwrap();
+        let titles: Vec<&str> = next.iter().map(|m| m.notification.title.as_str()).collect();
+        assert_eq!(titles, ["a2"], "{b:?}: b1 waits for its retry time");
+        let later = store
+            .claim_due(T0 + Duration::seconds(6), lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].attempts, 1);
+        assert_eq!(later[0].last_error.as_deref(), Some("HTTP 503"));
+        store
+            .record_failed_attempt(later[0].id, "gone", None)
+            .await
+            .unwrap();
+        // A lease that ran out (a crashed worker) makes the message claimable again.
+        let again = store
+            .claim_due(T0 + Duration::seconds(40), lease, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            again
+                .iter()
+                .map(|m| m.notification.title.as_str())
+                .collect::<Vec<_>>(),
+            ["a2"],
+            "{b:?}"
+        );
+        store.record_delivered(again[0].id, T0).await.unwrap();
+        let all = store.outbox_for_incident(1).await.unwrap();
+        let st: Vec<OutboxStatus> = all.iter().map(|m| m.status).collect();
+        assert_eq!(
+            st,
+            [
+                OutboxStatus::Delivered,
+                OutboxStatus::Delivered,
+                OutboxStatus::Failed
+            ],
+            "{b:?}"
+        );
+        // Delivered messages survive a reopen and are never handed out again.
+        drop(store);
+        let store = open_store(b, &db).await.unwrap();
+        assert!(
+            store
+                .claim_due(T0 + Duration::hours(1), lease, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b:?}"
+        );
+        let counts = store.outbox_counts().await.unwrap();
+        assert!(
+            counts.contains(&(OutboxStatus::Delivered, 2))
+                && counts.contains(&(OutboxStatus::Failed, 1)),
+            "{b:?}: {counts:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_claimers_never_share_a_message() {
+    use warroom_store::NewOutboxMessage;
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let msgs: Vec<NewOutboxMessage> = (0..200)
+            .map(|k| NewOutboxMessage {
+                channel: format!("webhook:{k}"),
+                notification: note(1, &format!("m{k}")),
+            })
+            .collect();
+        store.enqueue(msgs, T0).await.unwrap();
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let s = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                loop {
+                    let batch = s.claim_due(T0, Duration::seconds(60), 7).await.unwrap();
+                    if batch.is_empty() {
+                        break got;
+                    }
+                    got.extend(batch.into_iter().map(|m| m.id));
+                }
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(
+            (n, all.len()),
+            (200, 200),
+            "{b:?}: every message claimed exactly once"
+        );
     })
     .await;
 }

@@ -1,0 +1,156 @@
+//! Notifications as the domain decides them, and the retry policy for delivering them.
+//!
+//! A notification is written to the outbox in the same transaction as the event that causes
+//! it; adapters (Slack, webhook, email) deliver it later. Nothing here knows how.
+
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+
+use crate::Severity;
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// An incident was declared.
+    IncidentDeclared,
+    /// A status update was posted.
+    UpdatePosted,
+    /// Severity changed.
+    SeverityChanged,
+    /// The incident was escalated.
+    Escalation,
+    /// The incident was resolved.
+    IncidentResolved,
+    /// A person is paged.
+    Page,
+    /// A reminder (update overdue, checklist item due).
+    Reminder,
+    /// Anything else worth telling a channel.
+    Info,
+}
+
+/// One message for one channel, channel-agnostic: adapters format it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    /// What it is about.
+    pub kind: NotificationKind,
+    /// The incident, if any.
+    pub incident: Option<i64>,
+    /// Severity of that incident, for formatting and routing.
+    pub severity: Option<Severity>,
+    /// One line: subject, Slack fallback, page title.
+    pub title: String,
+    /// The runbook-format plain text body.
+    pub text: String,
+}
+
+/// How deliveries are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// First retry delay, seconds.
+    pub base_secs: i64,
+    /// Longest delay between attempts, seconds.
+    pub max_delay_secs: i64,
+    /// After this long since creation the message is marked failed, seconds.
+    pub max_age_secs: i64,
+}
+
+impl Default for RetryPolicy {
+    /// 1 s doubling to 5 min, given up after 24 h: long enough to ride out a provider outage,
+    /// short enough that a message about a long-closed incident does not arrive days late.
+    fn default() -> Self {
+        RetryPolicy {
+            base_secs: 1,
+            max_delay_secs: 300,
+            max_age_secs: 24 * 3600,
+        }
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryDecision {
+    /// Try again at this time.
+    RetryAt(OffsetDateTime),
+    /// Give up: too old.
+    GiveUp,
+}
+
+impl RetryPolicy {
+    /// After `attempts` failed attempts (1 after the first failure), when to try next.
+    ///
+    /// Exponential backoff with "equal jitter": half the delay is fixed, half is spread by
+    /// `jitter` (a number in 0..1 the caller draws), so a burst of failures does not retry in
+    /// lock-step. A receiver's `Retry-After` wins when it asks for longer.
+    pub fn next(
+        &self,
+        attempts: u32,
+        created_at: OffsetDateTime,
+        now: OffsetDateTime,
+        jitter: f64,
+        retry_after: Option<Duration>,
+    ) -> RetryDecision {
+        let exp = attempts.saturating_sub(1).min(30);
+        let full = self
+            .base_secs
+            .saturating_mul(1_i64 << exp)
+            .min(self.max_delay_secs)
+            .max(0) as f64;
+        let jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
+        let mut delay =
+            Duration::milliseconds(((full / 2.0 + full / 2.0 * jitter) * 1000.0) as i64);
+        if let Some(ra) = retry_after
+            && ra > delay
+        {
+            delay = ra;
+        }
+        let at = now + delay;
+        if at - created_at > Duration::seconds(self.max_age_secs) {
+            RetryDecision::GiveUp
+        } else {
+            RetryDecision::RetryAt(at)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let p = RetryPolicy::default();
+        let t0 = datetime!(2026-01-12 14:30 UTC);
+        let at = |n, j| match p.next(n, t0, t0, j, None) {
+            RetryDecision::RetryAt(t) => (t - t0).whole_milliseconds(),
+            RetryDecision::GiveUp => -1,
+        };
+        assert_eq!(at(1, 0.0), 500);
+        assert_eq!(at(1, 1.0), 1000);
+        assert_eq!(at(3, 1.0), 4000);
+        assert_eq!(at(20, 1.0), 300_000, "capped at max_delay");
+        assert_eq!(at(20, 0.0), 150_000);
+    }
+
+    #[test]
+    fn retry_after_wins_when_longer_and_old_messages_give_up() {
+        let p = RetryPolicy::default();
+        let t0 = datetime!(2026-01-12 14:30 UTC);
+        assert_eq!(
+            p.next(1, t0, t0, 1.0, Some(Duration::seconds(30))),
+            RetryDecision::RetryAt(t0 + Duration::seconds(30))
+        );
+        assert_eq!(
+            p.next(1, t0, t0, 1.0, Some(Duration::milliseconds(10))),
+            RetryDecision::RetryAt(t0 + Duration::seconds(1))
+        );
+        let late = t0 + Duration::hours(24);
+        assert_eq!(p.next(5, t0, late, 0.5, None), RetryDecision::GiveUp);
+    }
+}
