@@ -98,6 +98,24 @@ pub enum EventKind {
     Reopened,
     /// Closed for good.
     Closed,
+    /// A notification reached its channel.
+    NotificationDelivered {
+        /// Channel id.
+        channel: String,
+        /// What was sent.
+        notification: crate::notify::NotificationKind,
+        /// Attempts it took.
+        attempts: i64,
+    },
+    /// A notification could not be delivered and was given up: a warning on the incident.
+    NotificationFailed {
+        /// Channel id.
+        channel: String,
+        /// What was not sent.
+        notification: crate::notify::NotificationKind,
+        /// Why.
+        error: String,
+    },
     /// A person ticked a checklist item.
     ChecklistTicked {
         /// Item id.
@@ -125,6 +143,8 @@ impl EventKind {
             EventKind::Reopened => "reopened",
             EventKind::Closed => "closed",
             EventKind::ChecklistTicked { .. } => "checklist_ticked",
+            EventKind::NotificationDelivered { .. } => "notification_delivered",
+            EventKind::NotificationFailed { .. } => "notification_failed",
         }
     }
 
@@ -179,6 +199,23 @@ impl EventKind {
             EventKind::Reopened => "Reopened".to_owned(),
             EventKind::Closed => "Closed".to_owned(),
             EventKind::ChecklistTicked { text, .. } => format!("Checklist: {text} ✔"),
+            EventKind::NotificationDelivered {
+                channel,
+                notification,
+                attempts,
+            } => {
+                format!(
+                    "Notified {channel} ({notification:?}) after {} attempt(s)",
+                    attempts + 1
+                )
+            }
+            EventKind::NotificationFailed {
+                channel,
+                notification,
+                error,
+            } => {
+                format!("WARNING: could not notify {channel} ({notification:?}): {error}")
+            }
         }
     }
 }

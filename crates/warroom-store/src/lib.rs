@@ -134,6 +134,9 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox_for_incident(&self, number: IncidentNumber) -> Result<Vec<OutboxMessage>>;
     /// Message counts by status.
     async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>>;
+    /// Woken after a commit that enqueued messages in this process, so that a page never waits
+    /// for a poll interval. Dispatchers in other processes poll.
+    fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }
 
 /// Everything, for the wiring code.

@@ -134,6 +134,7 @@ pub struct SqlStore {
     pool: AnyPool,
     dialect: Dialect,
     gate: Arc<WriteGate>,
+    outbox_signal: Arc<tokio::sync::Notify>,
 }
 
 fn ts(t: OffsetDateTime) -> String {
@@ -204,6 +205,7 @@ impl SqlStore {
             pool,
             dialect,
             gate: Arc::new(WriteGate::new(dialect == Dialect::Sqlite)),
+            outbox_signal: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -314,6 +316,7 @@ impl OutboxStore for SqlStore {
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
         let out = Self::insert_outbox(&mut tx, None, now, messages).await?;
         tx.commit().await?;
+        self.outbox_signal.notify_one();
         Ok(out)
     }
 
@@ -395,6 +398,10 @@ impl OutboxStore for SqlStore {
         rows.iter().map(outbox_from_row).collect()
     }
 
+    fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_signal.clone()
+    }
+
     async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>> {
         let rows =
             sqlx::query("SELECT status, COUNT(*) AS n FROM outbox GROUP BY status ORDER BY status")
@@ -465,8 +472,13 @@ impl IncidentStore for SqlStore {
                 })?;
         }
         let events = Self::append_events(&mut tx, number, author, now, change.events).await?;
-        Self::insert_outbox(&mut tx, Some(number), now, change.outbox).await?;
+        let enqueued = !Self::insert_outbox(&mut tx, Some(number), now, change.outbox)
+            .await?
+            .is_empty();
         tx.commit().await?;
+        if enqueued {
+            self.outbox_signal.notify_one();
+        }
         Ok((incident, events))
     }
 
@@ -555,8 +567,13 @@ impl IncidentStore for SqlStore {
             .execute(&mut *tx)
             .await?;
         let events = Self::append_events(&mut tx, number, author, now, change.events).await?;
-        Self::insert_outbox(&mut tx, Some(number), now, change.outbox).await?;
+        let enqueued = !Self::insert_outbox(&mut tx, Some(number), now, change.outbox)
+            .await?
+            .is_empty();
         tx.commit().await?;
+        if enqueued {
+            self.outbox_signal.notify_one();
+        }
         Ok((incident, events))
     }
 

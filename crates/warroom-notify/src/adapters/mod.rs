@@ -1,0 +1,3 @@
+//! Channel kinds, one module each.
+
+pub mod webhook;

@@ -1,0 +1,201 @@
+//! The outbox dispatcher: lease, deliver, record.
+
+use std::{collections::HashMap, sync::Arc};
+use time::Duration;
+use warroom_domain::{EventKind, notify::RetryDecision, notify::RetryPolicy};
+use warroom_store::{Change, Clock, OutboxMessage, Store};
+
+use crate::{Adapter, DeliveryError};
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchOutcome {
+    /// Delivered.
+    pub delivered: usize,
+    /// Failed, to be retried.
+    pub retried: usize,
+    /// Failed for good.
+    pub failed: usize,
+}
+
+impl DispatchOutcome {
+    /// Nothing was due.
+    pub fn is_idle(&self) -> bool {
+        self.delivered + self.retried + self.failed == 0
+    }
+}
+
+/// Delivers due outbox messages through the configured adapters.
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    adapters: HashMap<String, Arc<dyn Adapter>>,
+    policy: RetryPolicy,
+    /// How long a leased message stays with this dispatcher before another may take it; longer
+    /// than any adapter timeout, so a slow delivery is not duplicated by a second dispatcher.
+    lease: Duration,
+    batch: i64,
+}
+
+impl Dispatcher {
+    /// A dispatcher over named channels.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        adapters: HashMap<String, Arc<dyn Adapter>>,
+        policy: RetryPolicy,
+    ) -> Self {
+        Dispatcher {
+            store,
+            clock,
+            adapters,
+            policy,
+            lease: Duration::seconds(60),
+            batch: 100,
+        }
+    }
+
+    /// One pass: every channel's oldest due message, delivered concurrently across channels.
+    pub async fn run_once(&self) -> Result<DispatchOutcome, warroom_store::StoreError> {
+        let now = self.clock.now();
+        let due = self.store.claim_due(now, self.lease, self.batch).await?;
+        let mut outcome = DispatchOutcome::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        for message in due {
+            let adapter = self.adapters.get(&message.channel).cloned();
+            tasks.spawn(async move {
+                let result = match adapter {
+                    Some(a) => a.deliver(&message).await,
+                    None => Err(DeliveryError::Permanent(format!(
+                        "no channel named `{}` is configured; add it to the config or remove its routing",
+                        message.channel
+                    ))),
+                };
+                (message, result)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            let Ok((message, result)) = joined else {
+                continue;
+            };
+            match result {
+                Ok(()) => {
+                    self.store
+                        .record_delivered(message.id, self.clock.now())
+                        .await?;
+                    self.on_timeline(
+                        &message,
+                        EventKind::NotificationDelivered {
+                            channel: message.channel.clone(),
+                            notification: message.notification.kind,
+                            attempts: message.attempts,
+                        },
+                    )
+                    .await;
+                    outcome.delivered += 1;
+                    tracing::info!(outbox.id = message.id, channel = %message.channel, "notification delivered");
+                }
+                Err(e) => self.failed(&message, e, &mut outcome).await?,
+            }
+        }
+        Ok(outcome)
+    }
+
+    async fn failed(
+        &self,
+        message: &OutboxMessage,
+        e: DeliveryError,
+        outcome: &mut DispatchOutcome,
+    ) -> Result<(), warroom_store::StoreError> {
+        let now = self.clock.now();
+        let decision = match &e {
+            DeliveryError::Permanent(_) => RetryDecision::GiveUp,
+            DeliveryError::Retry { retry_after, .. } => {
+                let attempts = u32::try_from(message.attempts + 1).unwrap_or(u32::MAX);
+                let ra = retry_after.and_then(|d| Duration::try_from(d).ok());
+                self.policy
+                    .next(attempts, message.created_at, now, rand::random::<f64>(), ra)
+            }
+        };
+        match decision {
+            RetryDecision::RetryAt(at) => {
+                self.store
+                    .record_failed_attempt(message.id, &e.to_string(), Some(at))
+                    .await?;
+                outcome.retried += 1;
+                tracing::warn!(outbox.id = message.id, channel = %message.channel, error = %e, "notification will be retried");
+            }
+            RetryDecision::GiveUp => {
+                self.store
+                    .record_failed_attempt(message.id, &e.to_string(), None)
+                    .await?;
+                self.on_timeline(
+                    message,
+                    EventKind::NotificationFailed {
+                        channel: message.channel.clone(),
+                        notification: message.notification.kind,
+                        error: e.to_string(),
+                    },
+                )
+                .await;
+                outcome.failed += 1;
+                tracing::error!(outbox.id = message.id, channel = %message.channel, error = %e, "notification given up");
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_timeline(&self, message: &OutboxMessage, event: EventKind) {
+        let Some(number) = message.incident else {
+            return;
+        };
+        let r = self
+            .store
+            .mutate_incident(
+                number,
+                "warroom",
+                self.clock.now(),
+                Box::new(move |_| Ok(Change::from(vec![event]))),
+            )
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(incident.number = number, error = %e, "could not record the delivery on the timeline");
+        }
+    }
+
+    /// Passes until nothing is due: for tests on a manual clock.
+    pub async fn run_until_idle(&self) -> Result<DispatchOutcome, warroom_store::StoreError> {
+        let mut total = DispatchOutcome::default();
+        loop {
+            let o = self.run_once().await?;
+            if o.is_idle() {
+                return Ok(total);
+            }
+            total.delivered += o.delivered;
+            total.retried += o.retried;
+            total.failed += o.failed;
+        }
+    }
+
+    /// Runs until `shutdown`: wakes on every in-process enqueue, and at least every `poll` for
+    /// retries and for messages enqueued by other processes.
+    pub async fn run(
+        &self,
+        poll: std::time::Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let signal = self.store.outbox_signal();
+        loop {
+            match self.run_once().await {
+                Ok(o) if !o.is_idle() => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "outbox dispatch failed; retrying"),
+            }
+            tokio::select! {
+                _ = signal.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
