@@ -19,8 +19,23 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod draft;
+mod edit;
 mod meta;
 mod parse;
+mod site;
+
+pub use draft::{
+    ChecklistState, DraftInput, TimelineEntry, draft_file_name, human_duration, render_draft, slug,
+};
+pub use edit::{
+    CommitRef, EditError, EditStatus, ImplementationRow, Splice, append_implementation_rows,
+    escape_cell, plan_implementation_rows, plan_status_edit, set_item_status,
+};
+pub use site::{
+    IndexEntry, SiteError, SiteFile, SourceDoc, build_site, escape_html, page_path, render_index,
+    render_markdown, render_page,
+};
 
 pub use meta::{Meta, parse_date, parse_severity};
 pub use parse::vocab::{ItemType, Priority, StatusKind};

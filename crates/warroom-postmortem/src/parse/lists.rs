@@ -453,7 +453,9 @@ pub(crate) fn inline_marker(
             (kind, Some(inner.to_string()), span)
         }
         _ if todo_label => {
-            let span = locate(name).map_or(StatusSpan::None, StatusSpan::Marker);
+            // Rewriting the label itself would stop it being a marker, so
+            // the editor adds `(done)` after it instead.
+            let span = locate(name).map_or(StatusSpan::None, |r| StatusSpan::Append(r.end));
             (StatusKind::Open, Some(name.to_string()), span)
         }
         _ => {
