@@ -71,7 +71,7 @@ fn declared_cells(raw: &str) -> usize {
     n
 }
 
-/// Share of non-blank cells in a column that read as status vocabulary.
+/// How many non-blank cells of a column are pure status words, and how many are non-blank.
 fn status_hits(t: &Table, col: usize) -> (usize, usize) {
     let mut hits = 0;
     let mut nonblank = 0;
@@ -84,7 +84,7 @@ fn status_hits(t: &Table, col: usize) -> (usize, usize) {
             continue;
         }
         nonblank += 1;
-        if vocab::status_from_text(&text).is_some() {
+        if vocab::is_pure_status(&text) {
             hits += 1;
         }
     }
@@ -239,8 +239,7 @@ impl Walker<'_> {
     }
 
     /// People sometimes put the status in the Owner or Details column and
-    /// notes in Status. When the Status column holds no status words at all
-    /// and another column mostly does, swap them and say so.
+
     fn detect_swap(&mut self, t: &Table, roles: &mut [Role]) -> Option<usize> {
         let status_col = find(roles, Role::Status)?;
         let (hits, nonblank) = status_hits(t, status_col);

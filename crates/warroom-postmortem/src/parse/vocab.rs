@@ -242,6 +242,17 @@ pub(crate) fn status_at_edges(text: &str) -> Option<StatusKind> {
     None
 }
 
+/// Whether the text is nothing but status vocabulary ("TODO", "Done ✅",
+/// "in progress"), as opposed to notes that happen to contain a status word.
+pub(crate) fn is_pure_status(text: &str) -> bool {
+    let ws = words(text);
+    if ws.is_empty() {
+        return DONE_MARKS.iter().any(|m| text.trim() == *m);
+    }
+    ws.iter()
+        .all(|w| STATUS_PHRASES.iter().any(|(p, _)| p.contains(&w.as_str())))
+}
+
 /// Reads a status cell: empty means open (nobody marked it), unknown text
 /// means needs triage, never done.
 pub(crate) fn status_from_cell(text: &str) -> StatusKind {
