@@ -239,11 +239,12 @@ impl Walker<'_> {
     }
 
     /// People sometimes put the status in the Owner or Details column and
-
+    /// notes in Status. When most Status cells are not plain status words
+    /// and another column's mostly are, swap them and say so.
     fn detect_swap(&mut self, t: &Table, roles: &mut [Role]) -> Option<usize> {
         let status_col = find(roles, Role::Status)?;
         let (hits, nonblank) = status_hits(t, status_col);
-        if hits > 0 || nonblank == 0 {
+        if nonblank == 0 || hits * 2 >= nonblank {
             return Some(status_col);
         }
         for other in [Role::Owner, Role::Details] {
@@ -251,7 +252,7 @@ impl Walker<'_> {
                 continue;
             };
             let (h, n) = status_hits(t, col);
-            if h > 0 && h * 2 >= n {
+            if h > hits && h * 2 > n {
                 if let (Some(a), Some(b)) =
                     (roles.get(status_col).copied(), roles.get(col).copied())
                 {
