@@ -154,3 +154,127 @@ mod tests {
         assert_eq!(p.next(5, t0, late, 0.5, None), RetryDecision::GiveUp);
     }
 }
+
+/// Which configured channels hear what. Channel names refer to the config's `[[channels]]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Routing {
+    /// Paged for severities whose policy is "page now" (Sev1 by default).
+    pub page: Vec<String>,
+    /// Alerted for "alert the on-call engineer" (Sev2 by default); pages go here too.
+    pub on_call: Vec<String>,
+    /// The team: "alert the team" (Sev3), the one message of Sev4, and resolutions.
+    pub team: Vec<String>,
+    /// Where status updates and the other runbook messages of an incident go.
+    pub updates: Vec<String>,
+}
+
+/// One notification for one channel.
+pub type Routed = (String, Notification);
+
+fn fan_out(channels: &[String], n: &Notification) -> Vec<Routed> {
+    channels.iter().map(|c| (c.clone(), n.clone())).collect()
+}
+
+fn dedup(mut v: Vec<Routed>) -> Vec<Routed> {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|(c, _)| seen.insert(c.clone()));
+    v
+}
+
+impl Routing {
+    /// Every channel name this routing mentions, for config validation.
+    pub fn channel_names(&self) -> impl Iterator<Item = (&'static str, &String)> {
+        self.page
+            .iter()
+            .map(|c| ("page", c))
+            .chain(self.on_call.iter().map(|c| ("on_call", c)))
+            .chain(self.team.iter().map(|c| ("team", c)))
+            .chain(self.updates.iter().map(|c| ("updates", c)))
+    }
+
+    /// Who hears about a (newly) declared incident, by the severity's on-call policy: Sev1 pages
+    /// (page + on-call + team), Sev2 alerts the on-call engineer, Sev3 the team, Sev4 one team
+    /// message. A channel appears once even when listed under several roles.
+    pub fn declared(&self, policy: crate::severity::OnCallPolicy, n: Notification) -> Vec<Routed> {
+        use crate::severity::OnCallPolicy::*;
+        let page = Notification {
+            kind: NotificationKind::Page,
+            ..n.clone()
+        };
+        let v = match policy {
+            PageNow => [
+                fan_out(&self.page, &page),
+                fan_out(&self.on_call, &page),
+                fan_out(&self.team, &n),
+            ]
+            .concat(),
+            AlertOnCallEngineer => {
+                [fan_out(&self.on_call, &page), fan_out(&self.updates, &n)].concat()
+            }
+            AlertTeam | None => [fan_out(&self.team, &n), fan_out(&self.updates, &n)].concat(),
+        };
+        dedup(v)
+    }
+
+    /// Status updates and other in-incident messages.
+    pub fn update(&self, n: Notification) -> Vec<Routed> {
+        dedup(fan_out(&self.updates, &n))
+    }
+
+    /// Resolution: the incident's audience and the team.
+    pub fn resolved(&self, n: Notification) -> Vec<Routed> {
+        dedup([fan_out(&self.updates, &n), fan_out(&self.team, &n)].concat())
+    }
+}
+
+#[cfg(test)]
+mod routing_tests {
+    use super::*;
+    use crate::severity::OnCallPolicy;
+
+    fn n() -> Notification {
+        Notification {
+            kind: NotificationKind::IncidentDeclared,
+            incident: Some(1),
+            severity: None,
+            title: "t".into(),
+            text: "x".into(),
+        }
+    }
+
+    #[test]
+    fn severity_policy_decides_who_hears_of_a_declaration() {
+        let r = Routing {
+            page: vec!["pager".into()],
+            on_call: vec!["oncall".into(), "pager".into()],
+            team: vec!["team".into()],
+            updates: vec!["room".into()],
+        };
+        let names = |v: Vec<Routed>| {
+            v.into_iter()
+                .map(|(c, n)| format!("{c}:{:?}", n.kind))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(r.declared(OnCallPolicy::PageNow, n())),
+            ["pager:Page", "oncall:Page", "team:IncidentDeclared"]
+        );
+        assert_eq!(
+            names(r.declared(OnCallPolicy::AlertOnCallEngineer, n())),
+            ["oncall:Page", "pager:Page", "room:IncidentDeclared"]
+        );
+        assert_eq!(
+            names(r.declared(OnCallPolicy::AlertTeam, n())),
+            ["team:IncidentDeclared", "room:IncidentDeclared"]
+        );
+        assert_eq!(
+            names(r.declared(OnCallPolicy::None, n())),
+            ["team:IncidentDeclared", "room:IncidentDeclared"]
+        );
+        assert_eq!(
+            names(r.resolved(n())),
+            ["room:IncidentDeclared", "team:IncidentDeclared"]
+        );
+    }
+}

@@ -25,6 +25,8 @@ pub struct Settings {
     pub strict_services: bool,
     /// Largest request body, in bytes.
     pub body_limit: usize,
+    /// Which channels hear about what.
+    pub routing: warroom_domain::notify::Routing,
 }
 
 impl Default for Settings {
@@ -33,6 +35,7 @@ impl Default for Settings {
             policies: SeverityPolicies::default(),
             strict_services: false,
             body_limit: 1024 * 1024,
+            routing: Default::default(),
         }
     }
 }

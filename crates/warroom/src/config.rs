@@ -1,7 +1,7 @@
 //! Typed, layered configuration: defaults, then the TOML file, then `WARROOM_*` environment
 //! variables, then command-line flags.
 
-use crate::secret::DatabaseUrl;
+use crate::secret::{DatabaseUrl, Secret};
 use anyhow::{Context, bail};
 use figment::{
     Figment,
@@ -9,6 +9,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 use std::{collections::BTreeMap, net::SocketAddr, path::Path};
+use warroom_domain::notify::Routing;
 use warroom_domain::{
     ServiceSlug, Severity, SeverityPolicies, service::Service, severity::SeverityOverride,
 };
@@ -26,6 +27,42 @@ pub struct Config {
     pub body_limit_bytes: usize,
     pub services: Vec<ServiceConfig>,
     pub severity: BTreeMap<String, SeverityOverride>,
+    pub channels: Vec<ChannelConfig>,
+    pub routing: Routing,
+}
+
+/// A notification channel. Secrets never sit in the file: they come from an environment
+/// variable or a file (e.g. a mounted Kubernetes secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub kind: ChannelKind,
+    pub url: String,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<std::path::PathBuf>,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    Webhook,
+}
+
+/// A channel ready to build an adapter from.
+#[derive(Debug, Clone)]
+pub struct ChannelSpec {
+    pub name: String,
+    pub kind: ChannelKind,
+    pub url: String,
+    pub secret: Secret,
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -47,6 +84,8 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             services: vec![],
             severity: BTreeMap::new(),
+            channels: vec![],
+            routing: Routing::default(),
         }
     }
 }
@@ -58,6 +97,7 @@ pub struct Checked {
     pub listen: SocketAddr,
     pub services: Vec<Service>,
     pub policies: SeverityPolicies,
+    pub channels: Vec<ChannelSpec>,
 }
 
 /// Loads from the file (if any) and the environment. A named file that does not exist is an
@@ -166,6 +206,7 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
             )),
         }
     }
+    let channels = check_channels(&config, &mut problems);
     if !problems.is_empty() {
         bail!("{}", problems.join("\n"));
     }
@@ -173,8 +214,83 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
         listen: listen.context("listen")?,
         services,
         policies,
+        channels,
         config,
     })
+}
+
+fn check_channels(config: &Config, problems: &mut Vec<String>) -> Vec<ChannelSpec> {
+    let mut channels: Vec<ChannelSpec> = Vec::new();
+    for (i, c) in config.channels.iter().enumerate() {
+        let key = format!("channels[{i}]");
+        if c.name.trim().is_empty() {
+            problems.push(format!("{key}.name: must not be empty"));
+        } else if config.channels[..i].iter().any(|x| x.name == c.name) {
+            problems.push(format!("{key}.name: `{}` is used twice", c.name));
+        }
+        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+            problems.push(format!("{key}.url: `{}` is not an http(s) URL", c.url));
+        }
+        if c.timeout_secs == 0 || c.timeout_secs > 120 {
+            problems.push(format!(
+                "{key}.timeout_secs: {} is out of range; use 1-120",
+                c.timeout_secs
+            ));
+        }
+        let secret = match (&c.secret_env, &c.secret_file) {
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Some(Secret::from(v)),
+                _ => {
+                    problems.push(format!("{key}.secret_env: environment variable {var} is not set; export it before starting warroom"));
+                    None
+                }
+            },
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(v) if !v.trim().is_empty() => Some(Secret::from(v.trim().to_owned())),
+                Ok(_) => {
+                    problems.push(format!("{key}.secret_file: {} is empty", path.display()));
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!(
+                        "{key}.secret_file: cannot read {}: {e}",
+                        path.display()
+                    ));
+                    None
+                }
+            },
+            _ => {
+                problems.push(format!("{key}: give exactly one of secret_env or secret_file; webhooks are always signed"));
+                None
+            }
+        };
+        if let Some(secret) = secret {
+            channels.push(ChannelSpec {
+                name: c.name.clone(),
+                kind: c.kind,
+                url: c.url.clone(),
+                secret,
+                timeout: std::time::Duration::from_secs(c.timeout_secs),
+            });
+        }
+    }
+    let known: Vec<&str> = config.channels.iter().map(|c| c.name.as_str()).collect();
+    let mut position: BTreeMap<&str, usize> = BTreeMap::new();
+    for (list, name) in config.routing.channel_names() {
+        let idx = position.entry(list).or_insert(0);
+        if !known.contains(&name.as_str()) {
+            problems.push(format!(
+                "routing.{list}[{idx}]: no channel named `{name}`; the [[channels]] are: {}",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        *idx += 1;
+    }
+    channels
 }
 
 #[cfg(test)]
@@ -218,6 +334,38 @@ mod tests {
         assert!(e.starts_with("listen:"), "{e}");
         let e = parse("listen = [").unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn channels_need_a_secret_and_routing_must_name_real_channels() {
+        let e = parse("[[channels]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"http://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("channels[0]: give exactly one of secret_env or secret_file"),
+            "{e}"
+        );
+        let e = parse("[[channels]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"http://x\"\nsecret_env = \"WARROOM_TEST_UNSET_VAR_XYZ\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "channels[0].secret_env: environment variable WARROOM_TEST_UNSET_VAR_XYZ is not set"
+            ),
+            "{e}"
+        );
+        let e = parse("[routing]\npage = [\"pager\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("routing.page[0]: no channel named `pager`"),
+            "{e}"
+        );
+        let e =
+            parse("[[channels]]\nname = \"ops\"\nkind = \"carrier-pigeon\"\nurl = \"http://x\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("carrier-pigeon"), "{e}");
     }
 
     #[test]

@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use warroom_domain::notify::{Notification, NotificationKind, Routed};
 use warroom_domain::{DomainError, EventKind};
 use warroom_domain::{
     Incident, IncidentStatus, NewIncident, Role, ServiceSlug, Severity, Signals, checklist,
     classify, incident::IncidentPatch, incident::ResolutionFields, messages, service::Service,
 };
-use warroom_store::{Change, IncidentFilter, MutateFn};
+use warroom_store::{Change, IncidentFilter, MutateFn, NewOutboxMessage};
 
 use super::classify::explicit_severity;
 use crate::{
@@ -150,14 +151,20 @@ pub async fn declare_incident(
     };
     let now = state.clock.now();
     let policies = state.settings.policies.clone();
+    let routing = state.settings.routing.clone();
+    let service_name = primary.name.clone();
     let (incident, _) = state
         .store
         .declare_incident(
             caller.name(),
             now,
             Box::new(move |number| {
-                Incident::declare(number, new, classification, &policies, now)
-                    .map(|(i, e)| (i, e.into()))
+                let (incident, events) =
+                    Incident::declare(number, new, classification, &policies, now)?;
+                let text = messages::declared(&incident, &service_name, &policies);
+                let n = notification(&incident, NotificationKind::IncidentDeclared, text);
+                let outbox = outbox(routing.declared(policies.get(incident.severity).on_call, n));
+                Ok((incident, Change { events, outbox }))
             }),
         )
         .await?;
@@ -229,6 +236,26 @@ pub async fn show_incident(
 ) -> Result<Json<IncidentView>, ApiError> {
     let incident = state.store.incident(n).await?;
     Ok(Json(view(&state, incident)))
+}
+
+fn notification(incident: &Incident, kind: NotificationKind, text: String) -> Notification {
+    Notification {
+        kind,
+        incident: Some(incident.number),
+        severity: Some(incident.severity),
+        title: incident.title.clone(),
+        text,
+    }
+}
+
+fn outbox(routed: Vec<Routed>) -> Vec<NewOutboxMessage> {
+    routed
+        .into_iter()
+        .map(|(channel, notification)| NewOutboxMessage {
+            channel,
+            notification,
+        })
+        .collect()
 }
 
 async fn mutate(
@@ -346,11 +373,23 @@ pub async fn transition_incident(
 ) -> Result<Json<IncidentView>, ApiError> {
     let to = IncidentStatus::parse_field(&req.to, "to")?;
     let policies = state.settings.policies.clone();
+    let routing = state.settings.routing.clone();
     let now = state.clock.now();
-    mutate(&state, n, caller.name(), move |i| {
-        i.transition(to, req.fields, req.note, &policies, now)
-    })
-    .await
+    let change: MutateFn = Box::new(move |i| {
+        let events = i.transition(to, req.fields, req.note, &policies, now)?;
+        let outbox = match (to, messages::resolved(i)) {
+            (IncidentStatus::Resolved, Some(text)) => {
+                outbox(routing.resolved(notification(i, NotificationKind::IncidentResolved, text)))
+            }
+            _ => vec![],
+        };
+        Ok(Change { events, outbox })
+    });
+    let (incident, _) = state
+        .store
+        .mutate_incident(n, caller.name(), now, change)
+        .await?;
+    Ok(Json(view(&state, incident)))
 }
 
 /// Body of `POST /api/v1/incidents/{number}/updates`.
@@ -380,6 +419,7 @@ pub async fn post_update(
         .map(|s| IncidentStatus::parse_field(s, "status"))
         .transpose()?;
     let policies = state.settings.policies.clone();
+    let routing = state.settings.routing.clone();
     let now = state.clock.now();
     let (incident, _) = state
         .store
@@ -401,7 +441,10 @@ pub async fn post_update(
                     &policies,
                     now,
                 )?);
-                Ok(Change::from(events))
+                let text = messages::update(i, i.roles.commander.as_deref()).unwrap_or_default();
+                let outbox =
+                    outbox(routing.update(notification(i, NotificationKind::UpdatePosted, text)));
+                Ok(Change { events, outbox })
             }),
         )
         .await?;

@@ -1,9 +1,12 @@
 //! `warroom serve`.
 
 use anyhow::Context;
+use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
+use warroom_domain::notify::RetryPolicy;
+use warroom_notify::{Adapter, Dispatcher, adapters::webhook::Webhook};
 use warroom_server::{AppState, Settings};
 use warroom_store::{Clock, Store, SystemClock};
 
@@ -66,14 +69,53 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
             policies: checked.policies,
             strict_services: checked.config.strict_services,
             body_limit: checked.config.body_limit_bytes,
+            routing: checked.config.routing.clone(),
         }),
     };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let dispatcher = dispatcher(store.clone(), state.clock.clone(), &checked.channels)?;
+    let worker = tokio::spawn(async move {
+        dispatcher
+            .run(std::time::Duration::from_secs(1), stop_rx)
+            .await
+    });
     tracing::info!(database.backend = store.backend(), "ready");
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("warroom listening on http://{addr}");
     warroom_server::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// One adapter per configured channel, sharing one HTTP client so connections are reused.
+fn dispatcher(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    channels: &[config::ChannelSpec],
+) -> anyhow::Result<Dispatcher> {
+    let client = reqwest::Client::builder()
+        .build()
+        .context("building the HTTP client for notifications")?;
+    let mut adapters: HashMap<String, Arc<dyn Adapter>> = HashMap::new();
+    for c in channels {
+        let adapter: Arc<dyn Adapter> = match c.kind {
+            config::ChannelKind::Webhook => Arc::new(Webhook::new(
+                c.url.clone(),
+                c.secret.expose().as_bytes().to_vec(),
+                c.timeout,
+                client.clone(),
+            )),
+        };
+        adapters.insert(c.name.clone(), adapter);
+    }
+    Ok(Dispatcher::new(
+        store,
+        clock,
+        adapters,
+        RetryPolicy::default(),
+    ))
 }
 
 async fn shutdown_signal() {

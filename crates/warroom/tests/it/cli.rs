@@ -8,15 +8,26 @@ use warroom_testkit::{backends, fresh_database};
 
 const BIN: &str = env!("CARGO_BIN_EXE_warroom");
 
-struct Server {
-    child: Child,
-    url: String,
+pub struct Server {
+    pub child: Child,
+    pub url: String,
 }
 
 impl Server {
-    fn start(database: &str, dir: &std::path::Path) -> Server {
+    pub fn start(database: &str, dir: &std::path::Path) -> Server {
+        Self::start_with(database, dir, &[], &[])
+    }
+
+    pub fn start_with(
+        database: &str,
+        dir: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--database", database])
+            .args(args)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .env_remove("WARROOM_CONFIG")
             .stdout(Stdio::piped())
@@ -44,7 +55,7 @@ impl Drop for Server {
     }
 }
 
-fn run(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+pub fn run(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut c = Command::new(BIN);
     c.args(args)
         .current_dir(dir)
@@ -57,7 +68,7 @@ fn run(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     c.output().expect("run warroom")
 }
 
-fn ok(o: &Output) -> String {
+pub fn ok(o: &Output) -> String {
     let out = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(
         o.status.success(),

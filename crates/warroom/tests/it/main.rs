@@ -3,5 +3,6 @@
 
 mod api;
 mod cli;
+mod notify_e2e;
 mod openapi;
 mod store_contract;
