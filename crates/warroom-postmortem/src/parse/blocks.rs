@@ -52,12 +52,13 @@ pub(crate) fn collapse(s: &str) -> String {
 }
 
 /// One table cell. `range` is the content between the pipes, padding
-/// included; an empty range means the row was short and the cell is absent
-/// from the source.
+/// included (empty for `||`).
 #[derive(Debug, Clone)]
 pub(crate) struct Cell {
     pub inlines: Vec<Inline>,
     pub range: Range<usize>,
+    /// The row was short: pulldown invents the cell, it is not in the source.
+    pub absent: bool,
 }
 
 impl Cell {
@@ -65,7 +66,7 @@ impl Cell {
         plain(&self.inlines)
     }
     pub fn missing(&self) -> bool {
-        self.range.is_empty()
+        self.absent
     }
     /// Whether every non-blank bit of text is struck through.
     pub fn all_struck(&self) -> bool {
@@ -228,9 +229,18 @@ pub(crate) fn collect(src: &str) -> Vec<Block> {
                 }
                 Tag::TableCell => {
                     if let Some(Some(Block::Table(t))) = table.map(|i| blocks.get_mut(i)) {
+                        // A real empty cell (`||`) sits right after a pipe;
+                        // an invented one sits after the row's line break.
+                        let absent = range.is_empty()
+                            && range
+                                .start
+                                .checked_sub(1)
+                                .and_then(|i| src.as_bytes().get(i))
+                                != Some(&b'|');
                         let cell = Cell {
                             inlines: Vec::new(),
                             range,
+                            absent,
                         };
                         if in_head {
                             t.head.push(cell);
