@@ -165,27 +165,32 @@ impl Meta {
         }
     }
 
-    /// `**Key:** value` lines.
+    /// `**Key:** value` lines; several keys may share a line
+    /// (`**Date:** 2026-02-11 · **Severity:** Sev3`).
     fn bold_lines(&mut self, inlines: &[Inline]) {
         for line in blocks::lines(inlines) {
-            let Some(k) = line.iter().position(|i| !i.text.trim().is_empty()) else {
-                continue;
-            };
-            let Some(key) = line.get(k).filter(|i| i.strong) else {
-                continue;
-            };
-            let rest = line.get(k + 1..).unwrap_or(&[]);
-            let rest_text = blocks::plain(rest);
-            let key_text = key.text.trim();
-            let (key_text, value) = if let Some(kt) = key_text.strip_suffix(':') {
-                (kt, rest_text.as_str())
-            } else if let Some(v) = rest_text.strip_prefix(':') {
-                (key_text, v)
-            } else {
-                continue;
-            };
-            if let Some(f) = field(key_text) {
-                self.set(f, value);
+            let mut current: Option<(Option<Field>, String)> = None;
+            let mut pairs: Vec<(Option<Field>, String)> = Vec::new();
+            for (n, i) in line.iter().enumerate() {
+                let key = i.text.trim();
+                let next_colon = line.get(n + 1).is_some_and(|x| x.text.starts_with(':'));
+                let first = line.iter().take(n).all(|x| x.text.trim().is_empty());
+                if i.strong && (key.ends_with(':') || next_colon) && (first || current.is_some()) {
+                    if let Some(p) = current.take() {
+                        pairs.push(p);
+                    }
+                    current = Some((field(key.trim_end_matches(':')), String::new()));
+                } else if let Some((_, v)) = current.as_mut() {
+                    v.push_str(&i.text);
+                }
+            }
+            pairs.extend(current);
+            for (f, v) in pairs {
+                let v = v.trim().trim_start_matches(':');
+                let v = v.trim().trim_end_matches(['·', '|', ',', ';', '•']).trim();
+                if let Some(f) = f {
+                    self.set(f, v);
+                }
             }
         }
     }
@@ -205,8 +210,16 @@ pub(crate) fn extract(file_label: &str, blocks: &[Block]) -> Meta {
                 }
             }
             Block::Table(t) => {
-                let rows = std::iter::once(&t.head).chain(t.rows.iter().map(|r| &r.cells));
-                for cells in rows {
+                // A field/value table names at least two fields; this keeps a
+                // `| Status | Fix |` plan table from being read as metadata.
+                let rows = || std::iter::once(&t.head).chain(t.rows.iter().map(|r| &r.cells));
+                let fields = rows()
+                    .filter(|cells| cells.first().is_some_and(|k| field(&k.text()).is_some()))
+                    .count();
+                if fields < 2 {
+                    continue;
+                }
+                for cells in rows() {
                     if let (Some(k), Some(v)) = (cells.first(), cells.get(1))
                         && let Some(f) = field(&k.text())
                     {
