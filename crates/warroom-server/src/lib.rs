@@ -7,6 +7,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod postmortems;
 mod router;
 
 use std::{future::Future, sync::Arc};
@@ -27,6 +28,8 @@ pub struct Settings {
     pub body_limit: usize,
     /// Which channels hear about what.
     pub routing: warroom_domain::notify::Routing,
+    /// The post-mortem folder, when configured.
+    pub postmortems: Option<postmortems::PostmortemSettings>,
 }
 
 impl Default for Settings {
@@ -36,6 +39,7 @@ impl Default for Settings {
             strict_services: false,
             body_limit: 1024 * 1024,
             routing: Default::default(),
+            postmortems: None,
         }
     }
 }

@@ -70,6 +70,9 @@ pub fn build() -> Value {
         "/api/v1/incidents/{number}/checklists": { "get": op(inc, "Runbook checklists with their state", Some("viewer"), None, ("200", "Checklist items")) },
         "/api/v1/incidents/{number}/checklists/{item}/tick": { "post": op(inc, "Tick a checklist item", Some("responder"), None, ("200", "Checklist items")) },
         "/api/v1/incidents/{number}/messages": { "get": op(inc, "The runbook's messages rendered from the record", Some("viewer"), None, ("200", "Messages by kind")) },
+        "/api/v1/incidents/{number}/postmortem": { "post": op(inc, "Draft the post-mortem into the configured folder (and commit it in a git work tree)", Some("responder"), None, ("201", "Path, commit and markdown of the draft")) },
+        "/postmortems/": { "get": op("postmortems", "Published post-mortems: the index page (HTML)", None, None, ("200", "HTML")) },
+        "/postmortems/{page}": { "get": op("postmortems", "One published post-mortem (HTML)", None, None, ("200", "HTML")) },
         "/api/v1/tokens": {
             "get": op("tokens", "List tokens (never secrets)", Some("admin"), None, ("200", "Tokens")),
             "post": op("tokens", "Create a token; the secret is in this response only", Some("admin"), Some("CreateToken"), ("201", "Token and secret"))
@@ -84,6 +87,9 @@ pub fn build() -> Value {
             }
             if path.contains("{item}") {
                 params.push(json!({ "name": "item", "in": "path", "required": true, "schema": { "type": "string" } }));
+            }
+            if path.contains("{page}") {
+                params.push(json!({ "name": "page", "in": "path", "required": true, "schema": { "type": "string" } }));
             }
             if path.contains("{id}") {
                 params.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }));

@@ -32,6 +32,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/incidents/{number}/checklists"),
     ("POST", "/api/v1/incidents/{number}/checklists/{item}/tick"),
     ("GET", "/api/v1/incidents/{number}/messages"),
+    ("POST", "/api/v1/incidents/{number}/postmortem"),
+    ("GET", "/postmortems/"),
+    ("GET", "/postmortems/{page}"),
     ("GET", "/api/v1/tokens"),
     ("POST", "/api/v1/tokens"),
     ("DELETE", "/api/v1/tokens/{id}"),
@@ -87,6 +90,10 @@ pub fn router(state: AppState) -> Router {
             get(api::incidents::messages),
         )
         .route(
+            "/incidents/{number}/postmortem",
+            post(crate::postmortems::draft_postmortem),
+        )
+        .route(
             "/tokens",
             get(api::tokens::list_tokens).post(api::tokens::create_token),
         )
@@ -97,6 +104,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::services::ready))
+        .route("/postmortems/", get(crate::postmortems::site_index))
+        .route("/postmortems/{page}", get(crate::postmortems::site_page))
         .nest("/api/v1", api)
         .fallback(|| async { ApiError::not_found("no such route; see /api/v1/openapi.json") })
         .method_not_allowed_fallback(|| async {

@@ -252,6 +252,67 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Post-mortems: draft, parse follow-ups, mark items.
+    Postmortem {
+        #[command(subcommand)]
+        command: PostmortemCommand,
+    },
+    /// The static post-mortem site.
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PostmortemCommand {
+    /// Draft the post-mortem of an incident into the server's post-mortem folder.
+    New {
+        number: String,
+        /// Do not commit, even in a git work tree.
+        #[arg(long)]
+        no_commit: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Parse post-mortems and list their follow-ups.
+    Parse {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every pending follow-up in a folder of post-mortems, P0 first.
+    Todos {
+        dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change one follow-up's status in place, leaving every other byte alone.
+    Mark {
+        file: PathBuf,
+        /// Item id, as `parse` prints it.
+        item: String,
+        #[arg(long, value_enum)]
+        status: MarkStatus,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MarkStatus {
+    Done,
+    NeedsHumanReview,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SiteCommand {
+    /// Write index.html and one page per post-mortem.
+    Build {
+        #[arg(long)]
+        postmortems: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Args, Default)]

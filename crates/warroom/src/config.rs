@@ -29,6 +29,22 @@ pub struct Config {
     pub severity: BTreeMap<String, SeverityOverride>,
     pub channels: Vec<ChannelConfig>,
     pub routing: Routing,
+    pub postmortems: Option<PostmortemConfig>,
+}
+
+/// Where post-mortems are written and published from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostmortemConfig {
+    pub dir: std::path::PathBuf,
+    #[serde(default = "yes")]
+    pub git_commit: bool,
+    #[serde(default)]
+    pub draft_on_resolve: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A notification channel. Secrets never sit in the file: they come from an environment
@@ -86,6 +102,7 @@ impl Default for Config {
             severity: BTreeMap::new(),
             channels: vec![],
             routing: Routing::default(),
+            postmortems: None,
         }
     }
 }

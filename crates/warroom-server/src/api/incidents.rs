@@ -389,6 +389,24 @@ pub async fn transition_incident(
         .store
         .mutate_incident(n, caller.name(), now, change)
         .await?;
+    // The seed's "recovered, write a post-mortem?" made automatic when configured. The resolve
+    // has committed; a failed draft is logged and can be retried with the API or the CLI.
+    if to == IncidentStatus::Resolved
+        && state
+            .settings
+            .postmortems
+            .as_ref()
+            .is_some_and(|p| p.draft_on_resolve)
+    {
+        match crate::postmortems::draft(&state, n, "warroom", true).await {
+            Ok(d) => {
+                tracing::info!(incident.number = n, file = %d.file_name, "post-mortem drafted on resolve")
+            }
+            Err(e) => {
+                tracing::warn!(incident.number = n, error = ?e, "could not draft the post-mortem on resolve")
+            }
+        }
+    }
     Ok(Json(view(&state, incident)))
 }
 

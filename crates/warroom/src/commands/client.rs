@@ -7,14 +7,14 @@ use serde_json::{Value, json};
 use super::{local::signals, output};
 use crate::cli::{ClientArgs, Command, ResolutionArgs};
 
-struct Client {
+pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<crate::secret::Secret>,
 }
 
 impl Client {
-    fn new(args: &ClientArgs) -> anyhow::Result<Self> {
+    pub fn new(args: &ClientArgs) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()?;
@@ -25,7 +25,12 @@ impl Client {
         })
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -361,7 +366,9 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         Command::Serve { .. }
         | Command::Token { .. }
         | Command::Config { .. }
-        | Command::Classify { .. } => {
+        | Command::Classify { .. }
+        | Command::Postmortem { .. }
+        | Command::Site { .. } => {
             bail!("not a client command")
         }
     };

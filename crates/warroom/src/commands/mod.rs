@@ -3,6 +3,7 @@
 mod client;
 mod local;
 mod output;
+mod postmortem;
 mod serve;
 
 use crate::cli::Command;
@@ -17,6 +18,8 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             severity,
             json,
         } => local::classify(signals, severity, json),
+        Command::Postmortem { command } => postmortem::run(command).await,
+        Command::Site { command } => postmortem::site(command),
         other => client::run(other).await,
     }
 }

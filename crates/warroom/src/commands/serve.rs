@@ -70,6 +70,13 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
             strict_services: checked.config.strict_services,
             body_limit: checked.config.body_limit_bytes,
             routing: checked.config.routing.clone(),
+            postmortems: checked.config.postmortems.as_ref().map(|p| {
+                warroom_server::postmortems::PostmortemSettings {
+                    dir: p.dir.clone(),
+                    git_commit: p.git_commit,
+                    draft_on_resolve: p.draft_on_resolve,
+                }
+            }),
         }),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -5,4 +5,5 @@ mod api;
 mod cli;
 mod notify_e2e;
 mod openapi;
+mod postmortems;
 mod store_contract;
