@@ -1,21 +1,4 @@
-//! Pure post-mortem engine of warroom.
-//!
-//! - [`render_draft`] writes a new post-mortem from what the incident store knows,
-//!   leaving clearly marked prompts for what only a human can write.
-//! - [`parse_document`] reads follow-up items structurally (tables, task lists,
-//!   headings, bullets, inline markers) and classifies which ones automation may
-//!   implement.
-//! - [`set_item_status`] and [`append_implementation_rows`] edit a document in
-//!   place, changing only the bytes they must.
-//! - [`build_site`] renders a static HTML site of all post-mortems.
-//!
-//! The crate does no IO and reads no clock: callers pass text and dates in.
-//!
-//! # The safety rule
-//! An item is *safe* for automation only when its type is Alert, Config or
-//! Monitor **and** that type is known confidently: an explicit Type column
-//! that maps to exactly one type, or whole-word inference from the action
-//! that finds exactly one type. Unknown is never safe.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
