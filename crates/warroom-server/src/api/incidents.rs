@@ -238,6 +238,24 @@ pub async fn show_incident(
     Ok(Json(view(&state, incident)))
 }
 
+/// The display name of the incident's primary service, as titles and messages use it.
+pub(crate) async fn primary_service_name(
+    state: &AppState,
+    incident: &Incident,
+) -> Result<String, ApiError> {
+    let primary = incident
+        .services
+        .first()
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_default();
+    Ok(state
+        .store
+        .service(&primary)
+        .await?
+        .map(|s| s.name)
+        .unwrap_or(primary))
+}
+
 fn notification(incident: &Incident, kind: NotificationKind, text: String) -> Notification {
     Notification {
         kind,
@@ -280,17 +298,7 @@ pub async fn update_incident(
     ApiJson(patch): ApiJson<IncidentPatch>,
 ) -> Result<Json<IncidentView>, ApiError> {
     let current = state.store.incident(n).await?;
-    let primary = current
-        .services
-        .first()
-        .map(|s| s.as_str().to_owned())
-        .unwrap_or_default();
-    let name = state
-        .store
-        .service(&primary)
-        .await?
-        .map(|s| s.name)
-        .unwrap_or(primary);
+    let name = primary_service_name(&state, &current).await?;
     mutate(&state, n, caller.name(), move |i| i.patch(patch, &name)).await
 }
 
@@ -570,17 +578,7 @@ pub async fn messages(
 ) -> Result<Json<Value>, ApiError> {
     let incident = state.store.incident(n).await?;
     let events = state.store.timeline(n).await?;
-    let primary = incident
-        .services
-        .first()
-        .map(|s| s.as_str().to_owned())
-        .unwrap_or_default();
-    let name = state
-        .store
-        .service(&primary)
-        .await?
-        .map(|s| s.name)
-        .unwrap_or(primary);
+    let name = primary_service_name(&state, &incident).await?;
     let now = state.clock.now();
     let p = &state.settings.policies;
     let stuck = if incident.identified_at.is_none() {
