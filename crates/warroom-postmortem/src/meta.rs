@@ -171,11 +171,16 @@ impl Meta {
         for line in blocks::lines(inlines) {
             let mut current: Option<(Option<Field>, String)> = None;
             let mut pairs: Vec<(Option<Field>, String)> = Vec::new();
+            let mut first = true;
             for (n, i) in line.iter().enumerate() {
                 let key = i.text.trim();
                 let next_colon = line.get(n + 1).is_some_and(|x| x.text.starts_with(':'));
-                let first = line.iter().take(n).all(|x| x.text.trim().is_empty());
-                if i.strong && (key.ends_with(':') || next_colon) && (first || current.is_some()) {
+                let starts_line = first;
+                first &= key.is_empty();
+                if i.strong
+                    && (key.ends_with(':') || next_colon)
+                    && (starts_line || current.is_some())
+                {
                     if let Some(p) = current.take() {
                         pairs.push(p);
                     }

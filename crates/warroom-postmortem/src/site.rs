@@ -104,8 +104,16 @@ fn shell(title: &str, body: &str) -> String {
     )
 }
 
-/// GitHub-style heading id: lowercase, spaces to `-`, punctuation dropped.
-fn heading_id(text: &str, used: &mut Vec<String>) -> String {
+/// Heading ids already handed out on a page, and the next suffix per base.
+#[derive(Default)]
+struct Ids {
+    used: std::collections::HashSet<String>,
+    next: std::collections::HashMap<String, usize>,
+}
+
+/// GitHub-style heading id: lowercase, spaces to `-`, punctuation dropped,
+/// `-1`, `-2`... for repeats.
+fn heading_id(text: &str, ids: &mut Ids) -> String {
     let mut s = String::new();
     for c in text.trim().chars() {
         if c.is_alphanumeric() || c == '-' || c == '_' {
@@ -117,14 +125,18 @@ fn heading_id(text: &str, used: &mut Vec<String>) -> String {
     if s.is_empty() {
         s.push_str("section");
     }
-    let mut id = s.clone();
-    let mut n = 1;
-    while used.contains(&id) {
-        id = format!("{s}-{n}");
-        n += 1;
+    let n = ids.next.entry(s.clone()).or_insert(0);
+    loop {
+        let id = if *n == 0 {
+            s.clone()
+        } else {
+            format!("{s}-{n}")
+        };
+        *n += 1;
+        if ids.used.insert(id.clone()) {
+            return id;
+        }
     }
-    used.push(id.clone());
-    id
 }
 
 /// Links into other post-mortems point at their pages; script URLs are dropped.
@@ -156,7 +168,7 @@ fn rewrite_url(url: &str) -> String {
 /// a post-mortem cannot inject script into the site.
 pub fn render_markdown(text: &str) -> String {
     let events: Vec<Event> = Parser::new_ext(text, options()).collect();
-    let mut used = Vec::new();
+    let mut used = Ids::default();
     let mut out: Vec<Event> = Vec::with_capacity(events.len());
     let mut i = 0;
     while let Some(ev) = events.get(i).cloned() {

@@ -80,7 +80,7 @@ fn follow_up_named(ws: &[String]) -> bool {
     let has = |w: &str| ws.iter().any(|x| x == w);
     let pair = |a: &str, b: &[&str]| {
         ws.windows(2)
-            .any(|p| p[0] == a && b.contains(&p[1].as_str()))
+            .any(|p| matches!(p, [x, y] if x == a && b.contains(&y.as_str())))
     };
     pair("action", &["item", "items", "plan"])
         || pair("follow", &["up", "ups"])

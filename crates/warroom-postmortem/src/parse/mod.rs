@@ -351,18 +351,13 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
 /// in one file get an occurrence suffix.
 fn assign_ids(file_label: &str, items: &mut [Item]) {
     let base = file_label.rsplit(['/', '\\']).next().unwrap_or(file_label);
-    let mut seen: Vec<(String, usize)> = Vec::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for item in items.iter_mut() {
         let norm = vocab::words(&item.action).join(" ");
-        let n = match seen.iter_mut().find(|(a, _)| *a == norm) {
-            Some((_, n)) => {
-                *n += 1;
-                *n
-            }
-            None => {
-                seen.push((norm.clone(), 1));
-                1
-            }
+        let n = {
+            let n = seen.entry(norm.clone()).or_insert(0);
+            *n += 1;
+            *n
         };
         let key = if n == 1 {
             format!("{base}\0{norm}")
@@ -638,10 +633,10 @@ pub(crate) fn bold_priority(inlines: &[Inline]) -> Option<Priority> {
 pub(crate) fn strip_bold_priority(inlines: &[Inline]) -> Vec<Inline> {
     let mut out: Vec<Inline> = Vec::new();
     let mut dropped_leading = false;
+    let mut leading = true;
     for i in inlines {
         let is_prio = i.strong
             && matches!(vocab::words(&i.text).as_slice(), [w] if vocab::priority_word(w).is_some());
-        let leading = out.iter().all(|o| o.text.trim().is_empty());
         if is_prio {
             dropped_leading |= leading;
             continue;
@@ -653,6 +648,7 @@ pub(crate) fn strip_bold_priority(inlines: &[Inline]) -> Vec<Inline> {
                 .trim_start_matches([' ', ':', '-', '—', '–'])
                 .to_string();
         }
+        leading &= c.text.trim().is_empty();
         out.push(c);
     }
     out
