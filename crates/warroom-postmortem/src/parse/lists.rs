@@ -212,7 +212,11 @@ pub(crate) fn heading_section(
             && !named
             && !other_named(&rest_ws)
             && vocab::status_from_text(&core).is_none_or(|_| rest_ws.len() > 2)
-            && (context == Class::FollowUp || enumerated);
+            && (context == Class::FollowUp || enumerated)
+            // "### Quick wins (done)" followed by a table or list is a
+            // section stating its children's status; numbered headings are
+            // always items.
+            && (enumerated || !matches!(next, Some(Block::Table(_) | Block::Item(_))));
         if is_item && context != Class::Excluded {
             let details = match next {
                 Some(Block::Paragraph { inlines, .. }) => Some(blocks::plain(inlines)),

@@ -1,4 +1,5 @@
 //! Integration tests of warroom-postmortem, linked into one binary.
+#![expect(clippy::unwrap_used, reason = "helpers fail the test loudly")]
 
 mod draft_roundtrip;
 mod edit_props;
@@ -9,10 +10,12 @@ mod site;
 
 use warroom_postmortem::{Item, ParsedDocument, parse_document};
 
+/// Parses `md` under a fixed dated label.
 pub fn doc(md: &str) -> ParsedDocument {
     parse_document("docs/post-mortems/2026-04-14-test.md", md)
 }
 
+/// The items of `md`.
 pub fn items(md: &str) -> Vec<Item> {
     doc(md).items
 }

@@ -379,9 +379,9 @@ fn deferred_safe_item_is_skipped_not_a_todo() {
 
 #[test]
 fn code_fenced_tables_and_lists_are_ignored() {
-    let v = items(&format!(
-        "## Action Items\n\n```markdown\n| Priority | Action | Type | Details | Status |\n|---|---|---|---|---|\n| P1 | Add fake alert | Alert | | TODO |\n- [ ] fake task\n```\n\n- [ ] Real task: add uptime check\n"
-    ));
+    let v = items(
+        "## Action Items\n\n```markdown\n| Priority | Action | Type | Details | Status |\n|---|---|---|---|---|\n| P1 | Add fake alert | Alert | | TODO |\n- [ ] fake task\n```\n\n- [ ] Real task: add uptime check\n",
+    );
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].action, "Real task: add uptime check");
 }
@@ -530,4 +530,31 @@ fn json_keeps_the_reference_shape() {
     assert_eq!(v["total_todos_in_doc"], 2);
     assert_eq!(v["todos"][0]["type"], "Alert");
     assert_eq!(v["todos"][0]["priority"], "P2");
+}
+
+#[test]
+fn unnumbered_heading_with_status_over_a_list_is_a_section() {
+    let v = items(
+        "## Follow-ups\n\n### Quick wins (done)\n\n- Add ping monitor for the NAS\n- Raise the timeout option\n",
+    );
+    assert_eq!(v.len(), 2);
+    assert!(
+        v.iter()
+            .all(|i| i.status == StatusKind::Done && i.format == ItemFormat::Bullet)
+    );
+}
+
+#[test]
+fn inline_action_without_status_needs_triage_and_edits_by_appending() {
+    let md = "**Action:** Add alert on replication lag\n";
+    let i = one(md);
+    assert_eq!(i.status, StatusKind::NeedsTriage);
+    let out = warroom_postmortem::set_item_status(
+        "2026-04-14-test.md",
+        md,
+        &i.id,
+        warroom_postmortem::EditStatus::Done,
+    )
+    .unwrap();
+    assert_eq!(out, "**Action (Done):** Add alert on replication lag\n");
 }
