@@ -43,6 +43,10 @@ pub struct Notification {
     pub title: String,
     /// The runbook-format plain text body.
     pub text: String,
+    /// The incident's channel name by the runbook's convention (`#incident-YYYYMMDD-<slug>`),
+    /// for adapters that create or address per-incident rooms.
+    #[serde(default)]
+    pub incident_channel: Option<String>,
 }
 
 /// How deliveries are retried.

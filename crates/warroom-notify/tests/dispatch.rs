@@ -89,6 +89,7 @@ fn msg(channel: &str, title: &str, incident: Option<i64>) -> NewOutboxMessage {
             severity: Some(Severity::Sev1),
             title: title.into(),
             text: "body".into(),
+            incident_channel: None,
         },
     }
 }

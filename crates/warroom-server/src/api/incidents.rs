@@ -263,6 +263,7 @@ fn notification(incident: &Incident, kind: NotificationKind, text: String) -> No
         severity: Some(incident.severity),
         title: incident.title.clone(),
         text,
+        incident_channel: Some(incident.channel.clone()),
     }
 }
 

@@ -383,6 +383,7 @@ fn note(incident: i64, text: &str) -> warroom_domain::notify::Notification {
         severity: Some(Severity::Sev2),
         title: text.into(),
         text: text.into(),
+        incident_channel: None,
     }
 }
 
