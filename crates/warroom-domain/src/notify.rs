@@ -244,6 +244,7 @@ mod routing_tests {
             severity: None,
             title: "t".into(),
             text: "x".into(),
+            incident_channel: None,
         }
     }
 
