@@ -5,6 +5,8 @@ use time::Duration;
 use warroom_domain::{EventKind, notify::RetryDecision, notify::RetryPolicy};
 use warroom_store::{Change, Clock, OutboxMessage, Store};
 
+use tokio::task::JoinSet;
+
 use crate::{Adapter, DeliveryError};
 
 /// What one pass did.
@@ -55,12 +57,11 @@ impl Dispatcher {
         }
     }
 
-    /// One pass: every channel's oldest due message, delivered concurrently across channels.
-    pub async fn run_once(&self) -> Result<DispatchOutcome, warroom_store::StoreError> {
-        let now = self.clock.now();
-        let due = self.store.claim_due(now, self.lease, self.batch).await?;
-        let mut outcome = DispatchOutcome::default();
-        let mut tasks = tokio::task::JoinSet::new();
+    fn spawn_deliveries(
+        &self,
+        due: Vec<OutboxMessage>,
+        tasks: &mut JoinSet<(OutboxMessage, Result<(), DeliveryError>)>,
+    ) {
         for message in due {
             let adapter = self.adapters.get(&message.channel).cloned();
             tasks.spawn(async move {
@@ -74,28 +75,49 @@ impl Dispatcher {
                 (message, result)
             });
         }
+    }
+
+    async fn settle(
+        &self,
+        message: OutboxMessage,
+        result: Result<(), DeliveryError>,
+        outcome: &mut DispatchOutcome,
+    ) -> Result<(), warroom_store::StoreError> {
+        match result {
+            Ok(()) => {
+                self.store
+                    .record_delivered(message.id, self.clock.now())
+                    .await?;
+                self.on_timeline(
+                    &message,
+                    EventKind::NotificationDelivered {
+                        channel: message.channel.clone(),
+                        notification: message.notification.kind,
+                        attempts: message.attempts,
+                    },
+                )
+                .await;
+                outcome.delivered += 1;
+                tracing::info!(outbox.id = message.id, channel = %message.channel, "notification delivered");
+                Ok(())
+            }
+            Err(e) => self.failed(&message, e, outcome).await,
+        }
+    }
+
+    /// One pass: every channel's oldest due message, delivered concurrently across channels,
+    /// returning when all of them are settled.
+    pub async fn run_once(&self) -> Result<DispatchOutcome, warroom_store::StoreError> {
+        let due = self
+            .store
+            .claim_due(self.clock.now(), self.lease, self.batch)
+            .await?;
+        let mut tasks = JoinSet::new();
+        self.spawn_deliveries(due, &mut tasks);
+        let mut outcome = DispatchOutcome::default();
         while let Some(joined) = tasks.join_next().await {
-            let Ok((message, result)) = joined else {
-                continue;
-            };
-            match result {
-                Ok(()) => {
-                    self.store
-                        .record_delivered(message.id, self.clock.now())
-                        .await?;
-                    self.on_timeline(
-                        &message,
-                        EventKind::NotificationDelivered {
-                            channel: message.channel.clone(),
-                            notification: message.notification.kind,
-                            attempts: message.attempts,
-                        },
-                    )
-                    .await;
-                    outcome.delivered += 1;
-                    tracing::info!(outbox.id = message.id, channel = %message.channel, "notification delivered");
-                }
-                Err(e) => self.failed(&message, e, &mut outcome).await?,
+            if let Ok((message, result)) = joined {
+                self.settle(message, result, &mut outcome).await?;
             }
         }
         Ok(outcome)
@@ -177,21 +199,37 @@ impl Dispatcher {
         }
     }
 
-    /// Runs until `shutdown`: wakes on every in-process enqueue, and at least every `poll` for
-    /// retries and for messages enqueued by other processes.
+    /// Runs until `shutdown`. Each delivery is settled as soon as it finishes and the next due
+    /// message is claimed at once, so a slow channel (a receiver taking its full timeout) never
+    /// holds back another channel's page. Wakes on every in-process enqueue, and at least every
+    /// `poll` for retries and for messages enqueued by other processes.
     pub async fn run(
         &self,
         poll: std::time::Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let signal = self.store.outbox_signal();
+        let mut tasks = JoinSet::new();
+        let mut outcome = DispatchOutcome::default();
         loop {
-            match self.run_once().await {
-                Ok(o) if !o.is_idle() => continue,
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "outbox dispatch failed; retrying"),
+            match self
+                .store
+                .claim_due(self.clock.now(), self.lease, self.batch)
+                .await
+            {
+                Ok(due) => self.spawn_deliveries(due, &mut tasks),
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming due notifications failed; retrying")
+                }
             }
             tokio::select! {
+                Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
+                    if let Ok((message, result)) = joined
+                        && let Err(e) = self.settle(message, result, &mut outcome).await
+                    {
+                        tracing::error!(error = %e, "recording a delivery failed; the lease will expire and it is retried");
+                    }
+                }
                 _ = signal.notified() => {}
                 _ = tokio::time::sleep(poll) => {}
                 _ = shutdown.changed() => return,

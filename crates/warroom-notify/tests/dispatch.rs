@@ -332,3 +332,56 @@ async fn permanent_failures_become_a_warning_on_the_incident() {
         let _ = clock.now();
     }
 }
+
+#[tokio::test]
+async fn a_slow_channel_never_delays_a_page_on_another_channel() {
+    let b = backends()[0];
+    let db = fresh_database(b).await.unwrap();
+    let store = open_store(b, &db).await.unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    // A receiver that takes 3 seconds to answer.
+    let slow = Router::new().route(
+        "/hook",
+        post(|| async {
+            tokio::time::sleep(StdDuration::from_secs(3)).await;
+            StatusCode::OK
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, slow).await });
+    let (fast_url, rx) = receiver().await;
+    let d = Arc::new(dispatcher(
+        store.clone(),
+        clock.clone(),
+        &[("webhook:slow", &slow_url), ("webhook:fast", &fast_url)],
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let runner = {
+        let d = d.clone();
+        tokio::spawn(async move { d.run(StdDuration::from_secs(1), stop_rx).await })
+    };
+    store
+        .enqueue(vec![msg("webhook:slow", "slow one", None)], T0)
+        .await
+        .unwrap();
+    tokio::time::sleep(StdDuration::from_millis(200)).await;
+    // The slow delivery is in flight now; a page for another channel must not wait for it.
+    let t0 = std::time::Instant::now();
+    store
+        .enqueue(vec![msg("webhook:fast", "page", None)], T0)
+        .await
+        .unwrap();
+    loop {
+        if !rx.lock().unwrap().got.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < StdDuration::from_millis(1500),
+            "the page waited for the slow channel"
+        );
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    let _ = stop_tx.send(true);
+    runner.await.unwrap();
+}
