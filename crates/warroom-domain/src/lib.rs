@@ -12,6 +12,7 @@ pub mod error;
 pub mod incident;
 pub mod messages;
 pub mod notify;
+pub mod oncall;
 pub mod roles;
 pub mod service;
 pub mod severity;
