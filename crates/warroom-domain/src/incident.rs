@@ -245,6 +245,9 @@ pub struct Incident {
     pub next_update_due: Option<OffsetDateTime>,
     /// Checklist items ticked by people.
     pub checklist_ticks: Vec<ChecklistTick>,
+    /// Paging and reminder state.
+    #[serde(default)]
+    pub paging: crate::escalation::Paging,
 }
 
 /// What a declarer provides.
@@ -399,6 +402,7 @@ impl Incident {
             last_update: None,
             next_update_due: policies.get(classification.severity).next_update_after(now),
             checklist_ticks: vec![],
+            paging: Default::default(),
         };
         let event = EventKind::Declared {
             title,

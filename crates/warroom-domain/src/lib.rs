@@ -9,6 +9,7 @@
 pub mod checklist;
 pub mod classifier;
 pub mod error;
+pub mod escalation;
 pub mod incident;
 pub mod messages;
 pub mod notify;
