@@ -154,9 +154,6 @@ pub struct TickContext<'a> {
     pub escalation: Option<&'a EscalationPolicy>,
     /// Schedules, to resolve schedule targets.
     pub schedules: &'a [CheckedSchedule],
-    /// Per severity (index level-1): escalate when the cause is not identified this long after
-    /// declaration. Default: Sev1 only, 5 minutes.
-    pub stuck_after: [Option<Duration>; 4],
     /// The primary service's display name, for messages.
     pub service_name: &'a str,
     /// The timeline so far, for drafts and the escalation message.
@@ -470,7 +467,11 @@ impl Incident {
         if open
             && !self.paging.stuck_escalated
             && self.identified_at.is_none()
-            && let Some(after) = ctx.stuck_after[usize::from(self.severity.level() - 1)]
+            && let Some(after) = ctx
+                .policies
+                .get(self.severity)
+                .escalate_unidentified_after_secs
+                .map(Duration::seconds)
             && now >= self.declared_at + after
         {
             self.paging.stuck_escalated = true;
@@ -594,7 +595,6 @@ mod tests {
             policies: p,
             escalation: Some(e),
             schedules: &[],
-            stuck_after: DEFAULT_STUCK_AFTER,
             service_name: "API",
             timeline: &[],
         }
@@ -642,12 +642,14 @@ mod tests {
 
     #[test]
     fn acknowledgement_stops_escalation_and_records_mtta() {
-        let (p, e) = (SeverityPolicies::default(), policy());
+        let (mut p, e) = (SeverityPolicies::default(), policy());
         // The five-minute rule pages on regardless of acknowledgement; keep it out of this test.
-        let c = TickContext {
-            stuck_after: [None; 4],
-            ..ctx(&p, &e)
+        let off = crate::severity::SeverityOverride {
+            escalate_unidentified_after_secs: Some(0),
+            ..Default::default()
         };
+        p.apply_override(Severity::Sev1, &off).unwrap();
+        let c = ctx(&p, &e);
         let mut i = sev1();
         i.start_paging(&c, T0);
         i.acknowledge("ana", T0 + Duration::seconds(50)).unwrap();
@@ -719,7 +721,6 @@ mod tests {
             policies: &p,
             escalation: None,
             schedules: &[],
-            stuck_after: DEFAULT_STUCK_AFTER,
             service_name: "API",
             timeline: &[],
         };
@@ -766,7 +767,6 @@ mod tests {
             policies: &p,
             escalation: None,
             schedules: &[],
-            stuck_after: [None; 4],
             service_name: "API",
             timeline: &[],
         };

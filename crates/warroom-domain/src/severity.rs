@@ -149,6 +149,10 @@ pub struct SeverityPolicy {
     pub on_call: OnCallPolicy,
     /// Communication cadence.
     pub cadence: Cadence,
+    /// Escalate when the cause is not identified this many seconds after declaration (the
+    /// runbook's five-minute rule for Sev1); `None` for no such rule.
+    #[serde(default)]
+    pub escalate_unidentified_after_secs: Option<i64>,
 }
 
 impl SeverityPolicy {
@@ -204,6 +208,7 @@ impl Default for SeverityPolicies {
                         summary: "Update the incident channel and the status page every 2 minutes"
                             .into(),
                     },
+                    escalate_unidentified_after_secs: Some(300),
                 },
                 SeverityPolicy {
                     level: Severity::Sev2,
@@ -223,6 +228,7 @@ impl Default for SeverityPolicies {
                         status_page_update_secs: None,
                         summary: "Internal updates every 5 minutes".into(),
                     },
+                    escalate_unidentified_after_secs: None,
                 },
                 SeverityPolicy {
                     level: Severity::Sev3,
@@ -242,6 +248,7 @@ impl Default for SeverityPolicies {
                         status_page_update_secs: None,
                         summary: "Post-incident update".into(),
                     },
+                    escalate_unidentified_after_secs: None,
                 },
                 SeverityPolicy {
                     level: Severity::Sev4,
@@ -261,6 +268,7 @@ impl Default for SeverityPolicies {
                         status_page_update_secs: None,
                         summary: "One team message".into(),
                     },
+                    escalate_unidentified_after_secs: None,
                 },
             ],
         }
@@ -279,6 +287,8 @@ pub struct SeverityOverride {
     pub status_page_update_secs: Option<i64>,
     /// Paging policy.
     pub on_call: Option<OnCallPolicy>,
+    /// Escalate when the cause is not identified this long after declaration; 0 disables.
+    pub escalate_unidentified_after_secs: Option<i64>,
 }
 
 impl SeverityPolicies {
@@ -309,6 +319,10 @@ impl SeverityPolicies {
         let response = check("response_secs", o.response_secs)?;
         let channel = check("channel_update_secs", o.channel_update_secs)?;
         let page = check("status_page_update_secs", o.status_page_update_secs)?;
+        let stuck = check(
+            "escalate_unidentified_after_secs",
+            o.escalate_unidentified_after_secs,
+        )?;
         let p = &mut self.policies[usize::from(s.level() - 1)];
         if let Some(r) = response {
             p.response = match r {
@@ -321,6 +335,9 @@ impl SeverityPolicies {
         }
         if let Some(c) = page {
             p.cadence.status_page_update_secs = c;
+        }
+        if let Some(c) = stuck {
+            p.escalate_unidentified_after_secs = c;
         }
         if let Some(on_call) = o.on_call {
             p.on_call = on_call;
