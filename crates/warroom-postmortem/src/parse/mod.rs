@@ -269,7 +269,8 @@ pub fn parse_bytes(file_label: &str, bytes: &[u8]) -> Result<ParsedDocument, Par
 }
 
 /// Parses one post-mortem. Never fails: what cannot be read becomes a
-/// warning or sets [`ParsedDocument::needs_review`].
+/// warning or sets [`ParsedDocument::needs_review`]. The size limit is not
+/// checked here; read untrusted files through [`parse_bytes`].
 pub fn parse_document(file_label: &str, text: &str) -> ParsedDocument {
     let blocks = blocks::collect(text);
     let mut w = Walker {
