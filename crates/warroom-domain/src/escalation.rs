@@ -160,9 +160,47 @@ pub struct TickContext<'a> {
     pub timeline: &'a [TimelineEvent],
 }
 
-/// The runbook's five-minute rule, for Sev1 only.
-pub const DEFAULT_STUCK_AFTER: [Option<Duration>; 4] =
-    [Some(Duration::minutes(5)), None, None, None];
+/// Paging as configured: the policy, the schedules it may name, and each person's contact
+/// channels.
+#[derive(Debug, Clone, Default)]
+pub struct PagingConfig {
+    /// The escalation policy for paging severities.
+    pub policy: Option<EscalationPolicy>,
+    /// Checked schedules.
+    pub schedules: Vec<CheckedSchedule>,
+    /// Person → the channel names that reach them, in order.
+    pub contacts: std::collections::HashMap<String, Vec<String>>,
+}
+
+impl PagingConfig {
+    /// Channels for outgoing notifications: people through their contacts (a person with no
+    /// contacts falls back to the update channels, so nothing is silently dropped).
+    pub fn route(
+        &self,
+        out: Vec<Outgoing>,
+        routing: &crate::notify::Routing,
+    ) -> Vec<crate::notify::Routed> {
+        let mut routed = Vec::new();
+        for o in out {
+            match o.audience {
+                Audience::People(people) => {
+                    for person in people {
+                        let channels = self
+                            .contacts
+                            .get(&person)
+                            .filter(|c| !c.is_empty())
+                            .unwrap_or(&routing.updates);
+                        for c in channels {
+                            routed.push((c.clone(), o.notification.clone()));
+                        }
+                    }
+                }
+                Audience::Updates => routed.extend(routing.update(o.notification)),
+            }
+        }
+        routed
+    }
+}
 
 fn resolve(
     level: &Level,

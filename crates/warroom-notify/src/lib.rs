@@ -9,12 +9,14 @@
 
 pub mod adapters;
 mod dispatch;
+mod ticker;
 
 use async_trait::async_trait;
 use std::time::Duration;
 use warroom_store::OutboxMessage;
 
 pub use dispatch::{DispatchOutcome, Dispatcher};
+pub use ticker::IncidentTicker;
 
 /// Why a delivery did not go through.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -30,6 +30,8 @@ pub struct Settings {
     pub routing: warroom_domain::notify::Routing,
     /// The post-mortem folder, when configured.
     pub postmortems: Option<postmortems::PostmortemSettings>,
+    /// Escalation policy, schedules and people's contacts.
+    pub paging: std::sync::Arc<warroom_domain::escalation::PagingConfig>,
 }
 
 impl Default for Settings {
@@ -40,6 +42,7 @@ impl Default for Settings {
             body_limit: 1024 * 1024,
             routing: Default::default(),
             postmortems: None,
+            paging: Default::default(),
         }
     }
 }

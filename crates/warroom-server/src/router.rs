@@ -33,6 +33,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/incidents/{number}/checklists/{item}/tick"),
     ("GET", "/api/v1/incidents/{number}/messages"),
     ("POST", "/api/v1/incidents/{number}/postmortem"),
+    ("POST", "/api/v1/incidents/{number}/ack"),
+    ("GET", "/api/v1/oncall"),
     ("GET", "/postmortems/"),
     ("GET", "/postmortems/{page}"),
     ("GET", "/api/v1/tokens"),
@@ -93,6 +95,8 @@ pub fn router(state: AppState) -> Router {
             "/incidents/{number}/postmortem",
             post(crate::postmortems::draft_postmortem),
         )
+        .route("/incidents/{number}/ack", post(api::incidents::acknowledge))
+        .route("/oncall", get(api::services::on_call))
         .route(
             "/tokens",
             get(api::tokens::list_tokens).post(api::tokens::create_token),

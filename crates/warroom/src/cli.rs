@@ -252,6 +252,23 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Acknowledge a page: stops the escalation.
+    Ack {
+        number: String,
+        /// Who acknowledges (defaults to the token's name).
+        #[arg(long)]
+        person: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Who is on call now (or at --at), per schedule, with the coverage gaps of the next week.
+    Oncall {
+        /// RFC 3339 time, e.g. 2026-01-12T14:30:00Z.
+        #[arg(long)]
+        at: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Post-mortems: draft, parse follow-ups, mark items.
     Postmortem {
         #[command(subcommand)]

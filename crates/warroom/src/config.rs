@@ -30,6 +30,26 @@ pub struct Config {
     pub channels: Vec<ChannelConfig>,
     pub routing: Routing,
     pub postmortems: Option<PostmortemConfig>,
+    pub people: Vec<PersonConfig>,
+    pub schedules: Vec<warroom_domain::oncall::Schedule>,
+    pub escalation_policies: Vec<warroom_domain::escalation::EscalationPolicy>,
+    pub paging: PagingSection,
+}
+
+/// A person who can be paged, and the channels that reach them, in order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonConfig {
+    pub name: String,
+    #[serde(default)]
+    pub contacts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagingSection {
+    /// The escalation policy paging severities use.
+    pub policy: Option<String>,
 }
 
 /// Where post-mortems are written and published from.
@@ -103,6 +123,10 @@ impl Default for Config {
             channels: vec![],
             routing: Routing::default(),
             postmortems: None,
+            people: vec![],
+            schedules: vec![],
+            escalation_policies: vec![],
+            paging: PagingSection::default(),
         }
     }
 }
@@ -115,6 +139,7 @@ pub struct Checked {
     pub services: Vec<Service>,
     pub policies: SeverityPolicies,
     pub channels: Vec<ChannelSpec>,
+    pub paging: warroom_domain::escalation::PagingConfig,
 }
 
 /// Loads from the file (if any) and the environment. A named file that does not exist is an
@@ -224,6 +249,7 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
         }
     }
     let channels = check_channels(&config, &mut problems);
+    let paging = check_paging(&config, &mut problems);
     if !problems.is_empty() {
         bail!("{}", problems.join("\n"));
     }
@@ -232,8 +258,81 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
         services,
         policies,
         channels,
+        paging,
         config,
     })
+}
+
+fn check_paging(
+    config: &Config,
+    problems: &mut Vec<String>,
+) -> warroom_domain::escalation::PagingConfig {
+    use warroom_domain::escalation::{PagingConfig, Target};
+    let channel_names: Vec<&str> = config.channels.iter().map(|c| c.name.as_str()).collect();
+    let mut contacts = std::collections::HashMap::new();
+    for (i, p) in config.people.iter().enumerate() {
+        if p.name.trim().is_empty() {
+            problems.push(format!("people[{i}].name: must not be empty"));
+        }
+        for (j, c) in p.contacts.iter().enumerate() {
+            if !channel_names.contains(&c.as_str()) {
+                problems.push(format!("people[{i}].contacts[{j}]: no channel named `{c}`"));
+            }
+        }
+        if contacts
+            .insert(p.name.clone(), p.contacts.clone())
+            .is_some()
+        {
+            problems.push(format!("people[{i}].name: `{}` is listed twice", p.name));
+        }
+    }
+    let mut schedules = Vec::new();
+    for (i, s) in config.schedules.iter().enumerate() {
+        match s.check(&format!("schedules[{i}]")) {
+            Ok(c) => schedules.push(c),
+            Err(e) => problems.push(e.to_string()),
+        }
+        for (l, layer) in s.layers.iter().enumerate() {
+            for (m, member) in layer.members.iter().enumerate() {
+                if !contacts.contains_key(member) {
+                    problems.push(format!("schedules[{i}].layers[{l}].members[{m}]: no person named `{member}` in [[people]]"));
+                }
+            }
+        }
+    }
+    let schedule_names: Vec<String> = config.schedules.iter().map(|s| s.name.clone()).collect();
+    for (i, p) in config.escalation_policies.iter().enumerate() {
+        let key = format!("escalation_policies[{i}]");
+        if let Err(e) = p.check(&key, &schedule_names) {
+            problems.push(e.to_string());
+        }
+        for (l, level) in p.levels.iter().enumerate() {
+            for (t, target) in level.targets.iter().enumerate() {
+                if let Target::User { user } = target
+                    && !contacts.contains_key(user)
+                {
+                    problems.push(format!("{key}.levels[{l}].targets[{t}].user: no person named `{user}` in [[people]]"));
+                }
+            }
+        }
+    }
+    let policy = match &config.paging.policy {
+        Some(name) => match config.escalation_policies.iter().find(|p| &p.name == name) {
+            Some(p) => Some(p.clone()),
+            None => {
+                problems.push(format!(
+                    "paging.policy: no escalation policy named `{name}`"
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    PagingConfig {
+        policy,
+        schedules,
+        contacts,
+    }
 }
 
 fn check_channels(config: &Config, problems: &mut Vec<String>) -> Vec<ChannelSpec> {
@@ -383,6 +482,52 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(e.contains("carrier-pigeon"), "{e}");
+    }
+
+    #[test]
+    fn paging_references_are_checked_with_their_keys() {
+        let base = "[[people]]\nname = \"ana\"\n[[schedules]]\nname = \"primary\"\ntime_zone = \"UTC\"\n[[schedules.layers]]\nname = \"l\"\nrotation = \"weekly\"\nhandoff = \"2026-01-05T09:00\"\nmembers = [\"ana\"]\n";
+        let ok = format!(
+            "{base}[[escalation_policies]]\nname = \"default\"\n[[escalation_policies.levels]]\ntargets = [{{ schedule = \"primary\" }}, {{ user = \"ana\" }}]\n[paging]\npolicy = \"default\"\n"
+        );
+        let c = parse(&ok).unwrap();
+        assert!(c.paging.policy.is_some());
+        assert_eq!(c.paging.schedules.len(), 1);
+        let e = parse(&ok.replace("{ user = \"ana\" }", "{ user = \"zed\" }"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("escalation_policies[0].levels[0].targets[1].user: no person named `zed`"),
+            "{e}"
+        );
+        let e = parse(&ok.replace("{ schedule = \"primary\" }", "{ schedule = \"nope\" }"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("escalation_policies[0].levels[0].targets[0].schedule"),
+            "{e}"
+        );
+        let e = parse(&ok.replace("policy = \"default\"", "policy = \"other\""))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("paging.policy: no escalation policy named `other`"),
+            "{e}"
+        );
+        let e = parse(&ok.replace("UTC", "Nowhere/Town"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schedules[0].time_zone"), "{e}");
+        let e = parse(&base.replace(
+            "name = \"ana\"\n[[schedules]]",
+            "name = \"ana\"\ncontacts = [\"pager\"]\n[[schedules]]",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("people[0].contacts[0]: no channel named `pager`"),
+            "{e}"
+        );
     }
 
     #[test]

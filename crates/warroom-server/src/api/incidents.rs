@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use warroom_domain::escalation::TickContext;
 use warroom_domain::notify::{Notification, NotificationKind, Routed};
+use warroom_domain::severity::OnCallPolicy;
 use warroom_domain::{DomainError, EventKind};
 use warroom_domain::{
     Incident, IncidentStatus, NewIncident, Role, ServiceSlug, Severity, Signals, checklist,
@@ -152,6 +154,7 @@ pub async fn declare_incident(
     let now = state.clock.now();
     let policies = state.settings.policies.clone();
     let routing = state.settings.routing.clone();
+    let paging = state.settings.paging.clone();
     let service_name = primary.name.clone();
     let (incident, _) = state
         .store
@@ -163,8 +166,34 @@ pub async fn declare_incident(
                     Incident::declare(number, new, classification, &policies, now)?;
                 let text = messages::declared(&incident, &service_name, &policies);
                 let n = notification(&incident, NotificationKind::IncidentDeclared, text);
-                let outbox = outbox(routing.declared(policies.get(incident.severity).on_call, n));
-                Ok((incident, Change { events, outbox }))
+                let on_call = policies.get(incident.severity).on_call;
+                let mut routed = routing.declared(on_call, n);
+                let mut events = events;
+                let mut incident = incident;
+                // Paging severities start the escalation policy in the same transaction, so a
+                // declared Sev1 is never left unpaged by a crash.
+                if matches!(
+                    on_call,
+                    OnCallPolicy::PageNow | OnCallPolicy::AlertOnCallEngineer
+                ) {
+                    let ctx = TickContext {
+                        policies: &policies,
+                        escalation: paging.policy.as_ref(),
+                        schedules: &paging.schedules,
+                        service_name: &service_name,
+                        timeline: &[],
+                    };
+                    let (e, out) = incident.start_paging(&ctx, now);
+                    events.extend(e);
+                    routed.extend(paging.route(out, &routing));
+                }
+                Ok((
+                    incident,
+                    Change {
+                        events,
+                        outbox: outbox(routed),
+                    },
+                ))
             }),
         )
         .await?;
@@ -595,4 +624,38 @@ pub async fn messages(
         "escalation": incident.status.is_open().then(|| messages::escalation(&incident, &name, &events, stuck, now)),
         "resolved": messages::resolved(&incident),
     })))
+}
+
+/// Body of `POST /api/v1/incidents/{number}/ack`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    /// Who acknowledges; defaults to the token's name.
+    pub person: Option<String>,
+}
+
+/// `POST /api/v1/incidents/{number}/ack`: stops the escalation; the first one sets MTTA.
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    caller: Caller<Responder>,
+    Number(n): Number,
+    body: axum::body::Bytes,
+) -> Result<Json<IncidentView>, ApiError> {
+    let req: AckRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        AckRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                e.to_string(),
+            )
+        })?
+    };
+    let person = req.person.unwrap_or_else(|| caller.name().to_owned());
+    let now = state.clock.now();
+    mutate(&state, n, caller.name(), move |i| {
+        i.acknowledge(&person, now)
+    })
+    .await
 }

@@ -333,6 +333,20 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             format!("/api/v1/incidents/{}/transition", number(n)?),
             Some(json!({ "to": "closed", "note": note })),
         ),
+        Command::Ack {
+            number: n,
+            person,
+            client,
+        } => (
+            client,
+            Method::POST,
+            format!("/api/v1/incidents/{}/ack", number(n)?),
+            Some(json!({ "person": person })),
+        ),
+        Command::Oncall { at, client } => {
+            let q = at.as_ref().map(|a| format!("?at={a}")).unwrap_or_default();
+            (client, Method::GET, format!("/api/v1/oncall{q}"), None)
+        }
         Command::Timeline { number: n, client } => (
             client,
             Method::GET,
@@ -439,6 +453,19 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::Note { .. } => println!("noted"),
+        Command::Oncall { .. } => {
+            for sch in v["schedules"].as_array().into_iter().flatten() {
+                let who = sch["on_call"]["person"].as_str().unwrap_or("NOBODY");
+                println!(
+                    "{}: {who} (until {})",
+                    s(sch, "schedule"),
+                    s(&sch["on_call"], "shift_end")
+                );
+                for g in sch["gaps_next_7_days"].as_array().into_iter().flatten() {
+                    println!("  gap: {} to {}", s(g, "start"), s(g, "end"));
+                }
+            }
+        }
         Command::Update { .. } => {
             if let Some(m) = v["message"].as_str() {
                 println!("{m}");

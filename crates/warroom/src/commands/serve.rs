@@ -6,7 +6,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use warroom_domain::notify::RetryPolicy;
-use warroom_notify::{Adapter, Dispatcher, adapters::webhook::Webhook};
+use warroom_notify::{Adapter, Dispatcher, IncidentTicker, adapters::webhook::Webhook};
 use warroom_server::{AppState, Settings};
 use warroom_store::{Clock, Store, SystemClock};
 
@@ -77,13 +77,28 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
                     draft_on_resolve: p.draft_on_resolve,
                 }
             }),
+            paging: Arc::new(checked.paging.clone()),
         }),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let dispatcher = dispatcher(store.clone(), state.clock.clone(), &checked.channels)?;
+    let ticker = IncidentTicker::new(
+        store.clone(),
+        state.clock.clone(),
+        state.settings.policies.clone(),
+        state.settings.paging.clone(),
+        state.settings.routing.clone(),
+    );
+    let ticker_stop = stop_rx.clone();
     let worker = tokio::spawn(async move {
         dispatcher
             .run(std::time::Duration::from_secs(1), stop_rx)
+            .await
+    });
+    // Twice a second: the runbook's deadlines are minutes, and this keeps them to the second.
+    let clock_worker = tokio::spawn(async move {
+        ticker
+            .run(std::time::Duration::from_millis(500), ticker_stop)
             .await
     });
     tracing::info!(database.backend = store.backend(), "ready");
@@ -92,6 +107,7 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
     warroom_server::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
     let _ = worker.await;
+    let _ = clock_worker.await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -5,5 +5,6 @@ mod api;
 mod cli;
 mod notify_e2e;
 mod openapi;
+mod paging;
 mod postmortems;
 mod store_contract;

@@ -1,0 +1,366 @@
+//! Paging, escalation and the update cadence on the simulated clock: real HTTP in, real
+//! webhooks out, "five minutes later" in no time.
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{Path, State},
+    http::StatusCode,
+    routing::post,
+};
+use serde_json::{Value, json};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration as StdDuration,
+};
+use time::Duration;
+use warroom_domain::{
+    escalation::{EscalationPolicy, Level, PagingConfig, Target},
+    notify::{RetryPolicy, Routing},
+    oncall::{Layer, Rotation, Schedule},
+};
+use warroom_notify::{Adapter, Dispatcher, IncidentTicker, adapters::webhook::Webhook};
+use warroom_server::Settings;
+use warroom_testkit::{TestApp, backends};
+
+type Inbox = Arc<Mutex<Vec<(String, Value)>>>;
+
+async fn receiver() -> (String, Inbox) {
+    let inbox: Inbox = Arc::default();
+    let app = Router::new()
+        .route(
+            "/hook/{who}",
+            post(
+                |State(inbox): State<Inbox>, Path(who): Path<String>, body: Bytes| async move {
+                    inbox
+                        .lock()
+                        .unwrap()
+                        .push((who, serde_json::from_slice(&body).unwrap()));
+                    StatusCode::OK
+                },
+            ),
+        )
+        .with_state(inbox.clone());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (base, inbox)
+}
+
+struct Rig {
+    app: TestApp,
+    ticker: IncidentTicker,
+    dispatcher: Dispatcher,
+    inbox: Inbox,
+}
+
+impl Rig {
+    async fn new(b: warroom_testkit::Backend) -> Rig {
+        let (base, inbox) = receiver().await;
+        let schedule = Schedule {
+            name: "primary".into(),
+            time_zone: "UTC".into(),
+            layers: vec![Layer {
+                name: "weekly".into(),
+                rotation: Rotation::Weekly,
+                shift_hours: None,
+                handoff: "2026-01-05T09:00".into(),
+                members: vec!["ana".into(), "bo".into()],
+                end: None,
+            }],
+            overrides: vec![],
+        };
+        let policy = EscalationPolicy {
+            name: "default".into(),
+            levels: vec![
+                Level {
+                    targets: vec![Target::Schedule {
+                        schedule: "primary".into(),
+                    }],
+                    delay_secs: None,
+                },
+                Level {
+                    targets: vec![Target::User {
+                        user: "senior".into(),
+                    }],
+                    delay_secs: None,
+                },
+            ],
+            repeat: 0,
+        };
+        let people = ["ana", "bo", "senior", "comms"];
+        let paging = Arc::new(PagingConfig {
+            policy: Some(policy),
+            schedules: vec![schedule.check("schedules[0]").unwrap()],
+            contacts: people
+                .iter()
+                .map(|p| ((*p).to_owned(), vec![format!("{p}-hook")]))
+                .collect(),
+        });
+        let routing = Routing {
+            updates: vec!["room".into()],
+            team: vec!["room".into()],
+            ..Default::default()
+        };
+        let settings = Settings {
+            paging: paging.clone(),
+            routing: routing.clone(),
+            ..Default::default()
+        };
+        let app = TestApp::spawn_with(b, settings).await;
+        let client = reqwest::Client::new();
+        let mut adapters: HashMap<String, Arc<dyn Adapter>> = HashMap::new();
+        for name in people
+            .iter()
+            .map(|p| format!("{p}-hook"))
+            .chain(["room".to_owned()])
+        {
+            let url = format!("{base}/{name}");
+            adapters.insert(
+                name,
+                Arc::new(Webhook::new(
+                    url,
+                    b"k".to_vec(),
+                    StdDuration::from_secs(5),
+                    client.clone(),
+                )),
+            );
+        }
+        let policies = warroom_domain::SeverityPolicies::default();
+        let ticker = IncidentTicker::new(
+            app.store.clone(),
+            app.clock.clone(),
+            policies,
+            paging,
+            routing,
+        );
+        let dispatcher = Dispatcher::new(
+            app.store.clone(),
+            app.clock.clone(),
+            adapters,
+            RetryPolicy::default(),
+        );
+        Rig {
+            app,
+            ticker,
+            dispatcher,
+            inbox,
+        }
+    }
+
+    /// Moves the clock, runs the incident clock and delivers everything due.
+    async fn at(&self, after_declare: Duration) {
+        self.app.clock.set(warroom_testkit::T0 + after_declare);
+        self.ticker.run_once().await.unwrap();
+        self.dispatcher.run_until_idle().await.unwrap();
+    }
+
+    fn received(&self) -> Vec<(String, String)> {
+        self.inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(w, v)| (w.clone(), v["kind"].as_str().unwrap_or_default().to_owned()))
+            .collect()
+    }
+
+    fn pages_to(&self, who: &str) -> usize {
+        self.received()
+            .iter()
+            .filter(|(w, k)| w == &format!("{who}-hook") && k == "page")
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn sev1_unacknowledged_for_two_minutes_pages_level_two() {
+    for b in backends() {
+        let rig = Rig::new(b).await;
+        let (st, i) = rig
+            .app
+            .post(
+                "/api/v1/incidents",
+                json!({"service": "api", "summary": "API down", "severity": 1}),
+            )
+            .await;
+        assert_eq!(st, reqwest::StatusCode::CREATED, "{i}");
+        // 2026-01-12 is in ana's second week... the rotation started 2026-01-05: week 2 is bo.
+        assert_eq!(
+            i["roles"]["technical_responders"],
+            json!(["bo"]),
+            "{b:?}: the on-call person joins as a responder"
+        );
+        rig.at(Duration::ZERO).await;
+        assert_eq!(rig.pages_to("bo"), 1, "{b:?}: {:?}", rig.received());
+        rig.at(Duration::seconds(119)).await;
+        assert_eq!(rig.pages_to("senior"), 0, "{b:?}");
+        rig.at(Duration::minutes(2)).await;
+        assert_eq!(
+            rig.pages_to("senior"),
+            1,
+            "{b:?}: level 2 paged after the 2-minute response target"
+        );
+        rig.at(Duration::minutes(3)).await;
+        assert_eq!(rig.pages_to("senior"), 1, "{b:?}: paged once");
+        let (_, tl) = rig.app.get("/api/v1/incidents/1/timeline").await;
+        assert!(
+            tl.to_string().contains("not acknowledged within 2 minutes"),
+            "{tl}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn acknowledgement_stops_the_escalation() {
+    for b in backends() {
+        let rig = Rig::new(b).await;
+        rig.app
+            .post(
+                "/api/v1/incidents",
+                json!({"service": "api", "summary": "errors", "severity": 2}),
+            )
+            .await;
+        rig.at(Duration::ZERO).await;
+        assert_eq!(
+            rig.pages_to("bo"),
+            1,
+            "{b:?}: Sev2 alerts the on-call engineer"
+        );
+        rig.app
+            .clock
+            .set(warroom_testkit::T0 + Duration::minutes(1));
+        let (st, i) = rig.app.post("/api/v1/incidents/1/ack", json!({})).await;
+        assert_eq!(st, reqwest::StatusCode::OK, "{i}");
+        assert_eq!(
+            i["acknowledged_at"], "2026-01-12T14:31:00Z",
+            "MTTA starts here"
+        );
+        rig.at(Duration::minutes(30)).await;
+        assert_eq!(
+            rig.pages_to("senior"),
+            0,
+            "{b:?}: acknowledged, nobody else is paged"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sev1_not_identified_at_five_minutes_posts_the_escalation_message() {
+    for b in backends() {
+        let rig = Rig::new(b).await;
+        rig.app
+            .post(
+                "/api/v1/incidents",
+                json!({"service": "api", "summary": "API down", "severity": 1}),
+            )
+            .await;
+        rig.app.post("/api/v1/incidents/1/ack", json!({})).await;
+        rig.app
+            .post(
+                "/api/v1/incidents/1/notes",
+                json!({"text": "Restarted the pods", "action": true}),
+            )
+            .await;
+        rig.at(Duration::seconds(299)).await;
+        assert!(
+            !rig.received().iter().any(|(_, k)| k == "escalation"),
+            "{b:?}"
+        );
+        rig.at(Duration::minutes(5)).await;
+        let esc: Vec<Value> = rig
+            .inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v["kind"] == "escalation")
+            .map(|(_, v)| v.clone())
+            .collect();
+        assert_eq!(esc.len(), 1, "{b:?}");
+        let text = esc[0]["text"].as_str().unwrap();
+        assert!(
+            text.contains(
+                "Service: API\nDuration so far: 5 minutes\nWhat's been tried: Restarted the pods"
+            ),
+            "{text}"
+        );
+        assert_eq!(
+            rig.pages_to("senior"),
+            1,
+            "{b:?}: the senior engineer is paged"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sev2_with_no_update_for_five_minutes_reminds_the_communication_lead() {
+    for b in backends() {
+        let rig = Rig::new(b).await;
+        rig.app
+            .post(
+                "/api/v1/incidents",
+                json!({"service": "api", "summary": "errors", "severity": 2}),
+            )
+            .await;
+        rig.app.post("/api/v1/incidents/1/ack", json!({})).await;
+        rig.app
+            .post(
+                "/api/v1/incidents/1/roles",
+                json!({"role": "communication_lead", "person": "comms"}),
+            )
+            .await;
+        rig.at(Duration::minutes(5)).await;
+        assert!(
+            !rig.received()
+                .iter()
+                .any(|(w, k)| w == "comms-hook" && k == "reminder"),
+            "{b:?}: due, not yet overdue"
+        );
+        rig.at(Duration::minutes(5) + Duration::seconds(1)).await;
+        let reminders = |r: &Rig| {
+            r.received()
+                .iter()
+                .filter(|(w, k)| w == "comms-hook" && k == "reminder")
+                .count()
+        };
+        assert_eq!(reminders(&rig), 1, "{b:?}: {:?}", rig.received());
+        rig.at(Duration::minutes(10) + Duration::seconds(2)).await;
+        assert_eq!(reminders(&rig), 2, "{b:?}: it keeps reminding");
+        rig.app
+            .clock
+            .set(warroom_testkit::T0 + Duration::minutes(11));
+        rig.app
+            .post(
+                "/api/v1/incidents/1/updates",
+                json!({"current_action": "a", "findings": "b", "next_step": "c"}),
+            )
+            .await;
+        rig.at(Duration::minutes(15)).await;
+        assert_eq!(
+            reminders(&rig),
+            2,
+            "{b:?}: an update stops the reminders until the next deadline"
+        );
+    }
+}
+
+#[tokio::test]
+async fn on_call_now_and_coverage_gaps() {
+    let rig = Rig::new(backends()[0]).await;
+    let (st, v) = rig.app.get("/api/v1/oncall?at=2026-01-12T08:00:00Z").await;
+    assert_eq!(st, reqwest::StatusCode::OK, "{v}");
+    assert_eq!(
+        v["schedules"][0]["on_call"]["person"], "ana",
+        "before Monday's 09:00 hand-off"
+    );
+    let (_, v) = rig.app.get("/api/v1/oncall?at=2026-01-12T09:00:00Z").await;
+    assert_eq!(v["schedules"][0]["on_call"]["person"], "bo");
+    let (_, v) = rig.app.get("/api/v1/oncall?at=2026-01-01T00:00:00Z").await;
+    assert!(v["schedules"][0]["on_call"].is_null());
+    assert_eq!(
+        v["schedules"][0]["gaps_next_7_days"][0]["end"],
+        "2026-01-05T09:00:00.000Z"
+    );
+    let (st, _) = rig.app.get("/api/v1/oncall?at=tomorrow").await;
+    assert_eq!(st, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
+}
