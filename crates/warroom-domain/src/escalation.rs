@@ -134,6 +134,9 @@ pub enum Audience {
     People(Vec<String>),
     /// The incident's update channels.
     Updates,
+    /// The person who reported the incident, only through their own contacts: a reporter who
+    /// is not a configured person is not broadcast to.
+    Reporter(String),
 }
 
 /// A notification and who gets it.
@@ -196,6 +199,11 @@ impl PagingConfig {
                     }
                 }
                 Audience::Updates => routed.extend(routing.update(o.notification)),
+                Audience::Reporter(person) => {
+                    for c in self.contacts.get(&person).into_iter().flatten() {
+                        routed.push((c.clone(), o.notification.clone()));
+                    }
+                }
             }
         }
         routed
@@ -272,6 +280,39 @@ pub fn draft_update(incident: &Incident, timeline: &[TimelineEvent]) -> String {
         or(actions, "(nothing recorded since the last update)"),
         or(findings, "(nothing recorded since the last update)"),
     )
+}
+
+/// What the reporter is told, from the events a change produced: that the investigation
+/// started, and that a fix was applied (the seed's "you'll be notified when...").
+pub fn reporter_news(incident: &Incident, events: &[EventKind]) -> Vec<Outgoing> {
+    let mut out = Vec::new();
+    for e in events {
+        let text = match e {
+            EventKind::StatusChanged {
+                from: crate::IncidentStatus::Declared,
+                to,
+                ..
+            } if to.is_open() => {
+                format!(
+                    "Thanks for reporting it: we are investigating {} (status: {to}).",
+                    incident.title
+                )
+            }
+            EventKind::FieldRecorded { field, value } if field == "fix_applied" => {
+                format!(
+                    "A fix has been applied for {}: {value}. We are verifying it.",
+                    incident.title
+                )
+            }
+            _ => continue,
+        };
+        let title = format!("Update on what you reported: {}", incident.title);
+        out.push(Outgoing {
+            audience: Audience::Reporter(incident.reporter.clone()),
+            notification: note(incident, NotificationKind::Info, title, text),
+        });
+    }
+    out
 }
 
 impl Incident {
@@ -795,6 +836,51 @@ mod tests {
         assert!(
             i.tick(&c, T0 + Duration::minutes(12)).1.is_empty(),
             "an update stops the reminders"
+        );
+    }
+
+    #[test]
+    fn the_reporter_hears_when_investigation_starts_and_a_fix_is_applied() {
+        let p = SeverityPolicies::default();
+        let mut i = sev1();
+        let ev = i
+            .transition(
+                IncidentStatus::Investigating,
+                Default::default(),
+                None,
+                &p,
+                T0,
+            )
+            .unwrap();
+        let news = reporter_news(&i, &ev);
+        assert_eq!(news.len(), 1);
+        assert_eq!(news[0].audience, Audience::Reporter("ana".into()));
+        assert!(news[0].notification.text.contains("we are investigating"));
+        let ev = i
+            .patch(
+                crate::incident::IncidentPatch {
+                    fix_applied: Some("rolled back".into()),
+                    ..Default::default()
+                },
+                "API",
+            )
+            .unwrap();
+        assert!(
+            reporter_news(&i, &ev)[0]
+                .notification
+                .text
+                .contains("A fix has been applied")
+        );
+        let routed = PagingConfig::default().route(
+            reporter_news(&i, &ev),
+            &crate::notify::Routing {
+                updates: vec!["room".into()],
+                ..Default::default()
+            },
+        );
+        assert!(
+            routed.is_empty(),
+            "an unknown reporter is not broadcast to the room"
         );
     }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-use warroom_domain::escalation::TickContext;
+use warroom_domain::escalation::{TickContext, reporter_news};
 use warroom_domain::notify::{Notification, NotificationKind, Routed};
 use warroom_domain::severity::OnCallPolicy;
 use warroom_domain::{DomainError, EventKind};
@@ -312,7 +312,15 @@ async fn mutate(
     author: &str,
     change: impl FnOnce(&mut Incident) -> Result<Vec<EventKind>, DomainError> + Send + 'static,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let change: MutateFn = Box::new(move |i| change(i).map(Change::from));
+    let (paging, routing) = (
+        state.settings.paging.clone(),
+        state.settings.routing.clone(),
+    );
+    let change: MutateFn = Box::new(move |i| {
+        let events = change(i)?;
+        let outbox = outbox(paging.route(reporter_news(i, &events), &routing));
+        Ok(Change { events, outbox })
+    });
     let (incident, _) = state
         .store
         .mutate_incident(n, author, state.clock.now(), change)
@@ -412,16 +420,22 @@ pub async fn transition_incident(
     let to = IncidentStatus::parse_field(&req.to, "to")?;
     let policies = state.settings.policies.clone();
     let routing = state.settings.routing.clone();
+    let paging = state.settings.paging.clone();
     let now = state.clock.now();
     let change: MutateFn = Box::new(move |i| {
         let events = i.transition(to, req.fields, req.note, &policies, now)?;
-        let outbox = match (to, messages::resolved(i)) {
-            (IncidentStatus::Resolved, Some(text)) => {
-                outbox(routing.resolved(notification(i, NotificationKind::IncidentResolved, text)))
-            }
-            _ => vec![],
-        };
-        Ok(Change { events, outbox })
+        let mut routed = paging.route(reporter_news(i, &events), &routing);
+        if let (IncidentStatus::Resolved, Some(text)) = (to, messages::resolved(i)) {
+            routed.extend(routing.resolved(notification(
+                i,
+                NotificationKind::IncidentResolved,
+                text,
+            )));
+        }
+        Ok(Change {
+            events,
+            outbox: outbox(routed),
+        })
     });
     let (incident, _) = state
         .store
@@ -476,6 +490,7 @@ pub async fn post_update(
         .transpose()?;
     let policies = state.settings.policies.clone();
     let routing = state.settings.routing.clone();
+    let paging = state.settings.paging.clone();
     let now = state.clock.now();
     let (incident, _) = state
         .store
@@ -498,9 +513,13 @@ pub async fn post_update(
                     now,
                 )?);
                 let text = messages::update(i, i.roles.commander.as_deref()).unwrap_or_default();
-                let outbox =
-                    outbox(routing.update(notification(i, NotificationKind::UpdatePosted, text)));
-                Ok(Change { events, outbox })
+                let mut routed =
+                    routing.update(notification(i, NotificationKind::UpdatePosted, text));
+                routed.extend(paging.route(reporter_news(i, &events), &routing));
+                Ok(Change {
+                    events,
+                    outbox: outbox(routed),
+                })
             }),
         )
         .await?;

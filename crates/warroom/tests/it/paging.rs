@@ -364,3 +364,36 @@ async fn on_call_now_and_coverage_gaps() {
     let (st, _) = rig.app.get("/api/v1/oncall?at=tomorrow").await;
     assert_eq!(st, reqwest::StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn the_reporter_is_told_when_investigation_starts_and_when_the_fix_is_applied() {
+    let rig = Rig::new(backends()[0]).await;
+    rig.app.post("/api/v1/incidents", json!({"service": "web", "summary": "login broken", "severity": 3, "reporter": "comms"})).await;
+    rig.app
+        .post(
+            "/api/v1/incidents/1/transition",
+            json!({"to": "investigating"}),
+        )
+        .await;
+    rig.app
+        .post(
+            "/api/v1/incidents/1/transition",
+            json!({"to": "resolved", "fix_applied": "restarted auth"}),
+        )
+        .await;
+    rig.at(Duration::ZERO).await;
+    let to_reporter: Vec<String> = rig
+        .inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(w, v)| w == "comms-hook" && v["kind"] == "info")
+        .map(|(_, v)| v["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(to_reporter.len(), 2, "{to_reporter:?}");
+    assert!(to_reporter[0].contains("we are investigating"));
+    assert!(
+        to_reporter[1].contains("A fix has been applied")
+            && to_reporter[1].contains("restarted auth")
+    );
+}
