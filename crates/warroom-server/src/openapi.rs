@@ -73,6 +73,8 @@ pub fn build() -> Value {
         "/api/v1/incidents/{number}/postmortem": { "post": op(inc, "Draft the post-mortem into the configured folder (and commit it in a git work tree)", Some("responder"), None, ("201", "Path, commit and markdown of the draft")) },
         "/api/v1/incidents/{number}/ack": { "post": op(inc, "Acknowledge the page: stops escalation, records MTTA", Some("responder"), None, ("200", "The incident")) },
         "/api/v1/oncall": { "get": op("oncall", "Who is on call on every schedule (now or `?at=`), and the gaps of the next 7 days", Some("viewer"), None, ("200", "Schedules")) },
+        "/api/v1/incidents/{number}/notifications": { "get": op(inc, "Notifications of the incident with delivery state, attempts and last error", Some("viewer"), None, ("200", "`{\"notifications\": [...]}`")) },
+        "/metrics": { "get": op("health", "Prometheus metrics (text format)", None, None, ("200", "metrics")) },
         "/postmortems/": { "get": op("postmortems", "Published post-mortems: the index page (HTML)", None, None, ("200", "HTML")) },
         "/postmortems/{page}": { "get": op("postmortems", "One published post-mortem (HTML)", None, None, ("200", "HTML")) },
         "/api/v1/tokens": {

@@ -35,6 +35,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/incidents/{number}/postmortem"),
     ("POST", "/api/v1/incidents/{number}/ack"),
     ("GET", "/api/v1/oncall"),
+    ("GET", "/api/v1/incidents/{number}/notifications"),
+    ("GET", "/metrics"),
     ("GET", "/postmortems/"),
     ("GET", "/postmortems/{page}"),
     ("GET", "/api/v1/tokens"),
@@ -98,6 +100,10 @@ pub fn router(state: AppState) -> Router {
         .route("/incidents/{number}/ack", post(api::incidents::acknowledge))
         .route("/oncall", get(api::services::on_call))
         .route(
+            "/incidents/{number}/notifications",
+            get(api::incidents::notifications),
+        )
+        .route(
             "/tokens",
             get(api::tokens::list_tokens).post(api::tokens::create_token),
         )
@@ -108,6 +114,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::services::ready))
+        .route("/metrics", get(api::metrics::metrics))
         .route("/postmortems/", get(crate::postmortems::site_index))
         .route("/postmortems/{page}", get(crate::postmortems::site_page))
         .nest("/api/v1", api)

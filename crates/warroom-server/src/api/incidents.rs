@@ -678,3 +678,16 @@ pub async fn acknowledge(
     })
     .await
 }
+
+/// `GET /api/v1/incidents/{number}/notifications`: every notification of the incident with its
+/// delivery state, attempts and last error.
+pub async fn notifications(
+    State(state): State<AppState>,
+    _c: Caller<Viewer>,
+    Number(n): Number,
+) -> Result<Json<Value>, ApiError> {
+    state.store.incident(n).await?;
+    Ok(Json(
+        json!({ "notifications": state.store.outbox_for_incident(n).await? }),
+    ))
+}

@@ -2,5 +2,6 @@
 
 pub mod classify;
 pub mod incidents;
+pub mod metrics;
 pub mod services;
 pub mod tokens;
