@@ -1,0 +1,2 @@
+//! Detection workers.
+#![deny(missing_docs)]
