@@ -175,6 +175,9 @@ pub struct PagingConfig {
     pub contacts: std::collections::HashMap<String, Vec<String>>,
 }
 
+/// Adds per-person content to a notification for a person (a signed acknowledgement link).
+pub type Decorate = dyn Fn(&str, &mut Notification) + Send + Sync;
+
 impl PagingConfig {
     /// Channels for outgoing notifications: people through their contacts (a person with no
     /// contacts falls back to the update channels, so nothing is silently dropped).
@@ -183,18 +186,32 @@ impl PagingConfig {
         out: Vec<Outgoing>,
         routing: &crate::notify::Routing,
     ) -> Vec<crate::notify::Routed> {
+        self.route_with(out, routing, None)
+    }
+
+    /// [`PagingConfig::route`], letting `decorate` add per-person content to what each person gets.
+    pub fn route_with(
+        &self,
+        out: Vec<Outgoing>,
+        routing: &crate::notify::Routing,
+        decorate: Option<&Decorate>,
+    ) -> Vec<crate::notify::Routed> {
         let mut routed = Vec::new();
         for o in out {
             match o.audience {
                 Audience::People(people) => {
                     for person in people {
+                        let mut n = o.notification.clone();
+                        if let Some(d) = decorate {
+                            d(&person, &mut n);
+                        }
                         let channels = self
                             .contacts
                             .get(&person)
                             .filter(|c| !c.is_empty())
                             .unwrap_or(&routing.updates);
                         for c in channels {
-                            routed.push((c.clone(), o.notification.clone()));
+                            routed.push((c.clone(), n.clone()));
                         }
                     }
                 }

@@ -6,7 +6,7 @@ use std::{collections::HashSet, sync::Arc};
 use tokio::sync::Mutex;
 use warroom_domain::{
     IncidentStatus, SeverityPolicies,
-    escalation::{PagingConfig, TickContext},
+    escalation::{Decorate, PagingConfig, TickContext},
     notify::{Notification, NotificationKind, Routing},
 };
 use warroom_store::{Change, Clock, IncidentFilter, NewOutboxMessage, Store, StoreError};
@@ -20,6 +20,8 @@ pub struct IncidentTicker {
     routing: Routing,
     /// Schedules already alarmed for the gap they are in; cleared when covered again.
     alarmed: Mutex<HashSet<String>>,
+    /// Adds per-person content (a signed acknowledgement link) to pages.
+    decorate: Option<Arc<Decorate>>,
 }
 
 fn outbox(routed: Vec<(String, Notification)>) -> Vec<NewOutboxMessage> {
@@ -48,7 +50,14 @@ impl IncidentTicker {
             paging,
             routing,
             alarmed: Mutex::new(HashSet::new()),
+            decorate: None,
         }
+    }
+
+    /// Adds per-person content to every page this ticker sends.
+    pub fn with_decorator(mut self, decorate: Arc<Decorate>) -> Self {
+        self.decorate = Some(decorate);
+        self
     }
 
     /// One pass over every incident that can still have something due. Returns how many
@@ -91,6 +100,7 @@ impl IncidentTicker {
             let policies = self.policies.clone();
             let paging = self.paging.clone();
             let routing = self.routing.clone();
+            let decorate = self.decorate.clone();
             let r = self
                 .store
                 .mutate_incident(
@@ -108,7 +118,7 @@ impl IncidentTicker {
                         let (events, out) = i.tick(&ctx, now);
                         Ok(Change {
                             events,
-                            outbox: outbox(paging.route(out, &routing)),
+                            outbox: outbox(paging.route_with(out, &routing, decorate.as_deref())),
                         })
                     }),
                 )

@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 #![recursion_limit = "256"]
 
+pub mod ack_link;
 pub mod api;
 pub mod error;
 pub mod extract;
@@ -32,6 +33,8 @@ pub struct Settings {
     pub postmortems: Option<postmortems::PostmortemSettings>,
     /// Escalation policy, schedules and people's contacts.
     pub paging: std::sync::Arc<warroom_domain::escalation::PagingConfig>,
+    /// Signed one-click acknowledgement links, when a public URL and secret are configured.
+    pub ack_links: Option<std::sync::Arc<ack_link::AckLinks>>,
 }
 
 impl Default for Settings {
@@ -43,6 +46,7 @@ impl Default for Settings {
             routing: Default::default(),
             postmortems: None,
             paging: Default::default(),
+            ack_links: None,
         }
     }
 }

@@ -75,6 +75,10 @@ pub fn build() -> Value {
         "/api/v1/oncall": { "get": op("oncall", "Who is on call on every schedule (now or `?at=`), and the gaps of the next 7 days", Some("viewer"), None, ("200", "Schedules")) },
         "/api/v1/incidents/{number}/notifications": { "get": op(inc, "Notifications of the incident with delivery state, attempts and last error", Some("viewer"), None, ("200", "`{\"notifications\": [...]}`")) },
         "/metrics": { "get": op("health", "Prometheus metrics (text format)", None, None, ("200", "metrics")) },
+        "/ack/{incident}/{person}/{expires}/{sig}": {
+            "get": op("paging", "Signed one-click acknowledgement: the confirmation page (HTML)", None, None, ("200", "HTML")),
+            "post": op("paging", "Signed one-click acknowledgement: acknowledge (HTML)", None, None, ("200", "HTML"))
+        },
         "/postmortems/": { "get": op("postmortems", "Published post-mortems: the index page (HTML)", None, None, ("200", "HTML")) },
         "/postmortems/{page}": { "get": op("postmortems", "One published post-mortem (HTML)", None, None, ("200", "HTML")) },
         "/api/v1/tokens": {
@@ -94,6 +98,16 @@ pub fn build() -> Value {
             }
             if path.contains("{page}") {
                 params.push(json!({ "name": "page", "in": "path", "required": true, "schema": { "type": "string" } }));
+            }
+            if path.contains("{sig}") {
+                for (name, ty) in [
+                    ("incident", "integer"),
+                    ("person", "string"),
+                    ("expires", "integer"),
+                    ("sig", "string"),
+                ] {
+                    params.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": ty } }));
+                }
             }
             if path.contains("{id}") {
                 params.push(json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }));

@@ -37,6 +37,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/oncall"),
     ("GET", "/api/v1/incidents/{number}/notifications"),
     ("GET", "/metrics"),
+    ("GET", "/ack/{incident}/{person}/{expires}/{sig}"),
+    ("POST", "/ack/{incident}/{person}/{expires}/{sig}"),
     ("GET", "/postmortems/"),
     ("GET", "/postmortems/{page}"),
     ("GET", "/api/v1/tokens"),
@@ -115,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::services::ready))
         .route("/metrics", get(api::metrics::metrics))
+        .route("/ack/{incident}/{person}/{expires}/{sig}", get(crate::ack_link::confirm).post(crate::ack_link::acknowledge))
         .route("/postmortems/", get(crate::postmortems::site_index))
         .route("/postmortems/{page}", get(crate::postmortems::site_page))
         .nest("/api/v1", api)

@@ -34,6 +34,10 @@ pub struct Config {
     pub schedules: Vec<warroom_domain::oncall::Schedule>,
     pub escalation_policies: Vec<warroom_domain::escalation::EscalationPolicy>,
     pub paging: PagingSection,
+    /// Where people reach this warroom (for links in notifications).
+    pub public_url: Option<String>,
+    /// Environment variable holding the secret that signs one-click acknowledgement links.
+    pub ack_link_secret_env: Option<String>,
 }
 
 /// A person who can be paged, and the channels that reach them, in order.
@@ -127,6 +131,8 @@ impl Default for Config {
             schedules: vec![],
             escalation_policies: vec![],
             paging: PagingSection::default(),
+            public_url: None,
+            ack_link_secret_env: None,
         }
     }
 }
@@ -140,6 +146,8 @@ pub struct Checked {
     pub policies: SeverityPolicies,
     pub channels: Vec<ChannelSpec>,
     pub paging: warroom_domain::escalation::PagingConfig,
+    /// Signing key and base URL for acknowledgement links, when configured.
+    pub ack_links: Option<(String, Secret)>,
 }
 
 /// Loads from the file (if any) and the environment. A named file that does not exist is an
@@ -250,6 +258,35 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
     }
     let channels = check_channels(&config, &mut problems);
     let paging = check_paging(&config, &mut problems);
+    let ack_links = match (&config.public_url, &config.ack_link_secret_env) {
+        (None, None) => None,
+        (Some(url), Some(var)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!("public_url: `{url}` is not an http(s) URL"));
+            }
+            match std::env::var(var) {
+                Ok(v) if v.len() >= 16 => Some((url.clone(), Secret::from(v))),
+                Ok(_) => {
+                    problems.push(format!(
+                        "ack_link_secret_env: {var} must hold at least 16 characters"
+                    ));
+                    None
+                }
+                Err(_) => {
+                    problems.push(format!(
+                        "ack_link_secret_env: environment variable {var} is not set"
+                    ));
+                    None
+                }
+            }
+        }
+        (Some(_), None) => None,
+        (None, Some(_)) => {
+            problems
+                .push("ack_link_secret_env: acknowledgement links also need public_url".to_owned());
+            None
+        }
+    };
     if !problems.is_empty() {
         bail!("{}", problems.join("\n"));
     }
@@ -259,6 +296,7 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
         policies,
         channels,
         paging,
+        ack_links,
         config,
     })
 }

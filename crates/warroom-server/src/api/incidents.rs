@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-use warroom_domain::escalation::{TickContext, reporter_news};
+use warroom_domain::escalation::{Decorate, TickContext, reporter_news};
 use warroom_domain::notify::{Notification, NotificationKind, Routed};
 use warroom_domain::severity::OnCallPolicy;
 use warroom_domain::{DomainError, EventKind};
@@ -155,6 +155,8 @@ pub async fn declare_incident(
     let policies = state.settings.policies.clone();
     let routing = state.settings.routing.clone();
     let paging = state.settings.paging.clone();
+    let ack_links = state.settings.ack_links.clone();
+    let clock = state.clock.clone();
     let service_name = primary.name.clone();
     let (incident, _) = state
         .store
@@ -185,7 +187,12 @@ pub async fn declare_incident(
                     };
                     let (e, out) = incident.start_paging(&ctx, now);
                     events.extend(e);
-                    routed.extend(paging.route(out, &routing));
+                    let decorate = ack_links.map(|l| crate::ack_link::decorator(l, clock));
+                    routed.extend(paging.route_with(
+                        out,
+                        &routing,
+                        decorate.as_ref().map(|d| d as &Decorate),
+                    ));
                 }
                 Ok((
                     incident,

@@ -78,6 +78,12 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
                 }
             }),
             paging: Arc::new(checked.paging.clone()),
+            ack_links: checked.ack_links.as_ref().map(|(url, key)| {
+                Arc::new(warroom_server::ack_link::AckLinks::new(
+                    url,
+                    key.expose().as_bytes(),
+                ))
+            }),
         }),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -89,6 +95,13 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
         state.settings.paging.clone(),
         state.settings.routing.clone(),
     );
+    let ticker = match &state.settings.ack_links {
+        Some(links) => ticker.with_decorator(Arc::new(warroom_server::ack_link::decorator(
+            links.clone(),
+            state.clock.clone(),
+        ))),
+        None => ticker,
+    };
     let ticker_stop = stop_rx.clone();
     let worker = tokio::spawn(async move {
         dispatcher

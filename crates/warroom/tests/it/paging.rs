@@ -57,6 +57,10 @@ struct Rig {
 
 impl Rig {
     async fn new(b: warroom_testkit::Backend) -> Rig {
+        Self::build(b, false).await
+    }
+
+    async fn build(b: warroom_testkit::Backend, links: bool) -> Rig {
         let (base, inbox) = receiver().await;
         let schedule = Schedule {
             name: "primary".into(),
@@ -103,9 +107,16 @@ impl Rig {
             team: vec!["room".into()],
             ..Default::default()
         };
+        let ack_links = links.then(|| {
+            Arc::new(warroom_server::ack_link::AckLinks::new(
+                "http://placeholder",
+                b"0123456789abcdef-test",
+            ))
+        });
         let settings = Settings {
             paging: paging.clone(),
             routing: routing.clone(),
+            ack_links: ack_links.clone(),
             ..Default::default()
         };
         let app = TestApp::spawn_with(b, settings).await;
@@ -128,13 +139,19 @@ impl Rig {
             );
         }
         let policies = warroom_domain::SeverityPolicies::default();
-        let ticker = IncidentTicker::new(
+        let mut ticker = IncidentTicker::new(
             app.store.clone(),
             app.clock.clone(),
             policies,
             paging,
             routing,
         );
+        if let Some(l) = ack_links {
+            ticker = ticker.with_decorator(Arc::new(warroom_server::ack_link::decorator(
+                l,
+                app.clock.clone(),
+            )));
+        }
         let dispatcher = Dispatcher::new(
             app.store.clone(),
             app.clock.clone(),
@@ -396,4 +413,67 @@ async fn the_reporter_is_told_when_investigation_starts_and_when_the_fix_is_appl
         to_reporter[1].contains("A fix has been applied")
             && to_reporter[1].contains("restarted auth")
     );
+}
+
+#[tokio::test]
+async fn a_signed_one_click_link_acknowledges_the_page() {
+    let rig = Rig::build(backends()[0], true).await;
+    rig.app
+        .post(
+            "/api/v1/incidents",
+            json!({"service": "api", "summary": "API down", "severity": 1}),
+        )
+        .await;
+    rig.at(Duration::ZERO).await;
+    let page = rig
+        .inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(w, v)| w == "bo-hook" && v["kind"] == "page")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    let text = page["text"].as_str().unwrap();
+    let link = text
+        .split("Acknowledge with one click: ")
+        .nth(1)
+        .expect("a link in the page")
+        .trim()
+        .to_owned();
+    let path = link.strip_prefix("http://placeholder").unwrap().to_owned();
+    assert!(path.starts_with("/ack/1/bo/"), "{path}");
+    // Opening the link (as a mail scanner would) does not acknowledge.
+    let (st, html) = rig.app.call(reqwest::Method::GET, &path, None, None).await;
+    assert_eq!(st, reqwest::StatusCode::OK);
+    assert!(html.as_str().unwrap().contains("<form method=\"post\">"));
+    let (_, i) = rig.app.get("/api/v1/incidents/1").await;
+    assert!(i["acknowledged_at"].is_null());
+    // A tampered link is refused.
+    let tampered = format!("{}0", &path[..path.len() - 1]);
+    let (st, _) = rig
+        .app
+        .call(reqwest::Method::POST, &tampered, None, None)
+        .await;
+    assert_eq!(st, reqwest::StatusCode::FORBIDDEN);
+    let other = path.replace("/ack/1/bo/", "/ack/1/senior/");
+    let (st, _) = rig
+        .app
+        .call(reqwest::Method::POST, &other, None, None)
+        .await;
+    assert_eq!(st, reqwest::StatusCode::FORBIDDEN);
+    // The button acknowledges, as bo.
+    let (st, html) = rig.app.call(reqwest::Method::POST, &path, None, None).await;
+    assert_eq!(st, reqwest::StatusCode::OK, "{html}");
+    let (_, i) = rig.app.get("/api/v1/incidents/1").await;
+    assert_eq!(i["paging"]["acknowledged_by"], "bo");
+    rig.at(Duration::minutes(3)).await;
+    assert_eq!(
+        rig.pages_to("senior"),
+        0,
+        "acknowledged by link: no escalation"
+    );
+    // After a day the link has expired.
+    rig.app.clock.set(warroom_testkit::T0 + Duration::hours(25));
+    let (st, _) = rig.app.call(reqwest::Method::POST, &path, None, None).await;
+    assert_eq!(st, reqwest::StatusCode::GONE);
 }
