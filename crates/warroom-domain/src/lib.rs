@@ -6,12 +6,14 @@
 //! way round.
 #![deny(missing_docs)]
 
+pub mod alert;
 pub mod checklist;
 pub mod classifier;
 pub mod error;
 pub mod escalation;
 pub mod incident;
 pub mod messages;
+pub mod monitor;
 pub mod notify;
 pub mod oncall;
 pub mod roles;

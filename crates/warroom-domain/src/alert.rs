@@ -1,0 +1,1798 @@
+//! Alerts from Prometheus-style sources, as Alertmanager understands them.
+//!
+//! Two wire formats come in: the Alertmanager API v2 body (`POST /api/v2/alerts`, a JSON array of
+//! `postableAlert`) that Prometheus and other senders use, and the Alertmanager webhook payload
+//! (version 4) that an Alertmanager receiver posts. Both are parsed into [`Alert`], whose identity
+//! is the [`Fingerprint`] of its labels, computed exactly as Alertmanager does so that ids shown in
+//! Alertmanager's UI and in warroom agree.
+//!
+//! The parsers walk a `serde_json::Value` by hand instead of deriving `Deserialize`, because the
+//! errors must name the JSON path of the problem (`[3].labels: missing`) for the sender to fix it;
+//! serde's derived errors only give a line and column.
+//!
+//! Also here: firing/resolved state, grouping into incidents, severity from a label, the
+//! runbook's common incident types with their playbooks, and silence matchers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
+
+use crate::monitor::FailureKind;
+use crate::{DomainError, ServiceSlug, Severity};
+
+/// Label or annotation names to values. Sorted by name, which is the order the fingerprint needs.
+pub type LabelSet = BTreeMap<String, String>;
+
+/// The label every Prometheus alert carries.
+pub const ALERTNAME: &str = "alertname";
+
+// ---------------------------------------------------------------------------------------------
+// Fingerprint
+
+/// An alert's identity: a hash of its label set, as Prometheus' `model.LabelSet.Fingerprint()`.
+///
+/// Displayed as 16 lowercase hex digits, the form Alertmanager prints in webhooks and its UI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Fingerprint(pub u64);
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+/// Cannot occur in UTF-8, so `{a="bc"}` and `{ab="c"}` never hash the same.
+const SEPARATOR: u8 = 0xff;
+
+/// FNV-1a 64 over each name and value, each followed by 0xff, in name order. An empty set hashes
+/// to the FNV offset basis, as in Prometheus.
+pub fn fingerprint(labels: &LabelSet) -> Fingerprint {
+    let mut h = FNV_OFFSET;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(FNV_PRIME);
+        }
+    };
+    for (name, value) in labels {
+        feed(name.as_bytes());
+        feed(&[SEPARATOR]);
+        feed(value.as_bytes());
+        feed(&[SEPARATOR]);
+    }
+    Fingerprint(h)
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl FromStr for Fingerprint {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            u64::from_str_radix(s, 16)
+                .map(Fingerprint)
+                .map_err(|e| DomainError::invalid("fingerprint", e.to_string()))
+        } else {
+            Err(DomainError::invalid(
+                "fingerprint",
+                format!(
+                    "`{s}` is not a fingerprint; expected 16 hex digits like `1a30ba71cca2921f`"
+                ),
+            ))
+        }
+    }
+}
+
+impl From<Fingerprint> for String {
+    fn from(f: Fingerprint) -> String {
+        f.to_string()
+    }
+}
+
+impl TryFrom<String> for Fingerprint {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire types
+
+/// Go's zero `time.Time`, which Alertmanager writes for "no end time" on firing alerts.
+const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Serde for optional times as Alertmanager writes them: `None` is Go's zero time.
+mod go_time {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&t.format(&Rfc3339).map_err(serde::ser::Error::custom)?),
+            None => s.serialize_str(GO_ZERO_TIME),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        let raw: Option<String> = Option::deserialize(d)?;
+        match raw {
+            None => Ok(None),
+            Some(raw) => parse_time(&raw).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// One element of the Alertmanager API v2 `POST /api/v2/alerts` body (`postableAlert`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PostableAlert {
+    /// Identifying labels; required and non-empty.
+    pub labels: LabelSet,
+    /// Extra information that does not identify the alert (`summary`, `description`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: LabelSet,
+    /// When the alert started; the receiver's `now` when absent.
+    #[serde(
+        rename = "startsAt",
+        default,
+        with = "go_time",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub starts_at: Option<OffsetDateTime>,
+    /// When the alert ends (or ended); absent while the sender does not know.
+    #[serde(
+        rename = "endsAt",
+        default,
+        with = "go_time",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ends_at: Option<OffsetDateTime>,
+    /// Link back to the rule that produced the alert.
+    #[serde(
+        rename = "generatorURL",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub generator_url: Option<String>,
+}
+
+/// `firing` or `resolved`, as the webhook writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    /// Still happening.
+    Firing,
+    /// Ended: `endsAt` is set and not in the future.
+    Resolved,
+}
+
+impl AlertState {
+    /// `firing` or `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+/// One alert of an Alertmanager webhook payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookAlert {
+    /// State when Alertmanager sent it.
+    pub status: AlertState,
+    /// Identifying labels.
+    pub labels: LabelSet,
+    /// Extra information.
+    #[serde(default)]
+    pub annotations: LabelSet,
+    /// When the alert started.
+    #[serde(rename = "startsAt", with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    /// When it ended; `None` is written as Go's zero time, as Alertmanager does.
+    #[serde(rename = "endsAt", default, with = "go_time")]
+    pub ends_at: Option<OffsetDateTime>,
+    /// Link back to the rule that produced the alert.
+    #[serde(rename = "generatorURL", default)]
+    pub generator_url: String,
+    /// Alertmanager's fingerprint, as sent. Kept verbatim: other senders (Grafana) hash
+    /// differently, and the sender's id is what its UI shows.
+    #[serde(default)]
+    pub fingerprint: String,
+}
+
+/// The Alertmanager webhook payload, version 4.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookMessage {
+    /// Always `"4"`.
+    pub version: String,
+    /// Identifies the alert group in Alertmanager (stable across notifications of one group).
+    #[serde(rename = "groupKey")]
+    pub group_key: String,
+    /// Alerts left out because of the receiver's `max_alerts`.
+    #[serde(rename = "truncatedAlerts", default)]
+    pub truncated_alerts: u64,
+    /// `resolved` only when every alert of the group is resolved.
+    pub status: AlertState,
+    /// The receiver name in Alertmanager's configuration.
+    pub receiver: String,
+    /// The labels the group was formed by.
+    #[serde(rename = "groupLabels", default)]
+    pub group_labels: LabelSet,
+    /// Labels shared by all alerts.
+    #[serde(rename = "commonLabels", default)]
+    pub common_labels: LabelSet,
+    /// Annotations shared by all alerts.
+    #[serde(rename = "commonAnnotations", default)]
+    pub common_annotations: LabelSet,
+    /// Where the sending Alertmanager is reachable.
+    #[serde(rename = "externalURL", default)]
+    pub external_url: String,
+    /// The alerts.
+    pub alerts: Vec<WebhookAlert>,
+}
+
+impl WebhookMessage {
+    /// The alerts in warroom's normalised form.
+    pub fn to_alerts(&self) -> Vec<Alert> {
+        self.alerts
+            .iter()
+            .map(|a| Alert {
+                fingerprint: fingerprint(&a.labels),
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                starts_at: a.starts_at,
+                ends_at: a.ends_at,
+                generator_url: (!a.generator_url.is_empty()).then(|| a.generator_url.clone()),
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalised alert
+
+/// An alert after validation, whatever format it came in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Identity of the alert: the fingerprint of `labels`.
+    pub fingerprint: Fingerprint,
+    /// Identifying labels; never empty, no empty values.
+    pub labels: LabelSet,
+    /// Extra information.
+    pub annotations: LabelSet,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    /// When it ends or ended; `None` while unknown.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ends_at: Option<OffsetDateTime>,
+    /// Link back to the rule that produced it.
+    pub generator_url: Option<String>,
+}
+
+impl Alert {
+    /// The `alertname` label, or `""`.
+    pub fn name(&self) -> &str {
+        self.labels.get(ALERTNAME).map_or("", String::as_str)
+    }
+
+    /// Firing or resolved at `now`: resolved once `endsAt` is set and not after `now`, as
+    /// Alertmanager's `Alert.ResolvedAt`.
+    pub fn state_at(&self, now: OffsetDateTime) -> AlertState {
+        state_at(self.ends_at, now)
+    }
+
+    /// The `summary` annotation, else `description`, else the alert name: the text people see.
+    pub fn summary(&self) -> &str {
+        self.annotations
+            .get("summary")
+            .or_else(|| self.annotations.get("description"))
+            .map_or_else(|| self.name(), String::as_str)
+    }
+}
+
+/// Firing or resolved, given an optional end time and the current time.
+pub fn state_at(ends_at: Option<OffsetDateTime>, now: OffsetDateTime) -> AlertState {
+    match ends_at {
+        Some(end) if end <= now => AlertState::Resolved,
+        _ => AlertState::Firing,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+/// The outcome of a `POST /api/v2/alerts` body. Like Alertmanager, valid alerts are kept even
+/// when others in the same batch are invalid: Prometheus drops a batch answered with 4xx, so
+/// refusing all of it would lose the good alerts too.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostedAlerts {
+    /// The valid alerts, in body order.
+    pub accepted: Vec<Alert>,
+    /// One error per invalid alert, each naming its JSON path (`[3].labels: missing`).
+    pub rejected: Vec<DomainError>,
+}
+
+/// Parses an Alertmanager API v2 alerts body. A body that is not a JSON array is an error; invalid
+/// elements are reported in [`PostedAlerts::rejected`].
+///
+/// As in Alertmanager: labels with empty values are dropped (Prometheus treats an empty label as
+/// absent), a missing `startsAt` becomes `endsAt` if given or else `now`, a Go zero time means
+/// "unset", and `endsAt` before `startsAt` is invalid.
+pub fn parse_postable_alerts(
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<PostedAlerts, DomainError> {
+    let value = parse_json(body)?;
+    let Value::Array(items) = value else {
+        return Err(DomainError::invalid(
+            "body",
+            format!(
+                "expected a JSON array of alerts, found {}; wrap a single alert in [ ]",
+                kind_of(&value)
+            ),
+        ));
+    };
+    let mut out = PostedAlerts {
+        accepted: Vec::with_capacity(items.len()),
+        rejected: Vec::new(),
+    };
+    for (i, item) in items.iter().enumerate() {
+        match postable_alert(item, &format!("[{i}]"), now) {
+            Ok(a) => out.accepted.push(a),
+            Err(e) => out.rejected.push(e),
+        }
+    }
+    Ok(out)
+}
+
+fn postable_alert(v: &Value, path: &str, now: OffsetDateTime) -> Result<Alert, DomainError> {
+    let obj = object(v, path)?;
+    let labels = labels_field(obj, path)?;
+    let annotations = annotations_field(obj, path)?;
+    let starts = time_field(obj, path, "startsAt")?;
+    let ends = time_field(obj, path, "endsAt")?;
+    let generator_url = opt_string_field(obj, path, "generatorURL")?;
+    let starts_at = starts.or(ends).unwrap_or(now);
+    check_order(starts_at, ends, path)?;
+    Ok(Alert {
+        fingerprint: fingerprint(&labels),
+        labels,
+        annotations,
+        starts_at,
+        ends_at: ends,
+        generator_url: generator_url.filter(|u| !u.is_empty()),
+    })
+}
+
+/// Parses an Alertmanager webhook payload (version 4). Any invalid part refuses the whole payload:
+/// Alertmanager itself always sends valid ones, so an error means a sender that must be fixed.
+/// A missing `startsAt` becomes `now`; a Go zero `endsAt` becomes `None`.
+pub fn parse_webhook(body: &[u8], now: OffsetDateTime) -> Result<WebhookMessage, DomainError> {
+    let value = parse_json(body)?;
+    let obj = object(&value, "body")?;
+    let version = string_field(obj, "", "version")?;
+    if version != "4" {
+        return Err(DomainError::invalid(
+            "version",
+            format!(
+                "webhook version `{version}` is not supported; warroom reads version \"4\" (Alertmanager 0.16 and later)"
+            ),
+        ));
+    }
+    let group_key = string_field(obj, "", "groupKey")?;
+    let truncated_alerts = match obj.get("truncatedAlerts") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| DomainError::invalid("truncatedAlerts", "not a non-negative integer"))?,
+    };
+    let status = state_field(obj, "", "status")?;
+    let receiver = opt_string_field(obj, "", "receiver")?.unwrap_or_default();
+    let group_labels = string_map(obj.get("groupLabels"), "groupLabels")?;
+    let common_labels = string_map(obj.get("commonLabels"), "commonLabels")?;
+    let common_annotations = string_map(obj.get("commonAnnotations"), "commonAnnotations")?;
+    let external_url = opt_string_field(obj, "", "externalURL")?.unwrap_or_default();
+    let alerts_value = obj
+        .get("alerts")
+        .ok_or_else(|| DomainError::invalid("alerts", "missing"))?;
+    let Value::Array(items) = alerts_value else {
+        return Err(DomainError::invalid(
+            "alerts",
+            format!("expected an array, found {}", kind_of(alerts_value)),
+        ));
+    };
+    let mut alerts = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("alerts[{i}]");
+        let a = object(item, &path)?;
+        let status = state_field(a, &path, "status")?;
+        let labels = labels_field(a, &path)?;
+        let annotations = annotations_field(a, &path)?;
+        let starts_at = time_field(a, &path, "startsAt")?.unwrap_or(now);
+        let ends_at = time_field(a, &path, "endsAt")?;
+        check_order(starts_at, ends_at, &path)?;
+        let generator_url = opt_string_field(a, &path, "generatorURL")?.unwrap_or_default();
+        let fingerprint = opt_string_field(a, &path, "fingerprint")?.unwrap_or_default();
+        alerts.push(WebhookAlert {
+            status,
+            labels,
+            annotations,
+            starts_at,
+            ends_at,
+            generator_url,
+            fingerprint,
+        });
+    }
+    Ok(WebhookMessage {
+        version,
+        group_key,
+        truncated_alerts,
+        status,
+        receiver,
+        group_labels,
+        common_labels,
+        common_annotations,
+        external_url,
+        alerts,
+    })
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, DomainError> {
+    serde_json::from_slice(body)
+        .map_err(|e| DomainError::invalid("body", format!("not valid JSON: {e}")))
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>, DomainError> {
+    v.as_object().ok_or_else(|| {
+        DomainError::invalid(path, format!("expected an object, found {}", kind_of(v)))
+    })
+}
+
+fn string_field(obj: &Map<String, Value>, path: &str, field: &str) -> Result<String, DomainError> {
+    opt_string_field(obj, path, field)?
+        .ok_or_else(|| DomainError::invalid(join(path, field), "missing"))
+}
+
+fn opt_string_field(
+    obj: &Map<String, Value>,
+    path: &str,
+    field: &str,
+) -> Result<Option<String>, DomainError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(DomainError::invalid(
+            join(path, field),
+            format!("expected a string, found {}", kind_of(other)),
+        )),
+    }
+}
+
+fn state_field(
+    obj: &Map<String, Value>,
+    path: &str,
+    field: &str,
+) -> Result<AlertState, DomainError> {
+    match string_field(obj, path, field)?.as_str() {
+        "firing" => Ok(AlertState::Firing),
+        "resolved" => Ok(AlertState::Resolved),
+        other => Err(DomainError::invalid(
+            join(path, field),
+            format!("`{other}` is not a status; use `firing` or `resolved`"),
+        )),
+    }
+}
+
+fn string_map(v: Option<&Value>, path: &str) -> Result<LabelSet, DomainError> {
+    let obj = match v {
+        None | Some(Value::Null) => return Ok(LabelSet::new()),
+        Some(v) => object(v, path)?,
+    };
+    let mut out = LabelSet::new();
+    for (k, v) in obj {
+        match v {
+            Value::String(s) => {
+                out.insert(k.clone(), s.clone());
+            }
+            other => {
+                return Err(DomainError::invalid(
+                    format!("{path}.{k}"),
+                    format!("expected a string, found {}", kind_of(other)),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn labels_field(obj: &Map<String, Value>, path: &str) -> Result<LabelSet, DomainError> {
+    let field = join(path, "labels");
+    let Some(v) = obj.get("labels").filter(|v| !v.is_null()) else {
+        return Err(DomainError::invalid(field, "missing"));
+    };
+    let mut labels = string_map(Some(v), &field)?;
+    // Alertmanager drops empty-valued labels before validating: an empty label is an absent one.
+    labels.retain(|_, v| !v.is_empty());
+    if labels.is_empty() {
+        return Err(DomainError::invalid(
+            field,
+            "at least one label with a non-empty value is required, e.g. {\"alertname\": \"HighErrorRate\"}",
+        ));
+    }
+    check_names(&labels, &field)?;
+    Ok(labels)
+}
+
+fn annotations_field(obj: &Map<String, Value>, path: &str) -> Result<LabelSet, DomainError> {
+    let field = join(path, "annotations");
+    let annotations = string_map(obj.get("annotations"), &field)?;
+    check_names(&annotations, &field)?;
+    Ok(annotations)
+}
+
+fn check_names(set: &LabelSet, path: &str) -> Result<(), DomainError> {
+    match set.keys().find(|k| !is_valid_label_name(k)) {
+        None => Ok(()),
+        Some(bad) => Err(DomainError::invalid(
+            path,
+            format!(
+                "`{bad}` is not a valid label name; use letters, digits and underscores, not starting with a digit"
+            ),
+        )),
+    }
+}
+
+/// `[a-zA-Z_][a-zA-Z0-9_]*`, Prometheus' classic label name rule.
+pub fn is_valid_label_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    match bytes.next() {
+        Some(b) if b.is_ascii_alphabetic() || b == b'_' => {}
+        _ => return false,
+    }
+    bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn time_field(
+    obj: &Map<String, Value>,
+    path: &str,
+    field: &str,
+) -> Result<Option<OffsetDateTime>, DomainError> {
+    match opt_string_field(obj, path, field)? {
+        None => Ok(None),
+        Some(raw) => parse_time(&raw).map_err(|m| DomainError::invalid(join(path, field), m)),
+    }
+}
+
+/// RFC 3339; Go's zero time (year 1) means unset.
+fn parse_time(raw: &str) -> Result<Option<OffsetDateTime>, String> {
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    let t = OffsetDateTime::parse(raw, &Rfc3339)
+        .map_err(|_| format!("`{raw}` is not an RFC 3339 time; use e.g. `2026-01-12T14:32:00Z`"))?;
+    Ok((t.year() > 1).then_some(t))
+}
+
+fn check_order(
+    starts_at: OffsetDateTime,
+    ends_at: Option<OffsetDateTime>,
+    path: &str,
+) -> Result<(), DomainError> {
+    match ends_at {
+        Some(end) if end < starts_at => Err(DomainError::invalid(
+            join(path, "endsAt"),
+            "is before startsAt; an alert must start before it ends",
+        )),
+        _ => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grouping
+
+/// How alerts are gathered into one incident: by the values of some labels, never by summary
+/// text (two alerts about one outage rarely share their wording; they do share `service`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Grouping {
+    /// Labels whose values form the key, when the alert has at least one of them.
+    pub by: Vec<String>,
+    /// Used when the alert has none of `by`.
+    pub fallback: String,
+}
+
+impl Default for Grouping {
+    fn default() -> Self {
+        Grouping {
+            by: vec!["service".to_owned()],
+            fallback: ALERTNAME.to_owned(),
+        }
+    }
+}
+
+/// Which group an alert belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GroupKey {
+    /// `{service="payments"}`: the grouping labels in Alertmanager's label-set notation, sorted by
+    /// name. Stable, so it can be stored and compared.
+    pub key: String,
+    /// The service the group is about, when a grouping label's value makes a valid slug after
+    /// lowercasing (`Payments_DB` → `payments-db`). `None` when grouped by the fallback label.
+    pub service: Option<ServiceSlug>,
+}
+
+impl Grouping {
+    /// The group of an alert with these labels.
+    pub fn group(&self, labels: &LabelSet) -> GroupKey {
+        let present: LabelSet = self
+            .by
+            .iter()
+            .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+            .collect();
+        if present.is_empty() {
+            let fallback: LabelSet = labels
+                .get(&self.fallback)
+                .map(|v| (self.fallback.clone(), v.clone()))
+                .into_iter()
+                .collect();
+            return GroupKey {
+                key: label_set_string(&fallback),
+                service: None,
+            };
+        }
+        let service = self
+            .by
+            .iter()
+            .find_map(|n| labels.get(n))
+            .and_then(|v| slug_candidate(v));
+        GroupKey {
+            key: label_set_string(&present),
+            service,
+        }
+    }
+}
+
+/// `{a="1", b="2"}` as Alertmanager prints label sets (values escaped like Go's `%q`).
+pub fn label_set_string(labels: &LabelSet) -> String {
+    let parts: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", quote(v)))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+fn quote(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 2);
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Lowercase, with every run of other characters turned into one dash; `None` if the result is
+/// not a valid slug.
+pub fn slug_candidate(value: &str) -> Option<ServiceSlug> {
+    let mut s = String::with_capacity(value.len());
+    for c in value.trim().chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            s.push(c);
+        } else if !s.ends_with('-') {
+            s.push('-');
+        }
+    }
+    ServiceSlug::parse_field(s.trim_matches('-'), "service").ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Severity
+
+/// Severity read from a label. When it gives no answer the caller runs the classifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SeverityMapping {
+    /// The label to read.
+    pub label: String,
+    /// Lowercase label values to severities; values are compared case-insensitively.
+    pub values: BTreeMap<String, Severity>,
+}
+
+impl Default for SeverityMapping {
+    fn default() -> Self {
+        let values = [
+            ("critical", Severity::Sev1),
+            ("page", Severity::Sev1),
+            ("major", Severity::Sev2),
+            ("error", Severity::Sev2),
+            ("warning", Severity::Sev3),
+            ("info", Severity::Sev4),
+            ("none", Severity::Sev4),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        SeverityMapping {
+            label: "severity".to_owned(),
+            values,
+        }
+    }
+}
+
+impl SeverityMapping {
+    /// The severity the alert's label names, if the label is there and its value is mapped.
+    pub fn severity_of(&self, labels: &LabelSet) -> Option<Severity> {
+        let value = labels.get(&self.label)?.trim().to_lowercase();
+        self.values
+            .iter()
+            .find(|(k, _)| k.to_lowercase() == value)
+            .map(|(_, s)| *s)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incident types and playbooks
+
+/// The runbook's "Common Incidents & Responses".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncidentType {
+    /// Nothing answers: connection refused, or the service hangs.
+    ServiceUnresponsive,
+    /// More than 10 % of requests fail with 5xx.
+    HighErrorRate,
+    /// p99 latency above 2 seconds.
+    HighLatency,
+    /// Pods restart over and over (CrashLoopBackOff).
+    PodRestarting,
+    /// The application cannot reach its database.
+    DatabaseConnectivity,
+}
+
+/// What to do about one incident type: the runbook's entry, in our words.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Playbook {
+    /// Which type this is.
+    pub incident_type: IncidentType,
+    /// Human name.
+    pub name: &'static str,
+    /// How it is noticed.
+    pub detection: &'static str,
+    /// How long diagnosis should take before escalating or acting.
+    #[serde(serialize_with = "serialize_secs")]
+    pub diagnosis_time: Duration,
+    /// Ordered diagnosis steps.
+    pub response: &'static [&'static str],
+    /// Fixes, each introduced by the finding that calls for it.
+    pub solutions: &'static [&'static str],
+}
+
+fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_i64(d.whole_seconds())
+}
+
+const PLAYBOOKS: [Playbook; 5] = [
+    Playbook {
+        incident_type: IncidentType::ServiceUnresponsive,
+        name: "Service unresponsive",
+        detection: "Health check gets \"connection refused\" (or no answer at all)",
+        diagnosis_time: Duration::minutes(1),
+        response: &[
+            "Check whether the pods are running (kubectl get pods)",
+            "Not running: it probably crashed, read the logs",
+            "Running but not answering: suspect the port or the network",
+            "Check that the Service object exists (kubectl get service <name>)",
+        ],
+        solutions: &[
+            "Pods crashed: read the logs; usually a config or deployment problem",
+            "Pods hanging: restart them (kubectl delete pods -l app=<name>)",
+            "Service or endpoints missing: apply the service manifest",
+        ],
+    },
+    Playbook {
+        incident_type: IncidentType::HighErrorRate,
+        name: "High error rate",
+        detection: "More than 10% of responses are 5xx",
+        diagnosis_time: Duration::minutes(2),
+        response: &[
+            "Find the failing endpoint",
+            "Look for the error pattern in the logs",
+            "Identify the affected service",
+            "Compare with the baseline from when it last worked",
+        ],
+        solutions: &[
+            "Recent deployment: roll back",
+            "Config change: revert it",
+            "Database problem: contact the DBA",
+            "Third party down: switch to the fallback",
+        ],
+    },
+    Playbook {
+        incident_type: IncidentType::HighLatency,
+        name: "High latency",
+        detection: "p99 latency above 2 seconds",
+        diagnosis_time: Duration::minutes(2),
+        response: &[
+            "Check whether requests still succeed (slow, or failing?)",
+            "Check CPU and memory (kubectl top pods)",
+            "Check whether the database is slow (query diagnostics)",
+            "Check the network for packet loss",
+        ],
+        solutions: &[
+            "Resources exhausted: scale up or shed load",
+            "Database slow: DBA investigation",
+            "Network problem: infrastructure team",
+            "Legitimately higher load: no action, expected",
+        ],
+    },
+    Playbook {
+        incident_type: IncidentType::PodRestarting,
+        name: "Pod restarting repeatedly",
+        detection: "High RESTARTS count, CrashLoopBackOff",
+        diagnosis_time: Duration::minutes(1),
+        response: &[
+            "Check the restart counts (kubectl get pods -n <namespace>)",
+            "Read the previous container's logs (kubectl logs <pod> --previous)",
+            "Read the pod's events (kubectl describe pod <pod>)",
+        ],
+        solutions: &[
+            "Application error: fix it from the logs and redeploy",
+            "Config problem: fix the ConfigMap and restart the pods",
+            "Resource limits: raise them or scale out",
+            "Liveness probe failing: adjust its timing or fix the health check",
+        ],
+    },
+    Playbook {
+        incident_type: IncidentType::DatabaseConnectivity,
+        name: "Database connectivity",
+        detection: "Logs or alerts say \"database connection refused\"",
+        diagnosis_time: Duration::minutes(2),
+        response: &[
+            "Check that the database pod or service is running",
+            "Check the database credentials in the ConfigMap",
+            "Test connectivity from an app pod (psql $DB_URL)",
+            "Check firewall rules and network policies",
+        ],
+        solutions: &[
+            "Database down: escalate to the DBA, possibly restore from backup",
+            "Wrong credentials: fix the ConfigMap and restart the app pods",
+            "Network problem: network team",
+            "Out of disk: DBA cleanup",
+        ],
+    },
+];
+
+impl IncidentType {
+    /// All types, in the runbook's order.
+    pub const ALL: [IncidentType; 5] = [
+        IncidentType::ServiceUnresponsive,
+        IncidentType::HighErrorRate,
+        IncidentType::HighLatency,
+        IncidentType::PodRestarting,
+        IncidentType::DatabaseConnectivity,
+    ];
+
+    /// The runbook's response for this type.
+    pub fn playbook(self) -> &'static Playbook {
+        match self {
+            IncidentType::ServiceUnresponsive => &PLAYBOOKS[0],
+            IncidentType::HighErrorRate => &PLAYBOOKS[1],
+            IncidentType::HighLatency => &PLAYBOOKS[2],
+            IncidentType::PodRestarting => &PLAYBOOKS[3],
+            IncidentType::DatabaseConnectivity => &PLAYBOOKS[4],
+        }
+    }
+
+    /// The type a failed check points to, following the runbook's triage of a health check
+    /// (refused → down, timeout → hung, both the "unresponsive" playbook; 5xx → error rate).
+    /// DNS failures fall under "unresponsive" too: its playbook checks that the service exists.
+    /// TLS, unexpected status and missing keyword point to no single playbook.
+    pub fn for_check_failure(kind: FailureKind) -> Option<IncidentType> {
+        match kind {
+            FailureKind::Down | FailureKind::Hung | FailureKind::DnsFailure => {
+                Some(IncidentType::ServiceUnresponsive)
+            }
+            FailureKind::Crashed => Some(IncidentType::HighErrorRate),
+            FailureKind::TlsError
+            | FailureKind::UnexpectedStatus
+            | FailureKind::KeywordMissing
+            | FailureKind::CertExpiring => None,
+        }
+    }
+}
+
+/// The runbook's thresholds.
+const ERROR_RATE_THRESHOLD_PERCENT: f64 = 10.0;
+const LATENCY_THRESHOLD_SECS: f64 = 2.0;
+
+/// Alert names (lowercased) from kube-prometheus, awesome-prometheus-alerts and blackbox setups.
+const CRASHLOOP_ALERTS: &[&str] = &[
+    "kubepodcrashlooping",
+    "kubernetespodcrashlooping",
+    "podcrashlooping",
+    "kubernetescontainerrestarting",
+    "kubepodrestartingtoomuch",
+    "containerrestarting",
+];
+const DOWN_ALERTS: &[&str] = &[
+    "targetdown",
+    "instancedown",
+    "servicedown",
+    "endpointdown",
+    "blackboxprobefailed",
+    "probefailure",
+];
+const DATABASE_WORDS: &[&str] = &[
+    "database", "postgres", "mysql", "mariadb", "mongodb", " db ",
+];
+
+/// A recognised incident type and the evidence that decided it, for the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Recognised {
+    /// The type.
+    pub incident_type: IncidentType,
+    /// What in the alert decided it.
+    pub because: String,
+}
+
+/// Recognises the runbook's incident type from an alert's labels, annotations and generator URL.
+///
+/// Checked most specific first, because the texts overlap: a database refusing connections also
+/// says "connection refused", and a crash-looping pod also makes its service unresponsive.
+pub fn recognise(alert: &Alert) -> Option<Recognised> {
+    let name = alert.name().to_lowercase();
+    let text = format!(
+        " {} {} ",
+        alert
+            .annotations
+            .values()
+            .map(|v| v.to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" "),
+        alert
+            .labels
+            .values()
+            .map(|v| v.to_lowercase())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let url = alert.generator_url.as_deref().unwrap_or("").to_lowercase();
+    let hit = |t: IncidentType, because: String| {
+        Some(Recognised {
+            incident_type: t,
+            because,
+        })
+    };
+
+    if text.contains("connection refused") && DATABASE_WORDS.iter().any(|w| text.contains(w)) {
+        return hit(
+            IncidentType::DatabaseConnectivity,
+            "alert text mentions a database refusing connections".to_owned(),
+        );
+    }
+    if CRASHLOOP_ALERTS.contains(&name.as_str()) {
+        return hit(
+            IncidentType::PodRestarting,
+            format!("alertname {}", alert.name()),
+        );
+    }
+    if alert
+        .labels
+        .get("reason")
+        .is_some_and(|r| r.eq_ignore_ascii_case("CrashLoopBackOff"))
+        || text.contains("crashloopbackoff")
+    {
+        return hit(
+            IncidentType::PodRestarting,
+            "CrashLoopBackOff in the alert".to_owned(),
+        );
+    }
+    if url.contains("kube_pod_container_status_restarts_total") {
+        return hit(
+            IncidentType::PodRestarting,
+            "rule expression uses kube_pod_container_status_restarts_total".to_owned(),
+        );
+    }
+    if text.contains("connection refused") {
+        return hit(
+            IncidentType::ServiceUnresponsive,
+            "alert text says connection refused".to_owned(),
+        );
+    }
+    if DOWN_ALERTS.contains(&name.as_str()) {
+        return hit(
+            IncidentType::ServiceUnresponsive,
+            format!("alertname {}", alert.name()),
+        );
+    }
+    if let Some((field, pct)) = number_in(alert, &["error_rate", "error_ratio", "error_percent"]) {
+        // Ratios (0.25) and percentages (25) both occur in the wild; ≤ 1 reads as a ratio.
+        let pct = if pct <= 1.0 { pct * 100.0 } else { pct };
+        if pct > ERROR_RATE_THRESHOLD_PERCENT {
+            return hit(
+                IncidentType::HighErrorRate,
+                format!("{field} is {pct:.1}% (> 10%)"),
+            );
+        }
+    }
+    if name.contains("errorrate")
+        || name.contains("higherror")
+        || name.contains("5xx")
+        || text.contains("5xx")
+    {
+        return hit(
+            IncidentType::HighErrorRate,
+            format!("alert {} is about 5xx errors", alert.name()),
+        );
+    }
+    if let Some((field, secs)) = number_in(alert, &["latency_p99_seconds", "p99_latency_seconds"])
+        && secs > LATENCY_THRESHOLD_SECS
+    {
+        return hit(
+            IncidentType::HighLatency,
+            format!("{field} is {secs}s (> 2s)"),
+        );
+    }
+    if name.contains("latency") || text.contains("p99 latency") {
+        return hit(
+            IncidentType::HighLatency,
+            format!("alert {} is about latency", alert.name()),
+        );
+    }
+    None
+}
+
+fn number_in<'a>(alert: &Alert, fields: &[&'a str]) -> Option<(&'a str, f64)> {
+    fields.iter().find_map(|f| {
+        alert
+            .labels
+            .get(*f)
+            .or_else(|| alert.annotations.get(*f))
+            .and_then(|v| v.trim().trim_end_matches('%').parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+            .map(|v| (*f, v))
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matchers and silences
+
+/// A label matcher as Alertmanager's silences write it on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MatcherSpec {
+    /// Label name.
+    pub name: String,
+    /// Value, or regular expression when `is_regex`.
+    pub value: String,
+    /// Regular expression match, anchored at both ends.
+    #[serde(rename = "isRegex", default)]
+    pub is_regex: bool,
+    /// `false` negates the match (`!=`, `!~`). Absent means `true`, as in Alertmanager.
+    #[serde(rename = "isEqual", default = "yes")]
+    pub is_equal: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `=`, `!=`, `=~`, `!~`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MatchOp {
+    /// `=`
+    Equal,
+    /// `!=`
+    NotEqual,
+    /// `=~`
+    Regex,
+    /// `!~`
+    NotRegex,
+}
+
+impl MatchOp {
+    /// The operator as written in matcher strings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchOp::Equal => "=",
+            MatchOp::NotEqual => "!=",
+            MatchOp::Regex => "=~",
+            MatchOp::NotRegex => "!~",
+        }
+    }
+}
+
+/// A validated matcher. A missing label matches as the empty string, as in Alertmanager, so
+/// `env=""` matches alerts without `env` and `env!=""` requires it.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    name: String,
+    op: MatchOp,
+    value: String,
+    re: Option<Regex>,
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.op == other.op && self.value == other.value
+    }
+}
+
+impl Matcher {
+    /// Builds a matcher; `path` names the field for errors (`matchers[1]`).
+    pub fn new(name: &str, op: MatchOp, value: &str, path: &str) -> Result<Self, DomainError> {
+        if !is_valid_label_name(name) {
+            return Err(DomainError::invalid(
+                join(path, "name"),
+                format!("`{name}` is not a valid label name; use letters, digits and underscores"),
+            ));
+        }
+        let re = match op {
+            MatchOp::Regex | MatchOp::NotRegex => Some(
+                // Anchored like Alertmanager, so `api` does not match `api-gateway`.
+                Regex::new(&format!("^(?:{value})$")).map_err(|e| {
+                    DomainError::invalid(
+                        join(path, "value"),
+                        format!("invalid regular expression: {e}"),
+                    )
+                })?,
+            ),
+            MatchOp::Equal | MatchOp::NotEqual => None,
+        };
+        Ok(Matcher {
+            name: name.to_owned(),
+            op,
+            value: value.to_owned(),
+            re,
+        })
+    }
+
+    /// From the wire form.
+    pub fn from_spec(spec: &MatcherSpec, path: &str) -> Result<Self, DomainError> {
+        let op = match (spec.is_regex, spec.is_equal) {
+            (false, true) => MatchOp::Equal,
+            (false, false) => MatchOp::NotEqual,
+            (true, true) => MatchOp::Regex,
+            (true, false) => MatchOp::NotRegex,
+        };
+        Matcher::new(&spec.name, op, &spec.value, path)
+    }
+
+    /// The label name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The operator.
+    pub fn op(&self) -> MatchOp {
+        self.op
+    }
+
+    /// The value or pattern.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether a label value (`""` when absent) satisfies the matcher.
+    pub fn matches_value(&self, v: &str) -> bool {
+        match (self.op, &self.re) {
+            (MatchOp::Equal, _) => v == self.value,
+            (MatchOp::NotEqual, _) => v != self.value,
+            (MatchOp::Regex, Some(re)) => re.is_match(v),
+            (MatchOp::NotRegex, Some(re)) => !re.is_match(v),
+            // new() always compiles the regex for regex operators.
+            (MatchOp::Regex | MatchOp::NotRegex, None) => false,
+        }
+    }
+
+    /// Whether the label set satisfies the matcher.
+    pub fn matches(&self, labels: &LabelSet) -> bool {
+        self.matches_value(labels.get(&self.name).map_or("", String::as_str))
+    }
+}
+
+impl fmt::Display for Matcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}{}", self.name, self.op.as_str(), quote(&self.value))
+    }
+}
+
+/// Matchers that all have to match.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Matchers(pub Vec<Matcher>);
+
+impl Matchers {
+    /// Validates wire matchers as Alertmanager validates a silence: at least one, and at least
+    /// one that does not match the empty label set (else the silence would mute everything).
+    pub fn from_specs(specs: &[MatcherSpec], path: &str) -> Result<Self, DomainError> {
+        let matchers = specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Matcher::from_spec(s, &format!("{path}[{i}]")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if matchers.is_empty() {
+            return Err(DomainError::invalid(
+                path,
+                "at least one matcher is required, e.g. {\"name\": \"service\", \"value\": \"api\", \"isRegex\": false}",
+            ));
+        }
+        if matchers.iter().all(|m| m.matches_value("")) {
+            return Err(DomainError::invalid(
+                path,
+                "every matcher matches an empty label, so this would mute all alerts; add one that needs a value, e.g. service=\"api\"",
+            ));
+        }
+        Ok(Matchers(matchers))
+    }
+
+    /// True when every matcher matches.
+    pub fn matches(&self, labels: &LabelSet) -> bool {
+        self.0.iter().all(|m| m.matches(labels))
+    }
+}
+
+/// A silence or maintenance window: alerts matching it between `starts_at` and `ends_at` are
+/// recorded but open no incident and page nobody.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Silence {
+    /// Which alerts.
+    pub matchers: Matchers,
+    /// From.
+    pub starts_at: OffsetDateTime,
+    /// Until (exclusive).
+    pub ends_at: OffsetDateTime,
+    /// Why, shown next to muted alerts.
+    pub comment: String,
+}
+
+impl Silence {
+    /// Active at `now`: `starts_at <= now < ends_at`.
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.starts_at <= now && now < self.ends_at
+    }
+
+    /// Whether this silence mutes an alert with these labels at `now`.
+    pub fn mutes(&self, labels: &LabelSet, now: OffsetDateTime) -> bool {
+        self.is_active(now) && self.matchers.matches(labels)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-01-12 14:32:00 UTC);
+
+    fn labels(pairs: &[(&str, &str)]) -> LabelSet {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn alert(l: &[(&str, &str)], a: &[(&str, &str)]) -> Alert {
+        let labels = labels(l);
+        Alert {
+            fingerprint: fingerprint(&labels),
+            labels,
+            annotations: super::tests::labels(a),
+            starts_at: NOW,
+            ends_at: None,
+            generator_url: None,
+        }
+    }
+
+    // Values from prometheus/common model/signature_test.go (TestMetricToFingerprint and the
+    // fingerprint benchmarks), which Alertmanager's fingerprints are.
+    #[test]
+    fn fingerprints_match_prometheus_published_values() {
+        assert_eq!(fingerprint(&LabelSet::new()).0, 14_695_981_039_346_656_037);
+        assert_eq!(
+            fingerprint(&labels(&[
+                ("name", "garland, briggs"),
+                ("fear", "love is not enough")
+            ]))
+            .0,
+            5_799_056_148_416_392_346
+        );
+        assert_eq!(
+            fingerprint(&labels(&[("first-label", "first-label-value")])).0,
+            5_146_282_821_936_882_169
+        );
+        assert_eq!(
+            fingerprint(&labels(&[
+                ("first-label", "first-label-value"),
+                ("second-label", "second-label-value")
+            ]))
+            .0,
+            3_195_800_080_984_914_717
+        );
+        assert_eq!(
+            fingerprint(&labels(&[
+                ("first-label", "first-label-value"),
+                ("second-label", "second-label-value"),
+                ("third-label", "third-label-value")
+            ]))
+            .0,
+            13_843_036_195_897_128_121
+        );
+    }
+
+    #[test]
+    fn fingerprint_strings_are_16_hex_digits() {
+        assert_eq!(Fingerprint(0xab).to_string(), "00000000000000ab");
+        let f: Fingerprint = "1a30ba71cca2921f".parse().unwrap();
+        assert_eq!(f.to_string(), "1a30ba71cca2921f");
+        assert!("1a30ba71cca2921".parse::<Fingerprint>().is_err());
+        assert!("1a30ba71cca2921g".parse::<Fingerprint>().is_err());
+        assert_eq!(
+            serde_json::to_string(&Fingerprint(1)).unwrap(),
+            "\"0000000000000001\""
+        );
+    }
+
+    #[test]
+    fn separator_keeps_name_value_boundaries_apart() {
+        assert_ne!(
+            fingerprint(&labels(&[("a", "bc")])),
+            fingerprint(&labels(&[("ab", "c")]))
+        );
+    }
+
+    const WEBHOOK: &str = r#"{
+      "receiver": "sms", "status": "firing",
+      "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "ProbeFailure", "instance": "https://server.example.org",
+                   "job": "http_checks", "monitor": "master", "severity": "critical"},
+        "annotations": {"summary": "BlackBox Probe Failure: https://server.example.org"},
+        "startsAt": "2023-02-06T13:08:45.828Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus.example.org:9090/graph?g0.expr=probe_success+%3D%3D+0",
+        "fingerprint": "1a30ba71cca2921f"
+      }],
+      "groupLabels": {"alertname": "ProbeFailure"},
+      "commonLabels": {"alertname": "ProbeFailure"},
+      "commonAnnotations": {},
+      "externalURL": "http://prometheus.example.org:9093",
+      "version": "4",
+      "groupKey": "{}/{severity=\"critical\"}:{alertname=\"ProbeFailure\"}",
+      "truncatedAlerts": 0
+    }"#;
+
+    #[test]
+    fn webhook_v4_is_parsed_and_zero_end_means_unset() {
+        let m = parse_webhook(WEBHOOK.as_bytes(), NOW).unwrap();
+        assert_eq!(m.version, "4");
+        assert_eq!(m.status, AlertState::Firing);
+        assert_eq!(m.truncated_alerts, 0);
+        assert_eq!(m.receiver, "sms");
+        let a = &m.alerts[0];
+        assert_eq!(a.ends_at, None);
+        assert_eq!(a.starts_at, datetime!(2023-02-06 13:08:45.828 UTC));
+        let alerts = m.to_alerts();
+        assert_eq!(alerts[0].state_at(NOW), AlertState::Firing);
+        assert_eq!(alerts[0].name(), "ProbeFailure");
+        // The sender's fingerprint is kept verbatim; ours is recomputed from the labels (this
+        // published sample was anonymised after Alertmanager hashed it, so the two differ).
+        assert_eq!(a.fingerprint, "1a30ba71cca2921f");
+        assert_eq!(alerts[0].fingerprint, fingerprint(&a.labels));
+        // Round trip keeps Alertmanager's zero time for "no end".
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["alerts"][0]["endsAt"], GO_ZERO_TIME);
+        let again: WebhookMessage = serde_json::from_value(json).unwrap();
+        assert_eq!(again, m);
+    }
+
+    #[test]
+    fn webhook_errors_name_the_path() {
+        let cases = [
+            (
+                WEBHOOK.replace("\"version\": \"4\"", "\"version\": \"3\""),
+                "version:",
+            ),
+            (
+                WEBHOOK.replace("2023-02-06T13:08:45.828Z", "yesterday"),
+                "alerts[0].startsAt: `yesterday` is not an RFC 3339 time",
+            ),
+            (
+                WEBHOOK.replace(
+                    "\"status\": \"firing\",\n        \"labels\"",
+                    "\"status\": \"burning\",\n        \"labels\"",
+                ),
+                "alerts[0].status:",
+            ),
+            (
+                WEBHOOK.replace("\"monitor\": \"master\"", "\"monitor\": 3"),
+                "alerts[0].labels.monitor: expected a string",
+            ),
+            (
+                WEBHOOK.replace("\"groupKey\"", "\"groupkey\""),
+                "groupKey: missing",
+            ),
+            ("[]".to_owned(), "body: expected an object"),
+            ("{".to_owned(), "body: not valid JSON"),
+        ];
+        for (body, want) in cases {
+            let e = parse_webhook(body.as_bytes(), NOW).unwrap_err().to_string();
+            assert!(e.starts_with(want), "{e} (wanted {want})");
+        }
+    }
+
+    #[test]
+    fn webhook_without_starts_at_starts_now() {
+        let body = WEBHOOK.replace("\"startsAt\": \"2023-02-06T13:08:45.828Z\",", "");
+        let m = parse_webhook(body.as_bytes(), NOW).unwrap();
+        assert_eq!(m.alerts[0].starts_at, NOW);
+    }
+
+    #[test]
+    fn postable_alerts_follow_alertmanager_rules() {
+        let body = r#"[
+          {"labels": {"alertname": "HighErrorRate", "service": "api"},
+           "annotations": {"summary": "5xx above 10%"},
+           "startsAt": "2026-01-12T14:00:00Z", "generatorURL": "http://prom/graph"},
+          {"labels": {"alertname": "Old", "env": ""}, "endsAt": "2026-01-12T14:10:00Z"},
+          {"labels": {"alertname": "Zero"}, "endsAt": "0001-01-01T00:00:00Z"},
+          {"annotations": {"summary": "no labels"}},
+          {"labels": {"env": ""}},
+          {"labels": {"1bad": "x"}},
+          {"labels": {"a": "b"}, "startsAt": "2026-01-12T15:00:00Z", "endsAt": "2026-01-12T14:00:00Z"},
+          {"labels": {"a": "b"}, "startsAt": "12/01/2026"},
+          "not an object"
+        ]"#;
+        let r = parse_postable_alerts(body.as_bytes(), NOW).unwrap();
+        assert_eq!(r.accepted.len(), 3);
+        let first = &r.accepted[0];
+        assert_eq!(first.starts_at, datetime!(2026-01-12 14:00 UTC));
+        assert_eq!(first.summary(), "5xx above 10%");
+        assert_eq!(first.generator_url.as_deref(), Some("http://prom/graph"));
+        // Missing startsAt with an end: starts at the end, as Alertmanager does; resolved.
+        let old = &r.accepted[1];
+        assert_eq!(old.starts_at, datetime!(2026-01-12 14:10 UTC));
+        assert_eq!(old.state_at(NOW), AlertState::Resolved);
+        // Empty-valued labels are dropped before fingerprinting.
+        assert_eq!(old.labels, labels(&[("alertname", "Old")]));
+        assert_eq!(
+            old.fingerprint,
+            fingerprint(&labels(&[("alertname", "Old")]))
+        );
+        // Go zero endsAt is unset; no startsAt means now.
+        let zero = &r.accepted[2];
+        assert_eq!((zero.starts_at, zero.ends_at), (NOW, None));
+        let errors: Vec<String> = r.rejected.iter().map(ToString::to_string).collect();
+        let wanted = [
+            "[3].labels: missing",
+            "[4].labels: at least one label",
+            "[5].labels: `1bad` is not a valid label name",
+            "[6].endsAt: is before startsAt",
+            "[7].startsAt: `12/01/2026` is not an RFC 3339 time",
+            "[8]: expected an object, found a string",
+        ];
+        assert_eq!(errors.len(), wanted.len(), "{errors:?}");
+        for (e, w) in errors.iter().zip(wanted) {
+            assert!(e.starts_with(w), "{e} (wanted {w})");
+        }
+        let e = parse_postable_alerts(br#"{"labels":{}}"#, NOW).unwrap_err();
+        assert!(
+            e.to_string().starts_with("body: expected a JSON array"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn postable_alert_serialises_in_the_wire_format() {
+        let a = PostableAlert {
+            labels: labels(&[("alertname", "X")]),
+            annotations: LabelSet::new(),
+            starts_at: Some(NOW),
+            ends_at: None,
+            generator_url: None,
+        };
+        let v = serde_json::to_value(&a).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"labels": {"alertname": "X"}, "startsAt": "2026-01-12T14:32:00Z"})
+        );
+        let back: PostableAlert = serde_json::from_value(v).unwrap();
+        assert_eq!(back, a);
+    }
+
+    #[test]
+    fn resolved_when_end_is_set_and_not_after_now() {
+        assert_eq!(state_at(None, NOW), AlertState::Firing);
+        assert_eq!(state_at(Some(NOW), NOW), AlertState::Resolved);
+        assert_eq!(
+            state_at(Some(NOW + Duration::seconds(1)), NOW),
+            AlertState::Firing
+        );
+        assert_eq!(
+            state_at(Some(NOW - Duration::minutes(5)), NOW),
+            AlertState::Resolved
+        );
+    }
+
+    #[test]
+    fn grouping_uses_labels_never_summaries() {
+        let g = Grouping::default();
+        let a = g.group(&labels(&[
+            ("alertname", "HighErrorRate"),
+            ("service", "Payments_DB"),
+        ]));
+        let b = g.group(&labels(&[
+            ("alertname", "HighLatency"),
+            ("service", "Payments_DB"),
+        ]));
+        assert_eq!(a, b);
+        assert_eq!(a.key, r#"{service="Payments_DB"}"#);
+        assert_eq!(a.service.unwrap().as_str(), "payments-db");
+        let c = g.group(&labels(&[("alertname", "DiskFull"), ("instance", "db1")]));
+        assert_eq!(c.key, r#"{alertname="DiskFull"}"#);
+        assert_eq!(c.service, None);
+        let multi = Grouping {
+            by: vec!["service".into(), "env".into()],
+            fallback: "alertname".into(),
+        };
+        let d = multi.group(&labels(&[("env", "prod"), ("service", "api"), ("x", "y")]));
+        assert_eq!(d.key, r#"{env="prod", service="api"}"#);
+        assert_eq!(d.service.unwrap().as_str(), "api");
+        let e = g.group(&labels(&[("service", "!!!")]));
+        assert_eq!(e.service, None);
+    }
+
+    #[test]
+    fn severity_from_the_configured_label() {
+        let m = SeverityMapping::default();
+        let sev = |v: &str| m.severity_of(&labels(&[("severity", v)]));
+        assert_eq!(sev("critical"), Some(Severity::Sev1));
+        assert_eq!(sev("Page"), Some(Severity::Sev1));
+        assert_eq!(sev("error"), Some(Severity::Sev2));
+        assert_eq!(sev("major"), Some(Severity::Sev2));
+        assert_eq!(sev("warning"), Some(Severity::Sev3));
+        assert_eq!(sev("info"), Some(Severity::Sev4));
+        assert_eq!(sev("none"), Some(Severity::Sev4));
+        assert_eq!(sev("weird"), None);
+        assert_eq!(m.severity_of(&labels(&[("alertname", "X")])), None);
+        let custom: SeverityMapping =
+            serde_json::from_str(r#"{"label": "priority", "values": {"P1": 1, "p2": 2}}"#).unwrap();
+        assert_eq!(
+            custom.severity_of(&labels(&[("priority", "p1")])),
+            Some(Severity::Sev1)
+        );
+        assert_eq!(
+            custom.severity_of(&labels(&[("severity", "critical")])),
+            None
+        );
+    }
+
+    #[test]
+    fn runbook_incident_types_are_recognised() {
+        let t = |a: Alert| recognise(&a).map(|r| r.incident_type);
+        use IncidentType::*;
+        assert_eq!(
+            t(alert(
+                &[("alertname", "AppErrors")],
+                &[("description", "pq: database connection refused")]
+            )),
+            Some(DatabaseConnectivity)
+        );
+        assert_eq!(
+            t(alert(&[("alertname", "KubePodCrashLooping")], &[])),
+            Some(PodRestarting)
+        );
+        assert_eq!(
+            t(alert(
+                &[("alertname", "X"), ("reason", "CrashLoopBackOff")],
+                &[]
+            )),
+            Some(PodRestarting)
+        );
+        let mut restarts = alert(&[("alertname", "TooManyRestarts")], &[]);
+        restarts.generator_url = Some(
+            "http://prom/graph?g0.expr=increase(kube_pod_container_status_restarts_total%5B1h%5D)+%3E+5"
+                .into(),
+        );
+        assert_eq!(t(restarts), Some(PodRestarting));
+        assert_eq!(
+            t(alert(
+                &[("alertname", "HealthCheck")],
+                &[("summary", "curl: Connection refused")]
+            )),
+            Some(ServiceUnresponsive)
+        );
+        assert_eq!(
+            t(alert(&[("alertname", "TargetDown")], &[])),
+            Some(ServiceUnresponsive)
+        );
+        assert_eq!(
+            t(alert(&[("alertname", "Errors")], &[("error_rate", "0.25")])),
+            Some(HighErrorRate)
+        );
+        assert_eq!(
+            t(alert(&[("alertname", "Errors")], &[("error_rate", "12%")])),
+            Some(HighErrorRate)
+        );
+        assert_eq!(
+            t(alert(&[("alertname", "Errors")], &[("error_rate", "0.05")])),
+            None
+        );
+        assert_eq!(
+            t(alert(&[("alertname", "HighErrorRate")], &[])),
+            Some(HighErrorRate)
+        );
+        assert_eq!(
+            t(alert(
+                &[("alertname", "Slow")],
+                &[("latency_p99_seconds", "3.5")]
+            )),
+            Some(HighLatency)
+        );
+        assert_eq!(
+            t(alert(
+                &[("alertname", "Slow")],
+                &[("latency_p99_seconds", "1.5")]
+            )),
+            None
+        );
+        assert_eq!(
+            t(alert(&[("alertname", "APIHighLatency")], &[])),
+            Some(HighLatency)
+        );
+        assert_eq!(
+            t(alert(
+                &[("alertname", "DiskFull")],
+                &[("summary", "disk 91% full")]
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn check_failures_map_to_playbooks() {
+        use FailureKind::*;
+        assert_eq!(
+            IncidentType::for_check_failure(Down),
+            Some(IncidentType::ServiceUnresponsive)
+        );
+        assert_eq!(
+            IncidentType::for_check_failure(Hung),
+            Some(IncidentType::ServiceUnresponsive)
+        );
+        assert_eq!(
+            IncidentType::for_check_failure(Crashed),
+            Some(IncidentType::HighErrorRate)
+        );
+        assert_eq!(IncidentType::for_check_failure(CertExpiring), None);
+    }
+
+    #[test]
+    fn every_type_has_a_complete_playbook() {
+        for t in IncidentType::ALL {
+            let p = t.playbook();
+            assert_eq!(p.incident_type, t);
+            assert!(!p.response.is_empty() && !p.solutions.is_empty());
+            assert!(p.diagnosis_time <= Duration::minutes(2));
+        }
+        let v = serde_json::to_value(IncidentType::HighLatency.playbook()).unwrap();
+        assert_eq!(v["diagnosis_time"], 120);
+        assert_eq!(v["incident_type"], "high_latency");
+    }
+
+    fn spec(name: &str, value: &str, is_regex: bool, is_equal: bool) -> MatcherSpec {
+        MatcherSpec {
+            name: name.into(),
+            value: value.into(),
+            is_regex,
+            is_equal,
+        }
+    }
+
+    #[test]
+    fn matchers_behave_like_alertmanager() {
+        let l = labels(&[("service", "api-gateway"), ("env", "prod")]);
+        let m = |s: MatcherSpec| Matcher::from_spec(&s, "m").unwrap().matches(&l);
+        assert!(m(spec("service", "api-gateway", false, true)));
+        assert!(!m(spec("service", "api", false, true)));
+        assert!(m(spec("service", "api", false, false)));
+        // Regexes are anchored: `api` does not match `api-gateway`.
+        assert!(!m(spec("service", "api", true, true)));
+        assert!(m(spec("service", "api.*", true, true)));
+        assert!(m(spec("service", "web|api-gateway", true, true)));
+        assert!(m(spec("env", "staging|dev", true, false)));
+        // A missing label is the empty string.
+        assert!(m(spec("team", "", false, true)));
+        assert!(!m(spec("team", ".+", true, true)));
+        let wire: MatcherSpec =
+            serde_json::from_str(r#"{"name": "env", "value": "prod", "isRegex": false}"#).unwrap();
+        assert!(wire.is_equal, "isEqual defaults to true");
+        assert_eq!(
+            Matcher::from_spec(&spec("env", "p.*", true, false), "m")
+                .unwrap()
+                .to_string(),
+            r#"env!~"p.*""#
+        );
+    }
+
+    #[test]
+    fn silences_need_a_selective_matcher_and_an_active_window() {
+        let e = Matchers::from_specs(&[], "matchers")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("matchers: at least one"), "{e}");
+        let e = Matchers::from_specs(&[spec("env", ".*", true, true)], "matchers")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("matchers: every matcher matches an empty label"),
+            "{e}"
+        );
+        let e = Matchers::from_specs(&[spec("env", "(", true, true)], "matchers")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("matchers[0].value: invalid regular expression"),
+            "{e}"
+        );
+        let e = Matchers::from_specs(&[spec("bad-name", "x", false, true)], "matchers")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("matchers[0].name:"), "{e}");
+        let silence = Silence {
+            matchers: Matchers::from_specs(
+                &[
+                    spec("service", "api", false, true),
+                    spec("env", "prod", false, false),
+                ],
+                "matchers",
+            )
+            .unwrap(),
+            starts_at: NOW,
+            ends_at: NOW + Duration::hours(1),
+            comment: "maintenance".into(),
+        };
+        let staging = labels(&[("service", "api"), ("env", "staging")]);
+        let prod = labels(&[("service", "api"), ("env", "prod")]);
+        assert!(silence.mutes(&staging, NOW));
+        assert!(!silence.mutes(&prod, NOW));
+        assert!(!silence.mutes(&staging, NOW - Duration::seconds(1)));
+        assert!(!silence.mutes(&staging, NOW + Duration::hours(1)));
+    }
+}
