@@ -84,6 +84,12 @@ pub enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
+    /// Run only the workers (notification delivery, the incident clock), e.g. beside `serve`
+    /// on PostgreSQL to scale out.
+    Worker {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Manage API tokens directly on the database.
     Token {
         #[command(subcommand)]

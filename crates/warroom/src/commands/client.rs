@@ -378,6 +378,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             None,
         ),
         Command::Serve { .. }
+        | Command::Worker { .. }
         | Command::Token { .. }
         | Command::Config { .. }
         | Command::Classify { .. }

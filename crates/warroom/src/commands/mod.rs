@@ -11,6 +11,7 @@ use crate::cli::Command;
 pub async fn run(cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Serve { server, listen } => serve::serve(server, listen).await,
+        Command::Worker { server } => serve::worker(server).await,
         Command::Token { command } => local::token(command).await,
         Command::Config { command } => local::config(command),
         Command::Classify {

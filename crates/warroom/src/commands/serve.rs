@@ -34,12 +34,7 @@ pub fn load_config(server: &ServerArgs) -> anyhow::Result<config::Checked> {
 }
 
 pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing();
     let mut cfg = config::load(server.config.as_deref())?;
     if let Some(db) = &server.database {
         cfg.database_url = crate::secret::DatabaseUrl(db.clone());
@@ -65,64 +60,123 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
     let state = AppState {
         store: store.clone(),
         clock,
-        settings: Arc::new(Settings {
-            policies: checked.policies,
-            strict_services: checked.config.strict_services,
-            body_limit: checked.config.body_limit_bytes,
-            routing: checked.config.routing.clone(),
-            postmortems: checked.config.postmortems.as_ref().map(|p| {
-                warroom_server::postmortems::PostmortemSettings {
-                    dir: p.dir.clone(),
-                    git_commit: p.git_commit,
-                    draft_on_resolve: p.draft_on_resolve,
-                }
-            }),
-            paging: Arc::new(checked.paging.clone()),
-            ack_links: checked.ack_links.as_ref().map(|(url, key)| {
-                Arc::new(warroom_server::ack_link::AckLinks::new(
-                    url,
-                    key.expose().as_bytes(),
-                ))
-            }),
-        }),
+        settings: Arc::new(settings(&checked)),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let dispatcher = dispatcher(store.clone(), state.clock.clone(), &checked.channels)?;
-    let ticker = IncidentTicker::new(
+    let workers = spawn_workers(
+        &checked,
         store.clone(),
         state.clock.clone(),
-        state.settings.policies.clone(),
-        state.settings.paging.clone(),
-        state.settings.routing.clone(),
-    );
-    let ticker = match &state.settings.ack_links {
-        Some(links) => ticker.with_decorator(Arc::new(warroom_server::ack_link::decorator(
-            links.clone(),
-            state.clock.clone(),
-        ))),
-        None => ticker,
-    };
-    let ticker_stop = stop_rx.clone();
-    let worker = tokio::spawn(async move {
-        dispatcher
-            .run(std::time::Duration::from_secs(1), stop_rx)
-            .await
-    });
-    // Twice a second: the runbook's deadlines are minutes, and this keeps them to the second.
-    let clock_worker = tokio::spawn(async move {
-        ticker
-            .run(std::time::Duration::from_millis(500), ticker_stop)
-            .await
-    });
+        &state.settings,
+        stop_rx,
+    )?;
     tracing::info!(database.backend = store.backend(), "ready");
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("warroom listening on http://{addr}");
     warroom_server::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_tx.send(true);
-    let _ = worker.await;
-    let _ = clock_worker.await;
+    for w in workers {
+        let _ = w.await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The workers: the outbox dispatcher and the incident clock. They meet the server only
+/// through the store, so the same function serves `warroom serve` and `warroom worker`.
+fn spawn_workers(
+    checked: &config::Checked,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: &Settings,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let dispatcher = dispatcher(store.clone(), clock.clone(), &checked.channels)?;
+    let mut ticker = IncidentTicker::new(
+        store,
+        clock.clone(),
+        settings.policies.clone(),
+        settings.paging.clone(),
+        settings.routing.clone(),
+    );
+    if let Some(links) = &settings.ack_links {
+        ticker = ticker.with_decorator(Arc::new(warroom_server::ack_link::decorator(
+            links.clone(),
+            clock,
+        )));
+    }
+    let ticker_stop = stop.clone();
+    Ok(vec![
+        tokio::spawn(async move {
+            dispatcher
+                .run(std::time::Duration::from_secs(1), stop)
+                .await
+        }),
+        // Twice a second: the runbook's deadlines are minutes, and this keeps them to the second.
+        tokio::spawn(async move {
+            ticker
+                .run(std::time::Duration::from_millis(500), ticker_stop)
+                .await
+        }),
+    ])
+}
+
+/// `warroom worker`: only the workers, for scaling out next to `serve` on PostgreSQL.
+pub async fn worker(server: ServerArgs) -> anyhow::Result<()> {
+    init_tracing();
+    let checked = load_config(&server)?;
+    let store = open_store(&checked.config.database_url.0)
+        .await
+        .context("opening the database")?;
+    if store.backend() == "sqlite" {
+        tracing::warn!(
+            "a separate worker on SQLite must share the file with serve; PostgreSQL is the supported way to scale out"
+        );
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let settings = settings(&checked);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = spawn_workers(&checked, store.clone(), clock, &settings, stop_rx)?;
+    tracing::info!(database.backend = store.backend(), "worker running");
+    println!("warroom worker running");
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
+    Ok(())
+}
+
+fn settings(checked: &config::Checked) -> Settings {
+    Settings {
+        policies: checked.policies.clone(),
+        strict_services: checked.config.strict_services,
+        body_limit: checked.config.body_limit_bytes,
+        routing: checked.config.routing.clone(),
+        postmortems: checked.config.postmortems.as_ref().map(|p| {
+            warroom_server::postmortems::PostmortemSettings {
+                dir: p.dir.clone(),
+                git_commit: p.git_commit,
+                draft_on_resolve: p.draft_on_resolve,
+            }
+        }),
+        paging: Arc::new(checked.paging.clone()),
+        ack_links: checked.ack_links.as_ref().map(|(url, key)| {
+            Arc::new(warroom_server::ack_link::AckLinks::new(
+                url,
+                key.expose().as_bytes(),
+            ))
+        }),
+    }
+}
+
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// One adapter per configured channel, sharing one HTTP client so connections are reused.

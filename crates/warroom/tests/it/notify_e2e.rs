@@ -184,3 +184,78 @@ async fn a_sev1_declaration_pages_through_a_signed_webhook_and_survives_a_restar
         assert!(tl.contains("notification_delivered"), "{b:?}: {tl}");
     }
 }
+
+#[tokio::test]
+async fn a_separate_worker_process_shares_the_outbox_without_duplicates() {
+    for b in backends() {
+        let db = fresh_database(b).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path();
+        let (url, inbox) = receiver().await;
+        let cfg = config(dir, &url);
+        let cfg = cfg.to_str().unwrap();
+        let token = ok(&run(
+            dir,
+            &[],
+            &[
+                "token",
+                "create",
+                "--role",
+                "responder",
+                "--name",
+                "ana",
+                "--database",
+                &db.url,
+            ],
+        ))
+        .trim()
+        .to_owned();
+        let senv = [("E2E_HOOK_SECRET", SECRET)];
+        let server = Server::start_with(&db.url, dir, &["--config", cfg], &senv);
+        let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_warroom"))
+            .args(["worker", "--config", cfg, "--database", &db.url])
+            .envs(senv.iter().copied())
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let env = [
+            ("WARROOM_URL", server.url.as_str()),
+            ("WARROOM_TOKEN", token.as_str()),
+        ];
+        for k in 0..6 {
+            ok(&run(
+                dir,
+                &env,
+                &[
+                    "declare",
+                    "--service",
+                    "api",
+                    "--summary",
+                    &format!("outage {k}"),
+                    "--severity",
+                    "1",
+                ],
+            ));
+        }
+        let got = wait_for(&inbox, 6).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let got_after = inbox.lock().unwrap().got.clone();
+        assert!(
+            worker.try_wait().unwrap().is_none(),
+            "{b:?}: the worker process must still be running"
+        );
+        let _ = worker.kill();
+        let _ = worker.wait();
+        assert_eq!(got.len(), 6, "{b:?}");
+        let mut keys: Vec<String> = got_after.iter().map(|g| g.0.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(
+            (got_after.len(), keys.len()),
+            (6, 6),
+            "{b:?}: every page exactly once with two dispatchers"
+        );
+    }
+}
