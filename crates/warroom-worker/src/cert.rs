@@ -94,14 +94,14 @@ mod tests {
     // are what `openssl x509 -noout -enddate` printed for them.
     #[test]
     fn reads_utc_time() {
-        let der = include_bytes!("../tests/fixtures/localhost.der");
+        let der = include_bytes!("../tests/fixtures/utc-time.der");
         assert_eq!(not_after(der), Some(datetime!(2026-12-23 02:51:55 UTC)));
     }
 
     #[test]
     fn reads_generalized_time_after_2049() {
-        let der = include_bytes!("../tests/fixtures/far-future.der");
-        assert_eq!(not_after(der), Some(datetime!(2054-04-10 02:52:01 UTC)));
+        let der = include_bytes!("../tests/fixtures/localhost.der");
+        assert_eq!(not_after(der), Some(datetime!(2126-10-30 02:55:53 UTC)));
     }
 
     #[test]
