@@ -1,5 +1,4 @@
-//! Detection workers of warroom: probes that check monitored services, and the scheduler that
-//! runs them. See the crate README for the design.
+#![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
 pub mod cert;
