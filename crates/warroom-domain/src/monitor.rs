@@ -787,6 +787,11 @@ mod tests {
                 "check":{"kind":"tcp","host":"db","port":5432}}"#,
         );
         assert!(r.is_err());
+        let r: Result<MonitorSpec, _> = serde_json::from_str(
+            r#"{"id":"x","service":"api","interval_secs":30,
+                "check":{"kind":"http","url":"http://a/","keywrod":"ok"}}"#,
+        );
+        assert!(r.is_err(), "a typo in a check key must not be ignored");
     }
 
     #[test]
