@@ -1080,6 +1080,60 @@ pub fn recognise(alert: &Alert) -> Option<Recognised> {
     None
 }
 
+/// One check result, as far as incident types care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckSample {
+    /// Why it failed, if it did.
+    pub failure: Option<FailureKind>,
+    /// How long it took.
+    pub latency: std::time::Duration,
+}
+
+/// Recognises the runbook's incident type from a window of one monitor's recent checks, oldest
+/// first, using the runbook's own thresholds: the latest check refused, hung or unresolvable →
+/// unresponsive; more than 10 % of the window answered 5xx → high error rate; p99 latency of the
+/// window above 2 s → high latency. `None` for an empty window or a healthy one.
+pub fn recognise_checks(window: &[CheckSample]) -> Option<Recognised> {
+    let last = window.last()?;
+    if let Some(kind @ (FailureKind::Down | FailureKind::Hung | FailureKind::DnsFailure)) =
+        last.failure
+    {
+        return Some(Recognised {
+            incident_type: IncidentType::ServiceUnresponsive,
+            because: format!("latest check failed: {kind}"),
+        });
+    }
+    let crashed = window
+        .iter()
+        .filter(|s| s.failure == Some(FailureKind::Crashed))
+        .count();
+    // Windows are far below 2^52 checks, so the casts are exact.
+    let pct = crashed as f64 * 100.0 / window.len() as f64;
+    if pct > ERROR_RATE_THRESHOLD_PERCENT {
+        return Some(Recognised {
+            incident_type: IncidentType::HighErrorRate,
+            because: format!(
+                "{crashed} of the last {} checks answered 5xx ({pct:.0}% > 10%)",
+                window.len()
+            ),
+        });
+    }
+    let mut latencies: Vec<_> = window.iter().map(|s| s.latency).collect();
+    latencies.sort_unstable();
+    // Nearest rank: the smallest latency at or above 99 % of the window.
+    let p99 = latencies[(latencies.len() * 99).div_ceil(100).max(1) - 1];
+    if p99.as_secs_f64() > LATENCY_THRESHOLD_SECS {
+        return Some(Recognised {
+            incident_type: IncidentType::HighLatency,
+            because: format!(
+                "p99 latency of the last {} checks is {p99:?} (> 2s)",
+                window.len()
+            ),
+        });
+    }
+    None
+}
+
 fn number_in<'a>(alert: &Alert, fields: &[&'a str]) -> Option<(&'a str, f64)> {
     fields.iter().find_map(|f| {
         alert
@@ -1683,6 +1737,41 @@ mod tests {
             )),
             None
         );
+    }
+
+    #[test]
+    fn check_windows_use_the_runbook_thresholds() {
+        use std::time::Duration as D;
+        let ok = |ms| CheckSample {
+            failure: None,
+            latency: D::from_millis(ms),
+        };
+        let crashed = CheckSample {
+            failure: Some(FailureKind::Crashed),
+            latency: D::from_millis(20),
+        };
+        let t = |w: &[CheckSample]| recognise_checks(w).map(|r| r.incident_type);
+        assert_eq!(t(&[]), None);
+        assert_eq!(t(&[ok(20); 10]), None);
+        let mut w = vec![ok(20); 9];
+        w.push(CheckSample {
+            failure: Some(FailureKind::Down),
+            latency: D::ZERO,
+        });
+        assert_eq!(t(&w), Some(IncidentType::ServiceUnresponsive));
+        // Exactly 10 % is not "more than 10 %".
+        let mut w = vec![ok(20); 9];
+        w.insert(3, crashed);
+        assert_eq!(t(&w), None);
+        w.insert(5, crashed);
+        assert_eq!(t(&w), Some(IncidentType::HighErrorRate));
+        // p99 of 100 samples is the 99th smallest: one slow outlier is not enough, two are.
+        let mut w = vec![ok(100); 99];
+        w.push(ok(3000));
+        assert_eq!(t(&w), None);
+        w[0] = ok(2500);
+        assert_eq!(t(&w), Some(IncidentType::HighLatency));
+        assert!(recognise_checks(&w).unwrap().because.contains("2.5s"));
     }
 
     #[test]
