@@ -189,7 +189,8 @@ impl<C: Checker> Scheduler<C> {
         Arc::clone(&self.stats)
     }
 
-    /// Runs until `shutdown` completes or the receiver of `events` is dropped. Checks still in
+    /// Runs until `shutdown` completes or the receiver of `events` is dropped (noticed at the
+    /// next delivery). Checks still in
     /// flight at shutdown are abandoned (their results would describe a stopping process).
     ///
     /// `wall_now` is the wall-clock time at the call; event times are derived from it and tokio's
@@ -217,10 +218,17 @@ impl<C: Checker> Scheduler<C> {
             tasks.spawn(ctx.run(monitor));
         }
         drop(events);
+        let any = !tasks.is_empty();
         tokio::select! {
             () = shutdown => {}
-            // Every task ends only when the receiver is gone.
-            () = async { while tasks.join_next().await.is_some() {} } => {}
+            // Tasks end only when the receiver is gone. With no monitors at all there is nothing
+            // to notice that, so only shutdown ends the run, as it does for a configured one.
+            () = async {
+                while tasks.join_next().await.is_some() {}
+                if !any {
+                    std::future::pending::<()>().await;
+                }
+            } => {}
         }
         tasks.shutdown().await;
     }

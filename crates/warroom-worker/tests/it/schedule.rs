@@ -1,5 +1,4 @@
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -228,5 +227,23 @@ async fn concurrency_is_bounded_by_the_semaphore() {
         .load(std::sync::atomic::Ordering::SeqCst);
     assert!(seen <= 3, "target saw {seen} at once");
     assert_eq!(stats.snapshot().max_in_flight, 3);
-    let _ = Arc::strong_count(&stats);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_monitors_the_run_lasts_until_shutdown() {
+    let s = Scheduler::new(simulated(10), ScheduleConfig::default());
+    let before = tokio::time::Instant::now();
+    let events = run_for(&s, Vec::new(), Duration::from_secs(60)).await;
+    assert!(events.is_empty());
+    assert_eq!(before.elapsed(), Duration::from_secs(60));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_receiver_stops_the_run() {
+    let s = Scheduler::new(simulated(10), ScheduleConfig::default());
+    let (tx, rx) = mpsc::channel(1);
+    drop(rx);
+    s.run(vec![fake("a", 5)], tx, WALL, std::future::pending())
+        .await;
+    assert_eq!(s.stats().snapshot().checks_run, 1);
 }
