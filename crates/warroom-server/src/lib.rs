@@ -35,6 +35,8 @@ pub struct Settings {
     pub paging: std::sync::Arc<warroom_domain::escalation::PagingConfig>,
     /// Signed one-click acknowledgement links, when a public URL and secret are configured.
     pub ack_links: Option<std::sync::Arc<ack_link::AckLinks>>,
+    /// How alerts become incidents.
+    pub alerts: api::alerts::AlertSettings,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
             postmortems: None,
             paging: Default::default(),
             ack_links: None,
+            alerts: Default::default(),
         }
     }
 }

@@ -79,6 +79,9 @@ pub fn build() -> Value {
             "get": op("paging", "Signed one-click acknowledgement: the confirmation page (HTML)", None, None, ("200", "HTML")),
             "post": op("paging", "Signed one-click acknowledgement: acknowledge (HTML)", None, None, ("200", "HTML"))
         },
+        "/api/v2/alerts": { "post": op("alerts", "Alertmanager API v2: a JSON array of alerts (Prometheus can send here directly)", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
+        "/hooks/alertmanager": { "post": op("alerts", "Alertmanager webhook payload, version 4", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
+        "/api/v1/alerts": { "get": op("alerts", "Alerts received, `?status=firing|resolved&limit=`", Some("viewer"), None, ("200", "`{\"alerts\": [...]}`")) },
         "/postmortems/": { "get": op("postmortems", "Published post-mortems: the index page (HTML)", None, None, ("200", "HTML")) },
         "/postmortems/{page}": { "get": op("postmortems", "One published post-mortem (HTML)", None, None, ("200", "HTML")) },
         "/api/v1/tokens": {

@@ -37,6 +37,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/oncall"),
     ("GET", "/api/v1/incidents/{number}/notifications"),
     ("GET", "/metrics"),
+    ("POST", "/api/v2/alerts"),
+    ("POST", "/hooks/alertmanager"),
+    ("GET", "/api/v1/alerts"),
     ("GET", "/ack/{incident}/{person}/{expires}/{sig}"),
     ("POST", "/ack/{incident}/{person}/{expires}/{sig}"),
     ("GET", "/postmortems/"),
@@ -101,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/incidents/{number}/ack", post(api::incidents::acknowledge))
         .route("/oncall", get(api::services::on_call))
+        .route("/alerts", get(api::alerts::list_alerts))
         .route(
             "/incidents/{number}/notifications",
             get(api::incidents::notifications),
@@ -117,6 +121,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::services::ready))
         .route("/metrics", get(api::metrics::metrics))
+        .route("/api/v2/alerts", post(api::alerts::post_alerts))
+        .route("/hooks/alertmanager", post(api::alerts::alertmanager_webhook))
         .route("/ack/{incident}/{person}/{expires}/{sig}", get(crate::ack_link::confirm).post(crate::ack_link::acknowledge))
         .route("/postmortems/", get(crate::postmortems::site_index))
         .route("/postmortems/{page}", get(crate::postmortems::site_page))

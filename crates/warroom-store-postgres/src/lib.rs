@@ -20,6 +20,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox",
         sql: include_str!("../migrations/0002_outbox.sql"),
     },
+    Migration {
+        version: 3,
+        name: "alerts",
+        sql: include_str!("../migrations/0003_alerts.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

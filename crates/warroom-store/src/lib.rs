@@ -21,8 +21,8 @@ use warroom_domain::{DomainError, Incident, IncidentNumber, TimelineEvent, servi
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use records::{
-    ApiToken, Change, IncidentFilter, NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus,
-    TokenRole,
+    AlertIn, ApiToken, Change, IncidentFilter, IngestOutcome, NewOutboxMessage, NewToken,
+    OutboxMessage, OutboxStatus, StoredAlert, TokenRole,
 };
 
 /// Shorthand for store results.
@@ -139,9 +139,29 @@ pub trait OutboxStore: Send + Sync {
     fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }
 
+/// Alerts from Prometheus and Alertmanager.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    /// Stores a batch in one transaction, deduplicating by fingerprint. A state change marks
+    /// the alert pending until incidents catch up; a plain repeat only counts.
+    async fn ingest_alerts(
+        &self,
+        alerts: Vec<AlertIn>,
+        now: OffsetDateTime,
+    ) -> Result<IngestOutcome>;
+    /// Alerts whose state change incidents have not caught up with, oldest first.
+    async fn pending_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>>;
+    /// Marks alerts caught up, linking them to an incident when there is one.
+    async fn settle_alerts(&self, fingerprints: &[String], incident: Option<i64>) -> Result<()>;
+    /// The alerts linked to an incident.
+    async fn alerts_for_incident(&self, number: IncidentNumber) -> Result<Vec<StoredAlert>>;
+    /// Alerts, optionally only `firing` or `resolved`, most recently seen first.
+    async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>>;
+}
+
 /// Everything, for the wiring code.
 #[async_trait]
-pub trait Store: IncidentStore + ServiceStore + TokenStore + OutboxStore {
+pub trait Store: IncidentStore + ServiceStore + TokenStore + OutboxStore + AlertStore {
     /// Is the database reachable?
     async fn ping(&self) -> Result<()>;
     /// Which backend, for logs: `sqlite` or `postgres`.

@@ -185,3 +185,58 @@ impl From<Vec<warroom_domain::EventKind>> for Change {
         }
     }
 }
+
+/// An alert to store, with what the caller derived from its labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertIn {
+    /// The alert.
+    pub alert: warroom_domain::alert::Alert,
+    /// Firing or resolved at receipt.
+    pub state: warroom_domain::alert::AlertState,
+    /// The group it belongs to (by the configured labels).
+    pub group_key: String,
+    /// The service the group names, if any.
+    pub service: Option<String>,
+}
+
+/// What an ingest did, for the answer and for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IngestOutcome {
+    /// Alerts in the request.
+    pub received: usize,
+    /// Fingerprints never seen before.
+    pub new: usize,
+    /// Known fingerprints whose state changed (resolved, or firing again).
+    pub changed: usize,
+    /// Repeats with nothing new: clustered Alertmanagers send these on purpose.
+    pub duplicates: usize,
+}
+
+/// An alert as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredAlert {
+    /// Fingerprint, 16 hex digits.
+    pub fingerprint: String,
+    /// Group key.
+    pub group_key: String,
+    /// Service, if the group names one.
+    pub service: Option<String>,
+    /// `alertname`.
+    pub name: String,
+    /// Labels.
+    pub labels: warroom_domain::alert::LabelSet,
+    /// Annotations.
+    pub annotations: warroom_domain::alert::LabelSet,
+    /// `firing` or `resolved`.
+    pub status: String,
+    /// Started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    /// Ended.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ends_at: Option<OffsetDateTime>,
+    /// How many times it was received.
+    pub received: i64,
+    /// The incident it belongs to.
+    pub incident: Option<i64>,
+}

@@ -18,9 +18,9 @@ use warroom_domain::{
 };
 
 use crate::{
-    ApiToken, DeclareFn, IncidentFilter, IncidentStore, MutateFn, NewOutboxMessage, NewToken,
-    OutboxMessage, OutboxStatus, OutboxStore, Result, ServiceStore, Store, StoreError, TokenRole,
-    TokenStore,
+    AlertIn, AlertStore, ApiToken, DeclareFn, IncidentFilter, IncidentStore, IngestOutcome,
+    MutateFn, NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus, OutboxStore, Result,
+    ServiceStore, Store, StoreError, StoredAlert, TokenRole, TokenStore,
 };
 
 /// The few places where the two databases differ at run time.
@@ -419,6 +419,155 @@ impl OutboxStore for SqlStore {
             out.push((s, n));
         }
         Ok(out)
+    }
+}
+
+const ALERT_COLUMNS: &str = "fingerprint, group_key, service, name, labels, annotations, status, starts_at, ends_at, received, incident";
+
+fn alert_from_row(row: &AnyRow) -> Result<StoredAlert> {
+    let ends: Option<String> = row.try_get("ends_at")?;
+    Ok(StoredAlert {
+        fingerprint: row.try_get("fingerprint")?,
+        group_key: row.try_get("group_key")?,
+        service: row.try_get("service")?,
+        name: row.try_get("name")?,
+        labels: from_json(&row.try_get::<String, _>("labels")?)?,
+        annotations: from_json(&row.try_get::<String, _>("annotations")?)?,
+        status: row.try_get("status")?,
+        starts_at: parse_ts(&row.try_get::<String, _>("starts_at")?)?,
+        ends_at: ends.as_deref().map(parse_ts).transpose()?,
+        received: row.try_get("received")?,
+        incident: row.try_get("incident")?,
+    })
+}
+
+#[async_trait]
+impl AlertStore for SqlStore {
+    async fn ingest_alerts(
+        &self,
+        alerts: Vec<AlertIn>,
+        now: OffsetDateTime,
+    ) -> Result<IngestOutcome> {
+        let mut outcome = IngestOutcome {
+            received: alerts.len(),
+            ..Default::default()
+        };
+        let _gate = self.gate.enter().await;
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        for a in alerts {
+            let fp = a.alert.fingerprint.to_string();
+            let status = a.state.as_str();
+            let starts = ts(a.alert.starts_at);
+            let ends = a.alert.ends_at.map(ts);
+            let existing: Option<(String, String)> =
+                sqlx::query_as("SELECT status, starts_at FROM alerts WHERE fingerprint = $1")
+                    .bind(&fp)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match existing {
+                None => {
+                    outcome.new += 1;
+                    sqlx::query(
+                        "INSERT INTO alerts (fingerprint, group_key, service, name, labels, annotations, status, starts_at, ends_at, generator_url, first_seen, last_seen, received, incident, pending) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1, NULL, 1)",
+                    )
+                    .bind(&fp)
+                    .bind(&a.group_key)
+                    .bind(&a.service)
+                    .bind(a.alert.name().to_owned())
+                    .bind(to_json(&a.alert.labels)?)
+                    .bind(to_json(&a.alert.annotations)?)
+                    .bind(status)
+                    .bind(&starts)
+                    .bind(&ends)
+                    .bind(&a.alert.generator_url)
+                    .bind(ts(now))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Some((old_status, old_starts)) => {
+                    // Firing again after a resolution is a new occurrence: it is detached from the
+                    // old incident so that it can open or join a current one.
+                    let refired =
+                        status == "firing" && (old_status != "firing" || old_starts != starts);
+                    let changed = old_status != status || refired;
+                    if changed {
+                        outcome.changed += 1;
+                    } else {
+                        outcome.duplicates += 1;
+                    }
+                    sqlx::query(
+                        "UPDATE alerts SET status = $1, starts_at = $2, ends_at = $3, annotations = $4, last_seen = $5, received = received + 1, \
+                         pending = CASE WHEN $6 = 1 THEN 1 ELSE pending END, \
+                         incident = CASE WHEN $7 = 1 THEN NULL ELSE incident END \
+                         WHERE fingerprint = $8",
+                    )
+                    .bind(status)
+                    .bind(&starts)
+                    .bind(&ends)
+                    .bind(to_json(&a.alert.annotations)?)
+                    .bind(ts(now))
+                    .bind(i64::from(changed))
+                    .bind(i64::from(refired && old_status != "firing"))
+                    .bind(&fp)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn pending_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE pending = 1 ORDER BY last_seen, fingerprint LIMIT $1"
+        )))
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    async fn settle_alerts(&self, fingerprints: &[String], incident: Option<i64>) -> Result<()> {
+        let _gate = self.gate.enter().await;
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        for fp in fingerprints {
+            sqlx::query("UPDATE alerts SET pending = 0, incident = COALESCE($1, incident) WHERE fingerprint = $2")
+                .bind(incident)
+                .bind(fp)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn alerts_for_incident(&self, number: IncidentNumber) -> Result<Vec<StoredAlert>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE incident = $1 ORDER BY fingerprint"
+        )))
+        .bind(number)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>> {
+        let rows = match status {
+            Some(s) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = $1 ORDER BY last_seen DESC, fingerprint LIMIT $2"
+            )))
+            .bind(s.to_owned())
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(&self.pool)
+            .await?,
+            None => sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ALERT_COLUMNS} FROM alerts ORDER BY last_seen DESC, fingerprint LIMIT $1")))
+                .bind(limit.clamp(1, 1000))
+                .fetch_all(&self.pool)
+                .await?,
+        };
+        rows.iter().map(alert_from_row).collect()
     }
 }
 

@@ -211,6 +211,12 @@ impl TestApp {
         (status, v)
     }
 
+    /// The app's clock reading.
+    pub fn clock_now(&self) -> time::OffsetDateTime {
+        use warroom_store::Clock;
+        self.clock.now()
+    }
+
     /// GET as the responder.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(reqwest::Method::GET, path, Some(&self.responder), None)

@@ -38,6 +38,38 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Environment variable holding the secret that signs one-click acknowledgement links.
     pub ack_link_secret_env: Option<String>,
+    pub alerts: AlertsSection,
+}
+
+/// How alerts from Prometheus/Alertmanager become incidents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsSection {
+    /// Labels that group alerts into one incident; the first present wins.
+    pub group_by: Vec<String>,
+    /// Grouping label when none of `group_by` is present.
+    pub fallback_label: String,
+    /// The label carrying severity.
+    pub severity_label: String,
+    /// Label value → severity 1-4, replacing the default table when given.
+    pub severity_values: Option<BTreeMap<String, i64>>,
+    /// Severity of alerts without a mapped severity label.
+    pub default_severity: i64,
+    /// Declare automatically from this severity up (4 = always); less severe groups are only stored.
+    pub auto_declare_from: i64,
+}
+
+impl Default for AlertsSection {
+    fn default() -> Self {
+        AlertsSection {
+            group_by: vec!["service".into()],
+            fallback_label: "alertname".into(),
+            severity_label: "severity".into(),
+            severity_values: None,
+            default_severity: 3,
+            auto_declare_from: 4,
+        }
+    }
 }
 
 /// A person who can be paged, and the channels that reach them, in order.
@@ -133,6 +165,7 @@ impl Default for Config {
             paging: PagingSection::default(),
             public_url: None,
             ack_link_secret_env: None,
+            alerts: AlertsSection::default(),
         }
     }
 }
@@ -148,6 +181,8 @@ pub struct Checked {
     pub paging: warroom_domain::escalation::PagingConfig,
     /// Signing key and base URL for acknowledgement links, when configured.
     pub ack_links: Option<(String, Secret)>,
+    /// Alert handling.
+    pub alerts: warroom_server::api::alerts::AlertSettings,
 }
 
 /// Loads from the file (if any) and the environment. A named file that does not exist is an
@@ -258,6 +293,7 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
     }
     let channels = check_channels(&config, &mut problems);
     let paging = check_paging(&config, &mut problems);
+    let alerts = check_alerts(&config.alerts, &mut problems);
     let ack_links = match (&config.public_url, &config.ack_link_secret_env) {
         (None, None) => None,
         (Some(url), Some(var)) => {
@@ -297,8 +333,57 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
         channels,
         paging,
         ack_links,
+        alerts,
         config,
     })
+}
+
+fn check_alerts(
+    a: &AlertsSection,
+    problems: &mut Vec<String>,
+) -> warroom_server::api::alerts::AlertSettings {
+    use warroom_domain::alert::{Grouping, SeverityMapping, is_valid_label_name};
+    let mut sev = |key: &str, v: i64| match Severity::from_level(v) {
+        Ok(s) => s,
+        Err(_) => {
+            problems.push(format!("alerts.{key}: {v} is not a severity; use 1-4"));
+            Severity::Sev3
+        }
+    };
+    let default_severity = sev("default_severity", a.default_severity);
+    let auto_declare_from = sev("auto_declare_from", a.auto_declare_from);
+    let mut mapping = SeverityMapping {
+        label: a.severity_label.clone(),
+        ..SeverityMapping::default()
+    };
+    if let Some(values) = &a.severity_values {
+        mapping.values = values
+            .iter()
+            .map(|(k, v)| (k.to_lowercase(), sev(&format!("severity_values.{k}"), *v)))
+            .collect();
+    }
+    for (i, l) in a.group_by.iter().enumerate() {
+        if !is_valid_label_name(l) {
+            problems.push(format!("alerts.group_by[{i}]: `{l}` is not a label name"));
+        }
+    }
+    for (key, l) in [
+        ("fallback_label", &a.fallback_label),
+        ("severity_label", &a.severity_label),
+    ] {
+        if !is_valid_label_name(l) {
+            problems.push(format!("alerts.{key}: `{l}` is not a label name"));
+        }
+    }
+    warroom_server::api::alerts::AlertSettings {
+        grouping: Grouping {
+            by: a.group_by.clone(),
+            fallback: a.fallback_label.clone(),
+        },
+        mapping,
+        default_severity,
+        auto_declare_from,
+    }
 }
 
 fn check_paging(

@@ -151,17 +151,39 @@ pub async fn declare_incident(
         detected_at,
         public: req.public.unwrap_or(primary.public),
     };
+    let incident = declare(
+        &state,
+        caller.name(),
+        new,
+        classification,
+        primary.name.clone(),
+        vec![],
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(view(&state, incident))))
+}
+
+/// Declares an incident with everything that goes with it, in one transaction: its events (plus
+/// `extra_events`, e.g. an alert's evidence), the notifications its severity calls for, and the
+/// first page of the escalation policy. Shared by the API and alert intake.
+pub(crate) async fn declare(
+    state: &AppState,
+    author: &str,
+    new: NewIncident,
+    classification: warroom_domain::Classification,
+    service_name: String,
+    extra_events: Vec<EventKind>,
+) -> Result<Incident, ApiError> {
     let now = state.clock.now();
     let policies = state.settings.policies.clone();
     let routing = state.settings.routing.clone();
     let paging = state.settings.paging.clone();
     let ack_links = state.settings.ack_links.clone();
     let clock = state.clock.clone();
-    let service_name = primary.name.clone();
     let (incident, _) = state
         .store
         .declare_incident(
-            caller.name(),
+            author,
             now,
             Box::new(move |number| {
                 let (incident, events) =
@@ -171,6 +193,7 @@ pub async fn declare_incident(
                 let on_call = policies.get(incident.severity).on_call;
                 let mut routed = routing.declared(on_call, n);
                 let mut events = events;
+                events.extend(extra_events);
                 let mut incident = incident;
                 // Paging severities start the escalation policy in the same transaction, so a
                 // declared Sev1 is never left unpaged by a crash.
@@ -209,7 +232,7 @@ pub async fn declare_incident(
         incident.severity = incident.severity.level(),
         "incident declared"
     );
-    Ok((StatusCode::CREATED, Json(view(&state, incident))))
+    Ok(incident)
 }
 
 /// `GET /api/v1/incidents?status=&severity=&service=&limit=`.

@@ -1,5 +1,6 @@
 //! JSON API handlers, one module per resource.
 
+pub mod alerts;
 pub mod classify;
 pub mod incidents;
 pub mod metrics;

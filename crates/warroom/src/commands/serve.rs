@@ -63,13 +63,27 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
         settings: Arc::new(settings(&checked)),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let workers = spawn_workers(
+    let mut workers = spawn_workers(
         &checked,
         store.clone(),
         state.clock.clone(),
         &state.settings,
-        stop_rx,
+        stop_rx.clone(),
     )?;
+    // Alerts are committed before they are acted on; this loop acts on any a crash left behind.
+    let catch_up = state.clone();
+    let mut catch_up_stop = stop_rx;
+    workers.push(tokio::spawn(async move {
+        loop {
+            if let Err(e) = warroom_server::api::alerts::process_pending(&catch_up).await {
+                tracing::warn!(error = ?e, "acting on pending alerts failed; retrying");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                _ = catch_up_stop.changed() => return,
+            }
+        }
+    }));
     tracing::info!(database.backend = store.backend(), "ready");
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("warroom listening on http://{addr}");
@@ -149,6 +163,7 @@ pub async fn worker(server: ServerArgs) -> anyhow::Result<()> {
 
 fn settings(checked: &config::Checked) -> Settings {
     Settings {
+        alerts: checked.alerts.clone(),
         policies: checked.policies.clone(),
         strict_services: checked.config.strict_services,
         body_limit: checked.config.body_limit_bytes,

@@ -1,6 +1,7 @@
 //! All integration tests of the binary crate link into this one test binary.
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too; a panic fails the test.
 
+mod alerts;
 mod api;
 mod cli;
 mod notify_e2e;

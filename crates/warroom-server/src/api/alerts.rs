@@ -1,0 +1,476 @@
+//! Alert intake, so Prometheus users adopt warroom without changing their stack:
+//! `POST /api/v2/alerts` speaks Alertmanager's API (Prometheus can name warroom as its
+//! alertmanager) and `POST /hooks/alertmanager` takes Alertmanager's webhook (version 4).
+//!
+//! A 2xx means the alerts are committed. Acting on them (opening, joining, calming incidents)
+//! happens right after the commit and again from a catch-up loop, driven by the alerts'
+//! `pending` mark, so a crash in between loses nothing and repeats nothing.
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Query, State, rejection::BytesRejection},
+    http::StatusCode,
+};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use warroom_domain::{
+    Classification, DomainError, EventKind, IncidentStatus, NewIncident, ServiceSlug, Severity,
+    alert::{self, Alert, AlertState, Grouping, SeverityMapping},
+    classifier::SeverityBasis,
+    service::Service,
+};
+use warroom_store::{AlertIn, IncidentFilter, StoredAlert};
+
+use crate::{
+    AppState,
+    error::ApiError,
+    extract::{Caller, Responder, Viewer},
+};
+
+/// How alerts become incidents.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// Which labels group alerts into one incident (default `service`, else `alertname`).
+    pub grouping: Grouping,
+    /// Label values to severities (default: the `severity` label, critical → 1 …).
+    pub mapping: SeverityMapping,
+    /// Severity when an alert carries no mapped severity label.
+    pub default_severity: Severity,
+    /// Declare incidents automatically from this severity up (more severe included); less
+    /// severe groups are stored and listed, and only suggested.
+    pub auto_declare_from: Severity,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            grouping: Grouping::default(),
+            mapping: SeverityMapping::default(),
+            // An alert with no severity label is somebody's problem but not yet a page: the team
+            // hears of it (Sev3) and a person can raise it. Treating it as unknown would page
+            // the on-call for every unlabelled rule.
+            default_severity: Severity::Sev3,
+            auto_declare_from: Severity::Sev4,
+        }
+    }
+}
+
+fn body_or_error(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|r| {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                status,
+                "payload_too_large",
+                "request body is larger than the server accepts; send smaller batches",
+            )
+        } else {
+            ApiError::bad_request(r.body_text())
+        }
+    })
+}
+
+/// Alertmanager answers a malformed body with 400; so do we, naming the JSON path.
+fn malformed(e: DomainError) -> ApiError {
+    let field = match &e {
+        DomainError::Invalid { field, .. } => field.clone(),
+        _ => String::new(),
+    };
+    ApiError::new(StatusCode::BAD_REQUEST, "malformed_alerts", e.to_string())
+        .with_details(json!({ "field": field }))
+}
+
+fn to_in(state: &AppState, alerts: Vec<Alert>) -> Vec<AlertIn> {
+    let now = state.clock.now();
+    alerts
+        .into_iter()
+        .map(|a| {
+            let g = state.settings.alerts.grouping.group(&a.labels);
+            AlertIn {
+                state: a.state_at(now),
+                group_key: g.key,
+                service: g.service.map(|s| s.to_string()),
+                alert: a,
+            }
+        })
+        .collect()
+}
+
+async fn ingest(
+    state: &AppState,
+    alerts: Vec<Alert>,
+) -> Result<warroom_store::IngestOutcome, ApiError> {
+    let outcome = state
+        .store
+        .ingest_alerts(to_in(state, alerts), state.clock.now())
+        .await?;
+    if let Err(e) = process_pending(state).await {
+        // Committed already; the catch-up loop will act on them.
+        tracing::warn!(error = ?e, "acting on alerts failed; the catch-up loop retries");
+    }
+    Ok(outcome)
+}
+
+/// `POST /api/v2/alerts`: Alertmanager's API v2 body (a JSON array of alerts). Like
+/// Alertmanager, valid alerts of a batch are kept and the invalid ones reported with a 400.
+pub async fn post_alerts(
+    State(state): State<AppState>,
+    _c: Caller<Responder>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_or_error(body)?;
+    let posted = alert::parse_postable_alerts(&body, state.clock.now()).map_err(malformed)?;
+    let outcome = ingest(&state, posted.accepted).await?;
+    if !posted.rejected.is_empty() {
+        let errors: Vec<String> = posted.rejected.iter().map(|e| e.to_string()).collect();
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_alerts",
+            format!(
+                "{} of the alerts were refused (the others were stored): {}",
+                errors.len(),
+                errors.join("; ")
+            ),
+        )
+        .with_details(json!({ "errors": errors, "stored": outcome })));
+    }
+    Ok(Json(json!({ "status": "success", "stored": outcome })))
+}
+
+/// `POST /hooks/alertmanager`: Alertmanager's webhook payload, version 4.
+pub async fn alertmanager_webhook(
+    State(state): State<AppState>,
+    _c: Caller<Responder>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body_or_error(body)?;
+    let message = alert::parse_webhook(&body, state.clock.now()).map_err(malformed)?;
+    let outcome = ingest(&state, message.to_alerts()).await?;
+    Ok(Json(json!({ "status": "success", "stored": outcome })))
+}
+
+/// `GET /api/v1/alerts?status=firing|resolved&limit=`.
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    _c: Caller<Viewer>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match q.get("status").map(String::as_str) {
+        None => None,
+        Some(s @ ("firing" | "resolved")) => Some(s),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "status",
+                format!("`{other}` is not an alert status; use firing or resolved"),
+            ));
+        }
+    };
+    let limit = q
+        .get("limit")
+        .map(|l| {
+            l.parse::<i64>()
+                .map_err(|_| ApiError::invalid("limit", "use 1-1000"))
+        })
+        .transpose()?
+        .unwrap_or(100);
+    Ok(Json(
+        json!({ "alerts": state.store.list_alerts(status, limit).await? }),
+    ))
+}
+
+/// One pass at a time per process, so two deliveries of the same new group cannot both
+/// declare an incident for it.
+static PROCESSING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn summary_of(a: &StoredAlert) -> String {
+    match a
+        .annotations
+        .get("summary")
+        .or_else(|| a.annotations.get("description"))
+    {
+        Some(s) if !s.trim().is_empty() => {
+            format!("{}: {}", a.name, s.lines().next().unwrap_or_default())
+        }
+        _ => a.name.clone(),
+    }
+}
+
+fn evidence(a: &StoredAlert) -> EventKind {
+    let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    EventKind::Note {
+        text: format!(
+            "Alert firing: {} since {} ({})",
+            summary_of(a),
+            warroom_domain::timefmt::hm_utc(a.starts_at),
+            labels.join(", ")
+        ),
+    }
+}
+
+fn playbook_notes(alerts: &[StoredAlert]) -> Vec<EventKind> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for a in alerts {
+        let al = Alert {
+            fingerprint: a.fingerprint.parse().unwrap_or(alert::Fingerprint(0)),
+            labels: a.labels.clone(),
+            annotations: a.annotations.clone(),
+            starts_at: a.starts_at,
+            ends_at: a.ends_at,
+            generator_url: None,
+        };
+        if let Some(r) = alert::recognise(&al)
+            && !seen.contains(&r.incident_type)
+        {
+            seen.push(r.incident_type);
+            let p = r.incident_type.playbook();
+            out.push(EventKind::Note {
+                text: format!(
+                    "Playbook: {} ({}). Diagnosis time: {}. Response: {}. Solutions: {}",
+                    p.name,
+                    r.because,
+                    p.diagnosis_time,
+                    p.response.join("; "),
+                    p.solutions.join("; ")
+                ),
+            });
+        }
+    }
+    out
+}
+
+fn severity_of(state: &AppState, alerts: &[StoredAlert]) -> (Severity, Option<String>) {
+    let mapping = &state.settings.alerts.mapping;
+    let mut best: Option<(Severity, String)> = None;
+    for a in alerts {
+        if let Some(s) = mapping.severity_of(&a.labels) {
+            let raw = a.labels.get(&mapping.label).cloned().unwrap_or_default();
+            if best.as_ref().is_none_or(|(b, _)| s.is_more_severe_than(*b)) {
+                best = Some((s, raw));
+            }
+        }
+    }
+    match best {
+        Some((s, raw)) => (s, Some(raw)),
+        None => (state.settings.alerts.default_severity, None),
+    }
+}
+
+async fn open_incident_for(
+    state: &AppState,
+    service: &str,
+) -> Result<Option<warroom_domain::Incident>, ApiError> {
+    let filter = IncidentFilter {
+        statuses: IncidentStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_open())
+            .collect(),
+        service: Some(service.to_owned()),
+        limit: 1,
+        ..Default::default()
+    };
+    Ok(state
+        .store
+        .list_incidents(&filter)
+        .await?
+        .into_iter()
+        .next())
+}
+
+/// Acts on every alert whose state changed: firing groups open an incident (one open
+/// incident per service) or join the open one, raising its severity when an alert says it is
+/// worse; when every alert of an incident has resolved, the incident moves to monitoring and
+/// the post-mortem is suggested. Returns how many alerts were settled.
+pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
+    let _one_at_a_time = PROCESSING.lock().await;
+    let pending = state.store.pending_alerts(1000).await?;
+    let mut groups: BTreeMap<String, Vec<StoredAlert>> = BTreeMap::new();
+    for a in pending {
+        groups.entry(a.group_key.clone()).or_default().push(a);
+    }
+    let mut settled = 0;
+    for (_, alerts) in groups {
+        let (firing, resolved): (Vec<StoredAlert>, Vec<StoredAlert>) = alerts
+            .into_iter()
+            .partition(|a| a.status == AlertState::Firing.as_str());
+        if !firing.is_empty() {
+            on_firing(state, &firing).await?;
+            settled += firing.len();
+        }
+        if !resolved.is_empty() {
+            on_resolved(state, &resolved).await?;
+            settled += resolved.len();
+        }
+    }
+    Ok(settled)
+}
+
+async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiError> {
+    let first = &firing[0];
+    let slug = first
+        .service
+        .clone()
+        .or_else(|| alert::slug_candidate(&first.name).map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    let slug = ServiceSlug::parse_field(&slug, "service").map_err(ApiError::from)?;
+    let fps: Vec<String> = firing.iter().map(|a| a.fingerprint.clone()).collect();
+    let (severity, raw) = severity_of(state, firing);
+    let now = state.clock.now();
+    if let Some(incident) = open_incident_for(state, slug.as_str()).await? {
+        let mut events: Vec<EventKind> = firing.iter().map(evidence).collect();
+        let number = incident.number;
+        let policies = state.settings.policies.clone();
+        let reason = format!(
+            "alert {} has {}={}",
+            first.name,
+            state.settings.alerts.mapping.label,
+            raw.clone().unwrap_or_default()
+        );
+        let raise = raw.is_some() && severity.is_more_severe_than(incident.severity);
+        state
+            .store
+            .mutate_incident(
+                number,
+                "alertmanager",
+                now,
+                Box::new(move |i| {
+                    if raise {
+                        let c = warroom_domain::classify(&Default::default(), Some(severity))?;
+                        events.extend(i.change_severity(c, None, Some(reason), &policies, now)?);
+                    }
+                    Ok(events.into())
+                }),
+            )
+            .await?;
+        state.store.settle_alerts(&fps, Some(number)).await?;
+        return Ok(());
+    }
+    if severity.is_more_severe_than(state.settings.alerts.auto_declare_from)
+        || severity == state.settings.alerts.auto_declare_from
+    {
+        let service = match state.store.service(slug.as_str()).await? {
+            Some(s) => s,
+            None => {
+                if state.settings.strict_services {
+                    tracing::warn!(service = %slug, "alert for a service not in the config; declaring under it anyway, as dropping a firing alert is worse");
+                }
+                let fresh = Service {
+                    name: slug.default_display_name(),
+                    slug: slug.clone(),
+                    owner: None,
+                    public: false,
+                };
+                state.store.ensure_service(&fresh, now).await?
+            }
+        };
+        let step = warroom_domain::TraceStep {
+            question: "alert_label".into(),
+            text: format!(
+                "Severity from the alerts' `{}` label",
+                state.settings.alerts.mapping.label
+            ),
+            answer: raw
+                .clone()
+                .unwrap_or_else(|| "absent: the configured default".into()),
+            value: raw.clone().unwrap_or_else(|| "none".into()),
+            outcome: Some(severity),
+        };
+        let classification = Classification {
+            severity,
+            basis: SeverityBasis::Explicit,
+            trace: vec![step],
+        };
+        let summary: String = summary_of(first)
+            .chars()
+            .take(warroom_domain::incident::MAX_SUMMARY_LEN)
+            .collect();
+        let new = NewIncident {
+            services: vec![slug],
+            primary_service_name: service.name.clone(),
+            summary,
+            severity: Some(severity),
+            signals: Default::default(),
+            reporter: "alertmanager".into(),
+            detected_at: firing
+                .iter()
+                .map(|a| a.starts_at)
+                .min()
+                .filter(|t| *t <= now),
+            public: service.public,
+        };
+        let mut extra: Vec<EventKind> = firing.iter().map(evidence).collect();
+        extra.extend(playbook_notes(firing));
+        let incident = super::incidents::declare(
+            state,
+            "alertmanager",
+            new,
+            classification,
+            service.name,
+            extra,
+        )
+        .await?;
+        tracing::info!(
+            incident.number = incident.number,
+            alerts = firing.len(),
+            "incident opened from alerts"
+        );
+        state
+            .store
+            .settle_alerts(&fps, Some(incident.number))
+            .await?;
+    } else {
+        tracing::info!(service = %slug, severity = severity.level(), "alert below the auto-declare severity; stored, not declared");
+        state.store.settle_alerts(&fps, None).await?;
+    }
+    Ok(())
+}
+
+async fn on_resolved(state: &AppState, resolved: &[StoredAlert]) -> Result<(), ApiError> {
+    let fps: Vec<String> = resolved.iter().map(|a| a.fingerprint.clone()).collect();
+    state.store.settle_alerts(&fps, None).await?;
+    let mut incidents: Vec<i64> = resolved.iter().filter_map(|a| a.incident).collect();
+    incidents.sort();
+    incidents.dedup();
+    for n in incidents {
+        let all = state.store.alerts_for_incident(n).await?;
+        if all.iter().any(|a| a.status == AlertState::Firing.as_str()) {
+            continue;
+        }
+        let now = state.clock.now();
+        let policies = state.settings.policies.clone();
+        let names: Vec<String> = resolved
+            .iter()
+            .filter(|a| a.incident == Some(n))
+            .map(|a| a.name.clone())
+            .collect();
+        let r = state
+            .store
+            .mutate_incident(
+                n,
+                "alertmanager",
+                now,
+                Box::new(move |i| {
+                    let mut events = vec![EventKind::Note { text: format!("Alerts resolved: {}", names.join(", ")) }];
+                    // Recovery by the alerts' account: watch it, and offer the post-mortem (the
+                    // seed's "the cluster has recovered, write a post-mortem?").
+                    if i.status.is_open() && i.status != IncidentStatus::Monitoring {
+                        events.extend(i.transition(IncidentStatus::Monitoring, Default::default(), Some("all alerts resolved".into()), &policies, now)?);
+                        events.push(EventKind::Note { text: format!("Service recovered: draft the post-mortem with `warroom postmortem new {}`", i.number) });
+                    }
+                    Ok(events.into())
+                }),
+            )
+            .await;
+        if let Err(e) = r {
+            tracing::warn!(incident.number = n, error = %e, "could not record the recovery");
+        }
+    }
+    Ok(())
+}
+
+impl From<&DomainError> for ApiError {
+    fn from(e: &DomainError) -> Self {
+        e.clone().into()
+    }
+}

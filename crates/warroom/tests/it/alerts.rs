@@ -1,0 +1,245 @@
+//! Alert intake: Alertmanager's API v2 and its webhook, deduplication, incidents that open,
+//! join and calm themselves.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use time::Duration;
+use warroom_testkit::{T0, TestApp, backends};
+
+fn alert(name: &str, service: &str, severity: &str, ends: Option<&str>) -> Value {
+    let mut a = json!({
+        "labels": {"alertname": name, "service": service, "severity": severity},
+        "annotations": {"summary": format!("{name} on {service}")},
+        "startsAt": "2026-01-12T14:29:00Z",
+    });
+    if let Some(e) = ends {
+        a["endsAt"] = json!(e);
+    }
+    a
+}
+
+async fn incidents(app: &TestApp) -> Vec<Value> {
+    app.get("/api/v1/incidents").await.1["incidents"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test]
+async fn alerts_open_join_and_calm_incidents() {
+    for b in backends() {
+        let app = TestApp::spawn(b).await;
+        let (st, v) = app
+            .post(
+                "/api/v2/alerts",
+                json!([alert("HighErrorRate", "api", "critical", None)]),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        let list = incidents(&app).await;
+        assert_eq!(list.len(), 1, "{b:?}");
+        let i = &list[0];
+        assert_eq!(
+            i["title"],
+            "INCIDENT: API - HighErrorRate: HighErrorRate on api"
+        );
+        assert_eq!(i["severity"], 1, "critical → SEV1");
+        assert_eq!(i["severity_trace"][0]["question"], "alert_label");
+        assert_eq!(
+            i["detected_at"], "2026-01-12T14:29:00Z",
+            "detected when the alert started"
+        );
+        assert_eq!(i["reporter"], "alertmanager");
+
+        // Clustered Alertmanagers deliver duplicates on purpose: no second incident.
+        let (_, v) = app
+            .post(
+                "/api/v2/alerts",
+                json!([alert("HighErrorRate", "api", "critical", None)]),
+            )
+            .await;
+        assert_eq!(v["stored"]["duplicates"], 1, "{v}");
+        // Another alert for the same service joins the open incident; another service opens one.
+        app.post(
+            "/api/v2/alerts",
+            json!([
+                alert("HighLatency", "api", "warning", None),
+                alert("DiskFull", "db", "warning", None)
+            ]),
+        )
+        .await;
+        let list = incidents(&app).await;
+        assert_eq!(list.len(), 2, "{b:?}: one open incident per service");
+        assert_eq!(list[0]["services"], json!(["db"]));
+        assert_eq!(list[0]["severity"], 3, "warning → SEV3");
+        let (_, tl) = app.get("/api/v1/incidents/1/timeline").await;
+        let text = tl.to_string();
+        assert!(text.contains("Alert firing: HighLatency"), "{b:?}: {text}");
+        assert!(
+            text.contains("Playbook: High Error Rate") || text.contains("Playbook:"),
+            "{b:?}: the runbook's playbook is attached: {text}"
+        );
+
+        // Everything resolves → the incident moves to monitoring and suggests the post-mortem.
+        app.clock.advance(Duration::minutes(10));
+        let (st, _) = app
+            .post(
+                "/api/v2/alerts",
+                json!([
+                    alert(
+                        "HighErrorRate",
+                        "api",
+                        "critical",
+                        Some("2026-01-12T14:39:00Z")
+                    ),
+                    alert(
+                        "HighLatency",
+                        "api",
+                        "warning",
+                        Some("2026-01-12T14:39:00Z")
+                    )
+                ]),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let (_, i) = app.get("/api/v1/incidents/1").await;
+        assert_eq!(i["status"], "monitoring", "{b:?}");
+        let (_, tl) = app.get("/api/v1/incidents/1/timeline").await;
+        assert!(tl.to_string().contains("warroom postmortem new 1"), "{b:?}");
+        let (_, i2) = app.get("/api/v1/incidents/2").await;
+        assert_eq!(
+            i2["status"], "declared",
+            "{b:?}: the db incident is untouched"
+        );
+
+        let (_, a) = app.get("/api/v1/alerts?status=firing").await;
+        assert_eq!(
+            a["alerts"].as_array().unwrap().len(),
+            1,
+            "{b:?}: only DiskFull still fires"
+        );
+        assert_eq!(T0 + Duration::minutes(10), app.clock_now());
+    }
+}
+
+#[tokio::test]
+async fn a_more_severe_alert_raises_the_incident() {
+    let app = TestApp::spawn(backends()[0]).await;
+    app.post(
+        "/api/v2/alerts",
+        json!([alert("Slow", "api", "warning", None)]),
+    )
+    .await;
+    app.post(
+        "/api/v2/alerts",
+        json!([alert("Down", "api", "critical", None)]),
+    )
+    .await;
+    let (_, i) = app.get("/api/v1/incidents/1").await;
+    assert_eq!(i["severity"], 1);
+    let (_, tl) = app.get("/api/v1/incidents/1/timeline").await;
+    assert!(tl.to_string().contains("severity_changed"), "{tl}");
+}
+
+#[tokio::test]
+async fn the_alertmanager_webhook_is_understood() {
+    for b in backends() {
+        let app = TestApp::spawn(b).await;
+        let payload = json!({
+            "version": "4", "groupKey": "{}:{alertname=\"TargetDown\"}", "truncatedAlerts": 0, "status": "firing",
+            "receiver": "warroom", "groupLabels": {"alertname": "TargetDown"}, "commonLabels": {"alertname": "TargetDown"},
+            "commonAnnotations": {}, "externalURL": "http://am:9093",
+            "alerts": [{
+                "status": "firing", "labels": {"alertname": "TargetDown", "service": "checkout", "severity": "page"},
+                "annotations": {"summary": "checkout is down"}, "startsAt": "2026-01-12T14:28:00Z",
+                "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prom/graph", "fingerprint": "deadbeefdeadbeef"
+            }]
+        });
+        let (st, v) = app.post("/hooks/alertmanager", payload.clone()).await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        let (_, v) = app.post("/hooks/alertmanager", payload).await;
+        assert_eq!(v["stored"]["duplicates"], 1, "{b:?}");
+        let list = incidents(&app).await;
+        assert_eq!(list.len(), 1, "{b:?}");
+        assert_eq!(list[0]["services"], json!(["checkout"]));
+        assert_eq!(list[0]["severity"], 1, "page → SEV1");
+        assert_eq!(
+            list[0]["status"], "declared",
+            "endsAt 0001-01-01 means still firing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_alert_input_is_refused_with_the_path() {
+    let app = TestApp::spawn(backends()[0]).await;
+    let r = Some(app.responder.as_str());
+    let (st, v) = app
+        .call(
+            Method::POST,
+            "/api/v2/alerts",
+            r,
+            Some(json!([{"labels": {}}, alert("Ok", "api", "warning", None)])),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("[0].labels"), "{v}");
+    assert_eq!(
+        v["details"]["stored"]["new"], 1,
+        "the valid alert of the batch was kept, like Alertmanager"
+    );
+    let (st, v) = app.call(Method::POST, "/hooks/alertmanager", r, Some(json!({"version": "4", "groupKey": "g", "status": "firing", "receiver": "r", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "", "alerts": [{"status": "firing", "labels": {"alertname": "X"}, "annotations": {}, "startsAt": "yesterday", "endsAt": "0001-01-01T00:00:00Z"}]}))).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("alerts[0]"), "{v}");
+    let (st, _) = app
+        .call(Method::POST, "/api/v2/alerts", None, Some(json!([])))
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let big: Vec<Value> = (0..40_000)
+        .map(|k| alert(&format!("A{k}"), "api", "warning", None))
+        .collect();
+    let (st, _) = app
+        .call(Method::POST, "/api/v2/alerts", r, Some(json!(big)))
+        .await;
+    assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+    let (st, v) = app
+        .http
+        .post(format!("{}/api/v2/alerts", app.url))
+        .bearer_auth(&app.responder)
+        .body("[{")
+        .send()
+        .await
+        .map(|r| (r.status(), r))
+        .unwrap();
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let _ = v;
+}
+
+#[tokio::test]
+async fn alerts_committed_before_a_crash_are_acted_on_afterwards() {
+    let app = TestApp::spawn(backends()[0]).await;
+    // Store alerts the way intake does, but without acting on them: a crash right after commit.
+    let body = serde_json::to_vec(&json!([alert("Down", "web", "critical", None)])).unwrap();
+    let posted = warroom_domain::alert::parse_postable_alerts(&body, T0).unwrap();
+    let g = warroom_domain::alert::Grouping::default();
+    let ins = posted
+        .accepted
+        .into_iter()
+        .map(|a| {
+            let k = g.group(&a.labels);
+            warroom_store::AlertIn {
+                state: a.state_at(T0),
+                group_key: k.key,
+                service: k.service.map(|s| s.to_string()),
+                alert: a,
+            }
+        })
+        .collect();
+    app.store.ingest_alerts(ins, T0).await.unwrap();
+    assert!(incidents(&app).await.is_empty());
+    // The next intake (or the catch-up loop) acts on what is pending.
+    app.post("/api/v2/alerts", json!([])).await;
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["services"], json!(["web"]));
+}
