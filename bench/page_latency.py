@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """POST-to-page latency: warroom vs Prometheus Alertmanager, same receiver, same run.
 
-warroom: POST /api/v1/incidents (Sev1, durable: committed to SQLite with its outbox row before
-the 201) -> dispatcher -> signed webhook. Alertmanager: POST /api/v2/alerts (a new alert group
-each trial, group_wait 0s, in memory) -> webhook. Latency is from just before the POST is sent
-to the moment the receiver has read the webhook body. Usage:
+warroom (alerts): POST /api/v2/alerts with a critical alert for a new service each trial ->
+alerts committed -> Sev1 incident declared with its outbox row (SQLite, synchronous=FULL) ->
+dispatcher -> signed webhook. warroom (declare): POST /api/v1/incidents (Sev1) -> the same path
+from the incident on. Alertmanager: POST /api/v2/alerts (a new alert group each trial,
+group_wait 0s, in memory) -> webhook. Latency is from just before the POST is sent to the
+moment the receiver has read the webhook body. Usage:
   python3 bench/page_latency.py --warroom target/release/warroom --trials 200
 """
 import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, threading, time, urllib.request
@@ -18,7 +20,7 @@ class Hook(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("content-length", 0)))
         t = time.perf_counter()
         v = json.loads(body)
-        keys = [a["labels"]["alertname"] for a in v.get("alerts", [])] if "alerts" in v else [v.get("title", "")]
+        keys = [a["labels"]["alertname"] for a in v.get("alerts", [])] if "alerts" in v else [v.get("title", "").split(" - ", 1)[-1].split(":")[0]]
         with cond:
             for k in keys:
                 arrivals.setdefault(k, t)
@@ -74,14 +76,19 @@ def main():
         open(amcfg, "w").write(f"route:\n  receiver: hook\n  group_by: ['alertname']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n- name: hook\n  webhook_configs:\n  - url: {hook_url}/am\n    send_resolved: false\n")
         am = subprocess.Popen([a.alertmanager, f"--config.file={amcfg}", f"--storage.path={work}/am", "--web.listen-address=127.0.0.1:19093", "--cluster.listen-address="], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); procs.append(am)
         wait_http("http://127.0.0.1:18090/readyz"); wait_http("http://127.0.0.1:19093/-/ready")
-        res = {"warroom": [], "alertmanager": []}
+        res = {"warroom_alerts": [], "warroom_declare": [], "alertmanager": []}
         for i in range(a.trials + 10):  # the first 10 of each warm up and are dropped
-            title = f"bench {i}"
+            name = f"wa{i}"
             t0 = time.perf_counter()
-            post("http://127.0.0.1:18090/api/v1/incidents", {"service": "api", "summary": title, "severity": 1}, token)
-            t = wait_for(f"INCIDENT: API - {title}")
-            if i >= 10 and t: res["warroom"].append((t - t0) * 1000)
-            name = f"bench{i}"
+            post("http://127.0.0.1:18090/api/v2/alerts", [{"labels": {"alertname": name, "service": f"svc-{i}", "severity": "critical"}}], token)
+            t = wait_for(name)
+            if i >= 10 and t: res["warroom_alerts"].append((t - t0) * 1000)
+            name = f"wd{i}"
+            t0 = time.perf_counter()
+            post("http://127.0.0.1:18090/api/v1/incidents", {"service": f"dsvc-{i}", "summary": name, "severity": 1}, token)
+            t = wait_for(name)
+            if i >= 10 and t: res["warroom_declare"].append((t - t0) * 1000)
+            name = f"am{i}"
             t0 = time.perf_counter()
             post("http://127.0.0.1:19093/api/v2/alerts", [{"labels": {"alertname": name, "severity": "critical"}}])
             t = wait_for(name)
@@ -89,8 +96,9 @@ def main():
         out = {}
         for k, xs in res.items():
             out[k] = {"n": len(xs), "p50_ms": round(statistics.median(xs), 2), "p99_ms": round(pct(xs, 99), 2), "max_ms": round(max(xs), 2)}
-        out["ratio_p50_warroom_over_alertmanager"] = round(out["warroom"]["p50_ms"] / out["alertmanager"]["p50_ms"], 2)
-        out["ratio_p99_warroom_over_alertmanager"] = round(out["warroom"]["p99_ms"] / out["alertmanager"]["p99_ms"], 2)
+        for k in ("warroom_alerts", "warroom_declare"):
+            out[f"ratio_p50_{k}_over_alertmanager"] = round(out[k]["p50_ms"] / out["alertmanager"]["p50_ms"], 2)
+            out[f"ratio_p99_{k}_over_alertmanager"] = round(out[k]["p99_ms"] / out["alertmanager"]["p99_ms"], 2)
         print(json.dumps(out, indent=2))
     finally:
         for p in procs: p.terminate()

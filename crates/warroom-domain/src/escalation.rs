@@ -171,8 +171,64 @@ pub struct PagingConfig {
     pub policy: Option<EscalationPolicy>,
     /// Checked schedules.
     pub schedules: Vec<CheckedSchedule>,
-    /// Person → the channel names that reach them, in order.
-    pub contacts: std::collections::HashMap<String, Vec<String>>,
+    /// Person → how to reach them: channels, each after a delay (their notification rules).
+    pub contacts: std::collections::HashMap<String, Vec<Contact>>,
+}
+
+/// One of a person's notification rules: this channel, this long after the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Contact {
+    /// A channel, at once: `"ops-pager"`.
+    Now(String),
+    /// A channel after a delay: `{ channel = "email-ana", after_secs = 60 }`.
+    After {
+        /// Channel name.
+        channel: String,
+        /// Seconds after the page.
+        after_secs: i64,
+    },
+}
+
+impl Contact {
+    /// The channel name.
+    pub fn channel(&self) -> &str {
+        match self {
+            Contact::Now(c) | Contact::After { channel: c, .. } => c,
+        }
+    }
+
+    /// The delay.
+    pub fn after(&self) -> Duration {
+        match self {
+            Contact::Now(_) => Duration::ZERO,
+            Contact::After { after_secs, .. } => Duration::seconds(*after_secs),
+        }
+    }
+}
+
+/// A notification for one channel, maybe for one person, maybe later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Channel name.
+    pub channel: String,
+    /// What.
+    pub notification: Notification,
+    /// The person, for pages and reminders to people.
+    pub recipient: Option<String>,
+    /// Delay from now (a person's later notification rule).
+    pub after: Duration,
+}
+
+impl From<crate::notify::Routed> for Delivery {
+    fn from((channel, notification): crate::notify::Routed) -> Self {
+        Delivery {
+            channel,
+            notification,
+            recipient: None,
+            after: Duration::ZERO,
+        }
+    }
 }
 
 /// Adds per-person content to a notification for a person (a signed acknowledgement link).
@@ -181,11 +237,7 @@ pub type Decorate = dyn Fn(&str, &mut Notification) + Send + Sync;
 impl PagingConfig {
     /// Channels for outgoing notifications: people through their contacts (a person with no
     /// contacts falls back to the update channels, so nothing is silently dropped).
-    pub fn route(
-        &self,
-        out: Vec<Outgoing>,
-        routing: &crate::notify::Routing,
-    ) -> Vec<crate::notify::Routed> {
+    pub fn route(&self, out: Vec<Outgoing>, routing: &crate::notify::Routing) -> Vec<Delivery> {
         self.route_with(out, routing, None)
     }
 
@@ -195,8 +247,8 @@ impl PagingConfig {
         out: Vec<Outgoing>,
         routing: &crate::notify::Routing,
         decorate: Option<&Decorate>,
-    ) -> Vec<crate::notify::Routed> {
-        let mut routed = Vec::new();
+    ) -> Vec<Delivery> {
+        let mut routed: Vec<Delivery> = Vec::new();
         for o in out {
             match o.audience {
                 Audience::People(people) => {
@@ -205,20 +257,34 @@ impl PagingConfig {
                         if let Some(d) = decorate {
                             d(&person, &mut n);
                         }
-                        let channels = self
-                            .contacts
-                            .get(&person)
-                            .filter(|c| !c.is_empty())
-                            .unwrap_or(&routing.updates);
-                        for c in channels {
-                            routed.push((c.clone(), n.clone()));
+                        match self.contacts.get(&person).filter(|c| !c.is_empty()) {
+                            Some(contacts) => routed.extend(contacts.iter().map(|c| Delivery {
+                                channel: c.channel().to_owned(),
+                                notification: n.clone(),
+                                recipient: Some(person.clone()),
+                                after: c.after(),
+                            })),
+                            // Nobody to reach them by: tell the incident's room, never drop it.
+                            None => {
+                                routed.extend(routing.update(n).into_iter().map(Delivery::from))
+                            }
                         }
                     }
                 }
-                Audience::Updates => routed.extend(routing.update(o.notification)),
+                Audience::Updates => routed.extend(
+                    routing
+                        .update(o.notification)
+                        .into_iter()
+                        .map(Delivery::from),
+                ),
                 Audience::Reporter(person) => {
                     for c in self.contacts.get(&person).into_iter().flatten() {
-                        routed.push((c.clone(), o.notification.clone()));
+                        routed.push(Delivery {
+                            channel: c.channel().to_owned(),
+                            notification: o.notification.clone(),
+                            recipient: Some(person.clone()),
+                            after: Duration::ZERO,
+                        });
                     }
                 }
             }

@@ -37,6 +37,27 @@ pub struct Dispatcher {
     /// than any adapter timeout, so a slow delivery is not duplicated by a second dispatcher.
     lease: Duration,
     batch: i64,
+    throttle: Throttle,
+}
+
+/// At most `max_pages` pages to one person per `window`, so an alert storm cannot bury anyone:
+/// the incidents and their channel notifications still happen, the person is not paged again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    /// Pages allowed per window.
+    pub max_pages: i64,
+    /// The window.
+    pub window: Duration,
+}
+
+impl Default for Throttle {
+    /// Ten pages in ten minutes: more than any one person can act on.
+    fn default() -> Self {
+        Throttle {
+            max_pages: 10,
+            window: Duration::minutes(10),
+        }
+    }
 }
 
 impl Dispatcher {
@@ -54,7 +75,57 @@ impl Dispatcher {
             policy,
             lease: Duration::seconds(60),
             batch: 100,
+            throttle: Throttle::default(),
         }
+    }
+
+    /// Replaces the default per-person page throttle.
+    pub fn with_throttle(mut self, throttle: Throttle) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
+    /// Drops pages to people who have had their share; the rest go out.
+    async fn admit(
+        &self,
+        due: Vec<OutboxMessage>,
+    ) -> Result<Vec<OutboxMessage>, warroom_store::StoreError> {
+        let since = self.clock.now() - self.throttle.window;
+        let mut this_pass: std::collections::HashMap<String, i64> =
+            std::collections::HashMap::new();
+        let mut admitted = Vec::with_capacity(due.len());
+        for m in due {
+            let Some(person) = m
+                .recipient
+                .clone()
+                .filter(|_| m.notification.kind == warroom_domain::notify::NotificationKind::Page)
+            else {
+                admitted.push(m);
+                continue;
+            };
+            let sent = self.store.pages_delivered_to(&person, since).await?
+                + this_pass.get(&person).copied().unwrap_or(0);
+            if sent >= self.throttle.max_pages {
+                let reason = format!(
+                    "{person} was paged {sent} times in the last {} (throttle {}); not paged again",
+                    warroom_domain::timefmt::human_duration(self.throttle.window),
+                    self.throttle.max_pages
+                );
+                self.store.record_throttled(m.id, &reason).await?;
+                self.on_timeline(
+                    &m,
+                    EventKind::Note {
+                        text: format!("Page throttled: {reason}"),
+                    },
+                )
+                .await;
+                tracing::warn!(outbox.id = m.id, recipient = %person, "page throttled");
+                continue;
+            }
+            *this_pass.entry(person).or_insert(0) += 1;
+            admitted.push(m);
+        }
+        Ok(admitted)
     }
 
     fn spawn_deliveries(
@@ -112,6 +183,7 @@ impl Dispatcher {
             .store
             .claim_due(self.clock.now(), self.lease, self.batch)
             .await?;
+        let due = self.admit(due).await?;
         let mut tasks = JoinSet::new();
         self.spawn_deliveries(due, &mut tasks);
         let mut outcome = DispatchOutcome::default();
@@ -217,7 +289,12 @@ impl Dispatcher {
                 .claim_due(self.clock.now(), self.lease, self.batch)
                 .await
             {
-                Ok(due) => self.spawn_deliveries(due, &mut tasks),
+                Ok(due) => match self.admit(due).await {
+                    Ok(due) => self.spawn_deliveries(due, &mut tasks),
+                    Err(e) => {
+                        tracing::error!(error = %e, "throttle check failed; the leases expire and it is retried")
+                    }
+                },
                 Err(e) => {
                     tracing::error!(error = %e, "claiming due notifications failed; retrying")
                 }

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use std::time::Duration;
 use warroom_store::OutboxMessage;
 
-pub use dispatch::{DispatchOutcome, Dispatcher};
+pub use dispatch::{DispatchOutcome, Dispatcher, Throttle};
 pub use ticker::IncidentTicker;
 
 /// Why a delivery did not go through.

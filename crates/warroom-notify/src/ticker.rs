@@ -6,7 +6,7 @@ use std::{collections::HashSet, sync::Arc};
 use tokio::sync::Mutex;
 use warroom_domain::{
     IncidentStatus, SeverityPolicies,
-    escalation::{Decorate, PagingConfig, TickContext},
+    escalation::{Decorate, Delivery, PagingConfig, TickContext},
     notify::{Notification, NotificationKind, Routing},
 };
 use warroom_store::{Change, Clock, IncidentFilter, NewOutboxMessage, Store, StoreError};
@@ -24,12 +24,13 @@ pub struct IncidentTicker {
     decorate: Option<Arc<Decorate>>,
 }
 
-fn outbox(routed: Vec<(String, Notification)>) -> Vec<NewOutboxMessage> {
-    routed
-        .into_iter()
-        .map(|(channel, notification)| NewOutboxMessage {
-            channel,
-            notification,
+fn deliveries(d: Vec<Delivery>, now: time::OffsetDateTime) -> Vec<NewOutboxMessage> {
+    d.into_iter()
+        .map(|d| NewOutboxMessage {
+            channel: d.channel,
+            notification: d.notification,
+            recipient: d.recipient,
+            not_before: (d.after > time::Duration::ZERO).then(|| now + d.after),
         })
         .collect()
 }
@@ -118,7 +119,10 @@ impl IncidentTicker {
                         let (events, out) = i.tick(&ctx, now);
                         Ok(Change {
                             events,
-                            outbox: outbox(paging.route_with(out, &routing, decorate.as_deref())),
+                            outbox: deliveries(
+                                paging.route_with(out, &routing, decorate.as_deref()),
+                                now,
+                            ),
                         })
                     }),
                 )
@@ -184,10 +188,7 @@ impl IncidentTicker {
                     .enqueue(
                         channels
                             .into_iter()
-                            .map(|channel| NewOutboxMessage {
-                                channel,
-                                notification: n.clone(),
-                            })
+                            .map(|channel| NewOutboxMessage::new(channel, n.clone()))
                             .collect(),
                         now,
                     )

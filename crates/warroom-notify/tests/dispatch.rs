@@ -81,9 +81,9 @@ async fn receiver() -> (String, Arc<Mutex<Receiver>>) {
 }
 
 fn msg(channel: &str, title: &str, incident: Option<i64>) -> NewOutboxMessage {
-    NewOutboxMessage {
-        channel: channel.into(),
-        notification: Notification {
+    NewOutboxMessage::new(
+        channel,
+        Notification {
             kind: NotificationKind::Page,
             incident,
             severity: Some(Severity::Sev1),
@@ -91,7 +91,7 @@ fn msg(channel: &str, title: &str, incident: Option<i64>) -> NewOutboxMessage {
             text: "body".into(),
             incident_channel: None,
         },
-    }
+    )
 }
 
 fn dispatcher(

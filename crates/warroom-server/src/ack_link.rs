@@ -118,9 +118,10 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 
 type LinkParts = (i64, String, i64, String);
 
-fn check(state: &AppState, parts: &LinkParts) -> Result<(), Response> {
+/// The refusal page, if the link is not good.
+fn refusal(state: &AppState, parts: &LinkParts) -> Option<Response> {
     let Some(links) = &state.settings.ack_links else {
-        return Err(page(
+        return Some(page(
             StatusCode::NOT_FOUND,
             "Links are off",
             "<p>This warroom does not issue acknowledgement links.</p>",
@@ -128,13 +129,13 @@ fn check(state: &AppState, parts: &LinkParts) -> Result<(), Response> {
     };
     let (incident, person, expires, sig) = parts;
     match links.verify(*incident, person, *expires, sig, state.clock.now()) {
-        Ok(()) => Ok(()),
-        Err(LinkError::BadSignature) => Err(page(
+        Ok(()) => None,
+        Err(LinkError::BadSignature) => Some(page(
             StatusCode::FORBIDDEN,
             "Invalid link",
             "<p>This link was not issued by this warroom, or it was altered. Acknowledge with <code>warroom ack</code>.</p>",
         )),
-        Err(LinkError::Expired) => Err(page(
+        Err(LinkError::Expired) => Some(page(
             StatusCode::GONE,
             "Link expired",
             "<p>This link has expired. Acknowledge with <code>warroom ack</code>.</p>",
@@ -144,7 +145,7 @@ fn check(state: &AppState, parts: &LinkParts) -> Result<(), Response> {
 
 /// `GET /ack/{incident}/{person}/{expires}/{sig}`: the confirmation page.
 pub async fn confirm(State(state): State<AppState>, Path(parts): Path<LinkParts>) -> Response {
-    if let Err(r) = check(&state, &parts) {
+    if let Some(r) = refusal(&state, &parts) {
         return r;
     }
     let (incident, person, ..) = &parts;
@@ -171,7 +172,7 @@ pub async fn confirm(State(state): State<AppState>, Path(parts): Path<LinkParts>
 
 /// `POST /ack/{incident}/{person}/{expires}/{sig}`: acknowledges.
 pub async fn acknowledge(State(state): State<AppState>, Path(parts): Path<LinkParts>) -> Response {
-    if let Err(r) = check(&state, &parts) {
+    if let Some(r) = refusal(&state, &parts) {
         return r;
     }
     let (incident, person, ..) = parts;
@@ -186,6 +187,9 @@ pub async fn acknowledge(State(state): State<AppState>, Path(parts): Path<LinkPa
             Box::new(move |i| i.acknowledge(&who, now).map(Into::into)),
         )
         .await;
+    if r.is_ok() {
+        crate::api::incidents::cancel_later_pages(&state, incident, now).await;
+    }
     match r {
         Ok((i, _)) => page(
             StatusCode::OK,

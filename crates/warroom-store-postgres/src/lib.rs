@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alerts",
         sql: include_str!("../migrations/0003_alerts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "outbox_recipient",
+        sql: include_str!("../migrations/0004_outbox_recipient.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alerts",
         sql: include_str!("../migrations/0003_alerts.sql"),
     },
+    Migration {
+        version: 4,
+        name: "outbox_recipient",
+        sql: include_str!("../migrations/0004_outbox_recipient.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.

@@ -134,6 +134,17 @@ pub trait OutboxStore: Send + Sync {
     async fn outbox_for_incident(&self, number: IncidentNumber) -> Result<Vec<OutboxMessage>>;
     /// Message counts by status.
     async fn outbox_counts(&self) -> Result<Vec<(OutboxStatus, i64)>>;
+    /// Cancels the incident's pages that are not due yet (people's later notification rules):
+    /// somebody acknowledged. Returns how many.
+    async fn cancel_pending_pages(
+        &self,
+        incident: IncidentNumber,
+        now: OffsetDateTime,
+    ) -> Result<u64>;
+    /// Pages delivered to a person since `since`, for the throttle.
+    async fn pages_delivered_to(&self, recipient: &str, since: OffsetDateTime) -> Result<i64>;
+    /// Marks a message not sent because of the throttle.
+    async fn record_throttled(&self, id: i64, reason: &str) -> Result<()>;
     /// Woken after a commit that enqueued messages in this process, so that a page never waits
     /// for a poll interval. Dispatchers in other processes poll.
     fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;

@@ -113,6 +113,25 @@ pub struct NewOutboxMessage {
     pub channel: String,
     /// What to say.
     pub notification: warroom_domain::notify::Notification,
+    /// The person it is for, when it is for one (pages): throttles and acknowledgements act on it.
+    pub recipient: Option<String>,
+    /// Not before this time (a person's later notification rules, e.g. email after a minute).
+    pub not_before: Option<OffsetDateTime>,
+}
+
+impl NewOutboxMessage {
+    /// A message for a channel, due now, for no one in particular.
+    pub fn new(
+        channel: impl Into<String>,
+        notification: warroom_domain::notify::Notification,
+    ) -> Self {
+        NewOutboxMessage {
+            channel: channel.into(),
+            notification,
+            recipient: None,
+            not_before: None,
+        }
+    }
 }
 
 /// Where a message is in its life.
@@ -125,6 +144,10 @@ pub enum OutboxStatus {
     Delivered,
     /// Given up; raised as a warning.
     Failed,
+    /// Not sent: the page was acknowledged before this later notification rule was due.
+    Cancelled,
+    /// Not sent: the recipient had been paged as often as the throttle allows.
+    Throttled,
 }
 
 impl OutboxStatus {
@@ -134,6 +157,8 @@ impl OutboxStatus {
             OutboxStatus::Pending => "pending",
             OutboxStatus::Delivered => "delivered",
             OutboxStatus::Failed => "failed",
+            OutboxStatus::Cancelled => "cancelled",
+            OutboxStatus::Throttled => "throttled",
         }
     }
 }
@@ -147,6 +172,8 @@ pub struct OutboxMessage {
     pub channel: String,
     /// Incident, if any.
     pub incident: Option<i64>,
+    /// The person it is for, if any.
+    pub recipient: Option<String>,
     /// Sent as a header so receivers can drop duplicates.
     pub idempotency_key: String,
     /// What to say.

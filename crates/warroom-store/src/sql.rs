@@ -245,7 +245,7 @@ impl SqlStore {
     }
 }
 
-const OUTBOX_COLUMNS: &str = "id, channel, incident, idempotency_key, payload, status, attempts, next_attempt_at, created_at, delivered_at, last_error";
+const OUTBOX_COLUMNS: &str = "id, channel, incident, recipient, idempotency_key, payload, status, attempts, next_attempt_at, created_at, delivered_at, last_error";
 
 fn outbox_from_row(row: &AnyRow) -> Result<OutboxMessage> {
     let status: String = row.try_get("status")?;
@@ -253,6 +253,8 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxMessage> {
         "pending" => OutboxStatus::Pending,
         "delivered" => OutboxStatus::Delivered,
         "failed" => OutboxStatus::Failed,
+        "cancelled" => OutboxStatus::Cancelled,
+        "throttled" => OutboxStatus::Throttled,
         other => return Err(StoreError::Corrupt(format!("outbox status `{other}`"))),
     };
     let delivered: Option<String> = row.try_get("delivered_at")?;
@@ -260,6 +262,7 @@ fn outbox_from_row(row: &AnyRow) -> Result<OutboxMessage> {
         id: row.try_get("id")?,
         channel: row.try_get("channel")?,
         incident: row.try_get("incident")?,
+        recipient: row.try_get("recipient")?,
         idempotency_key: row.try_get("idempotency_key")?,
         notification: from_json(&row.try_get::<String, _>("payload")?)?,
         status,
@@ -288,15 +291,17 @@ impl SqlStore {
         for m in messages {
             let incident = m.notification.incident.or(incident);
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO outbox (channel, incident, kind, idempotency_key, payload, status, attempts, next_attempt_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $6) RETURNING {OUTBOX_COLUMNS}"
+                "INSERT INTO outbox (channel, incident, kind, idempotency_key, payload, status, attempts, next_attempt_at, created_at, recipient) \
+                 VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $8) RETURNING {OUTBOX_COLUMNS}"
             )))
             .bind(&m.channel)
             .bind(incident)
             .bind(to_json(&m.notification.kind)?.trim_matches('"').to_owned())
             .bind(idempotency_key())
             .bind(to_json(&m.notification)?)
+            .bind(ts(m.not_before.filter(|t| *t > now).unwrap_or(now)))
             .bind(ts(now))
+            .bind(&m.recipient)
             .fetch_one(&mut **tx)
             .await?;
             out.push(outbox_from_row(&row)?);
@@ -327,6 +332,9 @@ impl OutboxStore for SqlStore {
         limit: i64,
     ) -> Result<Vec<OutboxMessage>> {
         let _gate = self.gate.enter().await;
+        // An earlier message holds its channel back while it is due or being retried, which
+        // keeps a channel's order through outages; one scheduled for later (a person's delayed
+        // notification rule) does not.
         // The outer lease and status checks are repeated on purpose: under PostgreSQL's read
         // committed, a second claimer that waited on the row lock re-checks them against the
         // row the first claimer wrote, so a message is never leased twice.
@@ -336,7 +344,8 @@ impl OutboxStore for SqlStore {
                SELECT o.id FROM outbox o \
                WHERE o.status = 'pending' AND o.next_attempt_at <= $2 \
                  AND (o.leased_until IS NULL OR o.leased_until < $2) \
-                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.status = 'pending' AND p.id < o.id) \
+                 AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.channel = o.channel AND p.status = 'pending' AND p.id < o.id \
+                                 AND (p.attempts > 0 OR p.next_attempt_at <= $2)) \
                ORDER BY o.id LIMIT $3) \
              RETURNING {OUTBOX_COLUMNS}"
         );
@@ -398,6 +407,43 @@ impl OutboxStore for SqlStore {
         rows.iter().map(outbox_from_row).collect()
     }
 
+    async fn cancel_pending_pages(
+        &self,
+        incident: IncidentNumber,
+        now: OffsetDateTime,
+    ) -> Result<u64> {
+        let _gate = self.gate.enter().await;
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'cancelled', last_error = 'acknowledged before this notification rule was due' \
+             WHERE incident = $1 AND kind = 'page' AND status = 'pending' AND attempts = 0 AND next_attempt_at > $2 AND leased_until IS NULL",
+        )
+        .bind(incident)
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn pages_delivered_to(&self, recipient: &str, since: OffsetDateTime) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND kind = 'page' AND status = 'delivered' AND delivered_at >= $2",
+        )
+        .bind(recipient)
+        .bind(ts(since))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn record_throttled(&self, id: i64, reason: &str) -> Result<()> {
+        let _gate = self.gate.enter().await;
+        sqlx::query("UPDATE outbox SET status = 'throttled', leased_until = NULL, last_error = $1 WHERE id = $2 AND status = 'pending'")
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
         self.outbox_signal.clone()
     }
@@ -414,6 +460,8 @@ impl OutboxStore for SqlStore {
             let s = match status.as_str() {
                 "pending" => OutboxStatus::Pending,
                 "delivered" => OutboxStatus::Delivered,
+                "cancelled" => OutboxStatus::Cancelled,
+                "throttled" => OutboxStatus::Throttled,
                 _ => OutboxStatus::Failed,
             };
             out.push((s, n));

@@ -77,8 +77,9 @@ impl Default for AlertsSection {
 #[serde(deny_unknown_fields)]
 pub struct PersonConfig {
     pub name: String,
+    /// Channel names, at once, or `{ channel = "...", after_secs = 60 }` for later rules.
     #[serde(default)]
-    pub contacts: Vec<String>,
+    pub contacts: Vec<warroom_domain::escalation::Contact>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -86,6 +87,10 @@ pub struct PersonConfig {
 pub struct PagingSection {
     /// The escalation policy paging severities use.
     pub policy: Option<String>,
+    /// At most this many pages to one person per window (default 10).
+    pub throttle_pages: Option<i64>,
+    /// The throttle's window in seconds (default 600).
+    pub throttle_window_secs: Option<i64>,
 }
 
 /// Where post-mortems are written and published from.
@@ -398,8 +403,16 @@ fn check_paging(
             problems.push(format!("people[{i}].name: must not be empty"));
         }
         for (j, c) in p.contacts.iter().enumerate() {
-            if !channel_names.contains(&c.as_str()) {
-                problems.push(format!("people[{i}].contacts[{j}]: no channel named `{c}`"));
+            if !channel_names.contains(&c.channel()) {
+                problems.push(format!(
+                    "people[{i}].contacts[{j}]: no channel named `{}`",
+                    c.channel()
+                ));
+            }
+            if c.after() < time::Duration::ZERO {
+                problems.push(format!(
+                    "people[{i}].contacts[{j}].after_secs: must not be negative"
+                ));
             }
         }
         if contacts
@@ -437,6 +450,14 @@ fn check_paging(
                     problems.push(format!("{key}.levels[{l}].targets[{t}].user: no person named `{user}` in [[people]]"));
                 }
             }
+        }
+    }
+    for (key, v) in [
+        ("throttle_pages", config.paging.throttle_pages),
+        ("throttle_window_secs", config.paging.throttle_window_secs),
+    ] {
+        if v.is_some_and(|v| v < 1) {
+            problems.push(format!("paging.{key}: must be at least 1"));
         }
     }
     let policy = match &config.paging.policy {

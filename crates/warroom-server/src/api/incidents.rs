@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-use warroom_domain::escalation::{Decorate, TickContext, reporter_news};
-use warroom_domain::notify::{Notification, NotificationKind, Routed};
+use warroom_domain::escalation::{Decorate, Delivery, TickContext, reporter_news};
+use warroom_domain::notify::{Notification, NotificationKind};
 use warroom_domain::severity::OnCallPolicy;
 use warroom_domain::{DomainError, EventKind};
 use warroom_domain::{
@@ -191,7 +191,11 @@ pub(crate) async fn declare(
                 let text = messages::declared(&incident, &service_name, &policies);
                 let n = notification(&incident, NotificationKind::IncidentDeclared, text);
                 let on_call = policies.get(incident.severity).on_call;
-                let mut routed = routing.declared(on_call, n);
+                let mut routed: Vec<Delivery> = routing
+                    .declared(on_call, n)
+                    .into_iter()
+                    .map(Delivery::from)
+                    .collect();
                 let mut events = events;
                 events.extend(extra_events);
                 let mut incident = incident;
@@ -221,7 +225,7 @@ pub(crate) async fn declare(
                     incident,
                     Change {
                         events,
-                        outbox: outbox(routed),
+                        outbox: deliveries(routed, now),
                     },
                 ))
             }),
@@ -326,12 +330,14 @@ fn notification(incident: &Incident, kind: NotificationKind, text: String) -> No
     }
 }
 
-fn outbox(routed: Vec<Routed>) -> Vec<NewOutboxMessage> {
-    routed
-        .into_iter()
-        .map(|(channel, notification)| NewOutboxMessage {
-            channel,
-            notification,
+/// Deliveries to people become outbox rows with their recipient and delay.
+pub(crate) fn deliveries(d: Vec<Delivery>, now: time::OffsetDateTime) -> Vec<NewOutboxMessage> {
+    d.into_iter()
+        .map(|d| NewOutboxMessage {
+            channel: d.channel,
+            notification: d.notification,
+            recipient: d.recipient,
+            not_before: (d.after > time::Duration::ZERO).then(|| now + d.after),
         })
         .collect()
 }
@@ -346,9 +352,10 @@ async fn mutate(
         state.settings.paging.clone(),
         state.settings.routing.clone(),
     );
+    let now = state.clock.now();
     let change: MutateFn = Box::new(move |i| {
         let events = change(i)?;
-        let outbox = outbox(paging.route(reporter_news(i, &events), &routing));
+        let outbox = deliveries(paging.route(reporter_news(i, &events), &routing), now);
         Ok(Change { events, outbox })
     });
     let (incident, _) = state
@@ -456,15 +463,12 @@ pub async fn transition_incident(
         let events = i.transition(to, req.fields, req.note, &policies, now)?;
         let mut routed = paging.route(reporter_news(i, &events), &routing);
         if let (IncidentStatus::Resolved, Some(text)) = (to, messages::resolved(i)) {
-            routed.extend(routing.resolved(notification(
-                i,
-                NotificationKind::IncidentResolved,
-                text,
-            )));
+            let n = notification(i, NotificationKind::IncidentResolved, text);
+            routed.extend(routing.resolved(n).into_iter().map(Delivery::from));
         }
         Ok(Change {
             events,
-            outbox: outbox(routed),
+            outbox: deliveries(routed, now),
         })
     });
     let (incident, _) = state
@@ -543,12 +547,13 @@ pub async fn post_update(
                     now,
                 )?);
                 let text = messages::update(i, i.roles.commander.as_deref()).unwrap_or_default();
-                let mut routed =
-                    routing.update(notification(i, NotificationKind::UpdatePosted, text));
+                let n = notification(i, NotificationKind::UpdatePosted, text);
+                let mut routed: Vec<Delivery> =
+                    routing.update(n).into_iter().map(Delivery::from).collect();
                 routed.extend(paging.route(reporter_news(i, &events), &routing));
                 Ok(Change {
                     events,
-                    outbox: outbox(routed),
+                    outbox: deliveries(routed, now),
                 })
             }),
         )
@@ -703,10 +708,25 @@ pub async fn acknowledge(
     };
     let person = req.person.unwrap_or_else(|| caller.name().to_owned());
     let now = state.clock.now();
-    mutate(&state, n, caller.name(), move |i| {
+    let answer = mutate(&state, n, caller.name(), move |i| {
         i.acknowledge(&person, now)
     })
-    .await
+    .await?;
+    cancel_later_pages(&state, n, now).await;
+    Ok(answer)
+}
+
+/// Somebody has it: people's later notification rules for this incident need not fire.
+pub(crate) async fn cancel_later_pages(state: &AppState, n: i64, now: time::OffsetDateTime) {
+    match state.store.cancel_pending_pages(n, now).await {
+        Ok(0) => {}
+        Ok(k) => tracing::info!(
+            incident.number = n,
+            cancelled = k,
+            "later pages cancelled by the acknowledgement"
+        ),
+        Err(e) => tracing::warn!(incident.number = n, error = %e, "could not cancel later pages"),
+    }
 }
 
 /// `GET /api/v1/incidents/{number}/notifications`: every notification of the incident with its

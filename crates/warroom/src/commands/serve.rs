@@ -105,7 +105,22 @@ fn spawn_workers(
     settings: &Settings,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    let dispatcher = dispatcher(store.clone(), clock.clone(), &checked.channels)?;
+    let defaults = warroom_notify::Throttle::default();
+    let throttle = warroom_notify::Throttle {
+        max_pages: checked
+            .config
+            .paging
+            .throttle_pages
+            .unwrap_or(defaults.max_pages),
+        window: checked
+            .config
+            .paging
+            .throttle_window_secs
+            .map(time::Duration::seconds)
+            .unwrap_or(defaults.window),
+    };
+    let dispatcher =
+        dispatcher(store.clone(), clock.clone(), &checked.channels)?.with_throttle(throttle);
     let mut ticker = IncidentTicker::new(
         store,
         clock.clone(),

@@ -16,7 +16,7 @@ use std::{
 };
 use time::Duration;
 use warroom_domain::{
-    escalation::{EscalationPolicy, Level, PagingConfig, Target},
+    escalation::{Contact, EscalationPolicy, Level, PagingConfig, Target},
     notify::{RetryPolicy, Routing},
     oncall::{Layer, Rotation, Schedule},
 };
@@ -61,6 +61,14 @@ impl Rig {
     }
 
     async fn build(b: warroom_testkit::Backend, links: bool) -> Rig {
+        Self::build_with(b, links, warroom_notify::Throttle::default()).await
+    }
+
+    async fn build_with(
+        b: warroom_testkit::Backend,
+        links: bool,
+        throttle: warroom_notify::Throttle,
+    ) -> Rig {
         let (base, inbox) = receiver().await;
         let schedule = Schedule {
             name: "primary".into(),
@@ -99,7 +107,17 @@ impl Rig {
             schedules: vec![schedule.check("schedules[0]").unwrap()],
             contacts: people
                 .iter()
-                .map(|p| ((*p).to_owned(), vec![format!("{p}-hook")]))
+                .map(|p| {
+                    let mut rules = vec![Contact::Now(format!("{p}-hook"))];
+                    // bo's second rule: another channel a minute after the page.
+                    if *p == "bo" {
+                        rules.push(Contact::After {
+                            channel: "bo-later".into(),
+                            after_secs: 60,
+                        });
+                    }
+                    ((*p).to_owned(), rules)
+                })
                 .collect(),
         });
         let routing = Routing {
@@ -125,7 +143,7 @@ impl Rig {
         for name in people
             .iter()
             .map(|p| format!("{p}-hook"))
-            .chain(["room".to_owned()])
+            .chain(["room".to_owned(), "bo-later".to_owned()])
         {
             let url = format!("{base}/{name}");
             adapters.insert(
@@ -157,7 +175,8 @@ impl Rig {
             app.clock.clone(),
             adapters,
             RetryPolicy::default(),
-        );
+        )
+        .with_throttle(throttle);
         Rig {
             app,
             ticker,
@@ -476,4 +495,106 @@ async fn a_signed_one_click_link_acknowledges_the_page() {
     rig.app.clock.set(warroom_testkit::T0 + Duration::hours(25));
     let (st, _) = rig.app.call(reqwest::Method::POST, &path, None, None).await;
     assert_eq!(st, reqwest::StatusCode::GONE);
+}
+
+#[tokio::test]
+async fn a_later_notification_rule_fires_unless_someone_acknowledges_first() {
+    for b in backends() {
+        let rig = Rig::new(b).await;
+        rig.app
+            .post(
+                "/api/v1/incidents",
+                json!({"service": "api", "summary": "down", "severity": 1}),
+            )
+            .await;
+        rig.at(Duration::ZERO).await;
+        let later = |r: &Rig| {
+            r.received()
+                .iter()
+                .filter(|(w, k)| w == "bo-later" && k == "page")
+                .count()
+        };
+        assert_eq!((rig.pages_to("bo"), later(&rig)), (1, 0), "{b:?}");
+        rig.at(Duration::seconds(59)).await;
+        assert_eq!(later(&rig), 0, "{b:?}: not before its minute");
+        rig.at(Duration::seconds(60)).await;
+        assert_eq!(
+            later(&rig),
+            1,
+            "{b:?}: the second rule fires a minute after the page"
+        );
+
+        // Acknowledged before the minute: the later rule is cancelled.
+        rig.app
+            .post(
+                "/api/v1/incidents",
+                json!({"service": "web", "summary": "down", "severity": 1}),
+            )
+            .await;
+        rig.at(Duration::seconds(61)).await;
+        rig.app.clock.set(T0_PLUS(90));
+        rig.app.post("/api/v1/incidents/2/ack", json!({})).await;
+        rig.at(Duration::minutes(3)).await;
+        let later_for_2 = rig
+            .inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(w, v)| w == "bo-later" && v["incident"] == 2)
+            .count();
+        assert_eq!(later_for_2, 0, "{b:?}");
+        let (_, n) = rig.app.get("/api/v1/incidents/2/notifications").await;
+        assert!(
+            n["notifications"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["status"] == "cancelled" && m["recipient"] == "bo"),
+            "{b:?}: {n}"
+        );
+    }
+}
+
+#[allow(non_snake_case)]
+fn T0_PLUS(secs: i64) -> time::OffsetDateTime {
+    warroom_testkit::T0 + Duration::seconds(secs)
+}
+
+#[tokio::test]
+async fn an_alert_storm_pages_a_person_no_more_than_the_throttle() {
+    let throttle = warroom_notify::Throttle {
+        max_pages: 3,
+        window: Duration::minutes(10),
+    };
+    let rig = Rig::build_with(backends()[0], false, throttle).await;
+    for k in 0..8 {
+        let (st, _) = rig.app.post("/api/v2/alerts", json!([{"labels": {"alertname": "Down", "service": format!("svc-{k}"), "severity": "critical"}}])).await;
+        assert_eq!(st, reqwest::StatusCode::OK);
+    }
+    rig.at(Duration::ZERO).await;
+    assert_eq!(
+        rig.app.get("/api/v1/incidents").await.1["incidents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        8,
+        "every service got its incident"
+    );
+    assert_eq!(rig.pages_to("bo"), 3, "{:?}", rig.received());
+    let (_, tl) = rig.app.get("/api/v1/incidents/8/timeline").await;
+    assert!(
+        tl.to_string()
+            .contains("Page throttled: bo was paged 3 times"),
+        "{tl}"
+    );
+    let (_, m) = rig
+        .app
+        .call(reqwest::Method::GET, "/metrics", None, None)
+        .await;
+    assert!(
+        m.as_str()
+            .unwrap()
+            .contains("warroom_notifications{status=\"throttled\"} 5"),
+        "{m}"
+    );
 }

@@ -397,18 +397,9 @@ async fn outbox_messages_commit_with_the_change_and_come_out_in_channel_order() 
             .await
             .unwrap();
         let msgs = vec![
-            NewOutboxMessage {
-                channel: "webhook:a".into(),
-                notification: note(1, "a1"),
-            },
-            NewOutboxMessage {
-                channel: "webhook:a".into(),
-                notification: note(1, "a2"),
-            },
-            NewOutboxMessage {
-                channel: "webhook:b".into(),
-                notification: note(1, "b1"),
-            },
+            NewOutboxMessage::new("webhook:a", note(1, "a1")),
+            NewOutboxMessage::new("webhook:a", note(1, "a2")),
+            NewOutboxMessage::new("webhook:b", note(1, "b1")),
         ];
         store
             .mutate_incident(
@@ -533,10 +524,7 @@ async fn concurrent_claimers_never_share_a_message() {
         let db = fresh_database(b).await.unwrap();
         let store = open_store(b, &db).await.unwrap();
         let msgs: Vec<NewOutboxMessage> = (0..200)
-            .map(|k| NewOutboxMessage {
-                channel: format!("webhook:{k}"),
-                notification: note(1, &format!("m{k}")),
-            })
+            .map(|k| NewOutboxMessage::new(format!("webhook:{k}"), note(1, &format!("m{k}"))))
             .collect();
         store.enqueue(msgs, T0).await.unwrap();
         let mut tasks = Vec::new();
