@@ -9,6 +9,7 @@
 pub mod alert;
 pub mod checklist;
 pub mod classifier;
+pub mod detection;
 pub mod error;
 pub mod escalation;
 pub mod incident;

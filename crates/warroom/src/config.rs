@@ -39,6 +39,8 @@ pub struct Config {
     /// Environment variable holding the secret that signs one-click acknowledgement links.
     pub ack_link_secret_env: Option<String>,
     pub alerts: AlertsSection,
+    /// Health checks run by warroom itself.
+    pub monitors: Vec<warroom_domain::monitor::MonitorSpec>,
 }
 
 /// How alerts from Prometheus/Alertmanager become incidents.
@@ -171,6 +173,7 @@ impl Default for Config {
             public_url: None,
             ack_link_secret_env: None,
             alerts: AlertsSection::default(),
+            monitors: vec![],
         }
     }
 }
@@ -188,6 +191,8 @@ pub struct Checked {
     pub ack_links: Option<(String, Secret)>,
     /// Alert handling.
     pub alerts: warroom_server::api::alerts::AlertSettings,
+    /// Validated monitors.
+    pub monitors: Vec<warroom_domain::monitor::Monitor>,
 }
 
 /// Loads from the file (if any) and the environment. A named file that does not exist is an
@@ -299,6 +304,13 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
     let channels = check_channels(&config, &mut problems);
     let paging = check_paging(&config, &mut problems);
     let alerts = check_alerts(&config.alerts, &mut problems);
+    let monitors = match warroom_domain::monitor::validate_monitors(&config.monitors) {
+        Ok(m) => m,
+        Err(e) => {
+            problems.push(e.to_string());
+            vec![]
+        }
+    };
     let ack_links = match (&config.public_url, &config.ack_link_secret_env) {
         (None, None) => None,
         (Some(url), Some(var)) => {
@@ -339,6 +351,7 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
         paging,
         ack_links,
         alerts,
+        monitors,
         config,
     })
 }

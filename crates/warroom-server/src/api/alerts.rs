@@ -97,7 +97,8 @@ fn to_in(state: &AppState, alerts: Vec<Alert>) -> Vec<AlertIn> {
         .collect()
 }
 
-async fn ingest(
+/// Stores alerts (committed before this returns) and acts on them.
+pub async fn ingest(
     state: &AppState,
     alerts: Vec<Alert>,
 ) -> Result<warroom_store::IngestOutcome, ApiError> {

@@ -84,6 +84,13 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
             }
         }
     }));
+    if !checked.monitors.is_empty() {
+        workers.extend(spawn_monitors(
+            checked.monitors.clone(),
+            state.clone(),
+            stop_tx.subscribe(),
+        )?);
+    }
     tracing::info!(database.backend = store.backend(), "ready");
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("warroom listening on http://{addr}");
@@ -148,6 +155,54 @@ fn spawn_workers(
                 .await
         }),
     ])
+}
+
+/// Runs the monitors and turns their DOWN/UP transitions into alerts, so checks and
+/// Prometheus share one path into incidents.
+fn spawn_monitors(
+    monitors: Vec<warroom_domain::monitor::Monitor>,
+    state: AppState,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    use warroom_worker::{Prober, ScheduleConfig, Scheduler};
+    let prober = Prober::new().context("building the HTTP client for monitors")?;
+    let scheduler = Scheduler::new(prober, ScheduleConfig::default());
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let mut board = warroom_domain::detection::MonitorBoard::new(&monitors);
+    let count = monitors.len();
+    let now = state.clock.now();
+    let mut sched_stop = stop.clone();
+    let run = tokio::spawn(async move {
+        scheduler
+            .run(monitors, tx, now, async move {
+                let _ = sched_stop.changed().await;
+            })
+            .await
+    });
+    let bridge = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                event = rx.recv() => {
+                    let Some(event) = event else { return };
+                    let Some(t) = event.transition else { continue };
+                    let detail = match (&event.result.failure, &event.result.error) {
+                        (Some(f), Some(e)) => format!("{f:?}: {e}"),
+                        (Some(f), None) => format!("{f:?}"),
+                        (None, _) => "recovered".to_owned(),
+                    };
+                    tracing::info!(monitor.id = %event.monitor_id, from = ?t.from, to = ?t.to, "monitor changed state");
+                    if let Some(alert) = board.transition(&event.monitor_id, t.to, &detail, state.clock.now())
+                        && let Err(e) = warroom_server::api::alerts::ingest(&state, vec![alert]).await
+                    {
+                        tracing::error!(error = ?e, "could not record a monitor's alert");
+                    }
+                }
+                _ = stop.changed() => return,
+            }
+        }
+    });
+    tracing::info!(monitors = count, "monitors running");
+    Ok(vec![run, bridge])
 }
 
 /// `warroom worker`: only the workers, for scaling out next to `serve` on PostgreSQL.

@@ -4,6 +4,7 @@
 mod alerts;
 mod api;
 mod cli;
+mod detection;
 mod notify_e2e;
 mod openapi;
 mod paging;
