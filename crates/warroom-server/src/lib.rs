@@ -37,6 +37,8 @@ pub struct Settings {
     pub ack_links: Option<std::sync::Arc<ack_link::AckLinks>>,
     /// How alerts become incidents.
     pub alerts: api::alerts::AlertSettings,
+    /// Where people reach this warroom, for links in notifications.
+    pub public_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -50,6 +52,7 @@ impl Default for Settings {
             paging: Default::default(),
             ack_links: None,
             alerts: Default::default(),
+            public_url: None,
         }
     }
 }

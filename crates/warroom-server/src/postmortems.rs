@@ -249,13 +249,41 @@ pub async fn draft(
         ),
         None => format!("Post-mortem drafted: {file_name}"),
     };
+    // The seed promises the reporter a word when the post-mortem is published; the served site
+    // shows it from the moment it is written.
+    let page = warroom_postmortem::page_path(&file_name);
+    let link = match &state.settings.public_url {
+        Some(base) => format!("{}/postmortems/{page}", base.trim_end_matches('/')),
+        None => format!("/postmortems/{page}"),
+    };
+    let (paging, routing) = (
+        state.settings.paging.clone(),
+        state.settings.routing.clone(),
+    );
+    let now = state.clock.now();
     let _ = state
         .store
         .mutate_incident(
             number,
             author,
-            state.clock.now(),
-            Box::new(move |i| i.add_note(&note, false).map(Into::into)),
+            now,
+            Box::new(move |i| {
+                let events = i.add_note(&note, false)?;
+                let news = warroom_domain::escalation::Outgoing {
+                    audience: warroom_domain::escalation::Audience::Reporter(i.reporter.clone()),
+                    notification: warroom_domain::notify::Notification {
+                        kind: warroom_domain::notify::NotificationKind::Info,
+                        incident: Some(i.number),
+                        severity: Some(i.severity),
+                        title: format!("Post-mortem published: {}", i.title),
+                        text: format!("The post-mortem of what you reported is published: {link}"),
+                        incident_channel: Some(i.channel.clone()),
+                    },
+                };
+                let outbox =
+                    crate::api::incidents::deliveries(paging.route(vec![news], &routing), now);
+                Ok(warroom_store::Change { events, outbox })
+            }),
         )
         .await;
     Ok(Drafted {

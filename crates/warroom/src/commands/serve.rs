@@ -234,6 +234,7 @@ pub async fn worker(server: ServerArgs) -> anyhow::Result<()> {
 fn settings(checked: &config::Checked) -> Settings {
     Settings {
         alerts: checked.alerts.clone(),
+        public_url: checked.config.public_url.clone(),
         policies: checked.policies.clone(),
         strict_services: checked.config.strict_services,
         body_limit: checked.config.body_limit_bytes,

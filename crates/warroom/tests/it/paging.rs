@@ -49,6 +49,7 @@ async fn receiver() -> (String, Inbox) {
 }
 
 struct Rig {
+    _folder: tempfile::TempDir,
     app: TestApp,
     ticker: IncidentTicker,
     dispatcher: Dispatcher,
@@ -131,10 +132,17 @@ impl Rig {
                 b"0123456789abcdef-test",
             ))
         });
+        let folder = tempfile::tempdir().unwrap();
         let settings = Settings {
             paging: paging.clone(),
             routing: routing.clone(),
             ack_links: ack_links.clone(),
+            postmortems: Some(warroom_server::postmortems::PostmortemSettings {
+                dir: folder.path().to_owned(),
+                git_commit: false,
+                draft_on_resolve: false,
+            }),
+            public_url: Some("https://wr.example".into()),
             ..Default::default()
         };
         let app = TestApp::spawn_with(b, settings).await;
@@ -178,6 +186,7 @@ impl Rig {
         )
         .with_throttle(throttle);
         Rig {
+            _folder: folder,
             app,
             ticker,
             dispatcher,
@@ -431,6 +440,35 @@ async fn the_reporter_is_told_when_investigation_starts_and_when_the_fix_is_appl
     assert!(
         to_reporter[1].contains("A fix has been applied")
             && to_reporter[1].contains("restarted auth")
+    );
+    let (st, _) = rig
+        .app
+        .post("/api/v1/incidents/1/postmortem", json!({}))
+        .await;
+    assert_eq!(st, reqwest::StatusCode::CREATED);
+    rig.at(Duration::ZERO).await;
+    let published: Vec<String> = rig
+        .inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(w, v)| {
+            w == "comms-hook"
+                && v["title"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("Post-mortem published")
+        })
+        .map(|(_, v)| v["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        published.len(),
+        1,
+        "the reporter hears that the post-mortem is published"
+    );
+    assert!(
+        published[0].contains("https://wr.example/postmortems/2026-01-12-web-login-broken.html"),
+        "{published:?}"
     );
 }
 
