@@ -41,6 +41,20 @@ pub struct Config {
     pub alerts: AlertsSection,
     /// Health checks run by warroom itself.
     pub monitors: Vec<warroom_domain::monitor::MonitorSpec>,
+    /// Silences and maintenance windows.
+    pub silences: Vec<SilenceConfig>,
+}
+
+/// A silence or maintenance window, with Alertmanager's matchers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SilenceConfig {
+    pub comment: String,
+    /// RFC 3339.
+    pub starts_at: String,
+    /// RFC 3339.
+    pub ends_at: String,
+    pub matchers: Vec<warroom_domain::alert::MatcherSpec>,
 }
 
 /// How alerts from Prometheus/Alertmanager become incidents.
@@ -174,6 +188,7 @@ impl Default for Config {
             ack_link_secret_env: None,
             alerts: AlertsSection::default(),
             monitors: vec![],
+            silences: vec![],
         }
     }
 }
@@ -303,7 +318,8 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
     }
     let channels = check_channels(&config, &mut problems);
     let paging = check_paging(&config, &mut problems);
-    let alerts = check_alerts(&config.alerts, &mut problems);
+    let mut alerts = check_alerts(&config.alerts, &mut problems);
+    alerts.silences = check_silences(&config.silences, &mut problems);
     let monitors = match warroom_domain::monitor::validate_monitors(&config.monitors) {
         Ok(m) => m,
         Err(e) => {
@@ -356,6 +372,42 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
     })
 }
 
+fn check_silences(
+    silences: &[SilenceConfig],
+    problems: &mut Vec<String>,
+) -> Vec<warroom_domain::alert::Silence> {
+    use time::format_description::well_known::Rfc3339;
+    let mut out = Vec::new();
+    for (i, s) in silences.iter().enumerate() {
+        let key = format!("silences[{i}]");
+        let at = |field: &str, raw: &str, problems: &mut Vec<String>| {
+            time::OffsetDateTime::parse(raw, &Rfc3339)
+                .map_err(|_| problems.push(format!("{key}.{field}: `{raw}` is not an RFC 3339 time; write e.g. 2026-01-12T22:00:00Z")))
+                .ok()
+        };
+        let (start, end) = (
+            at("starts_at", &s.starts_at, problems),
+            at("ends_at", &s.ends_at, problems),
+        );
+        let matchers =
+            warroom_domain::alert::Matchers::from_specs(&s.matchers, &format!("{key}.matchers"));
+        match (start, end, matchers) {
+            (Some(a), Some(b), Ok(m)) if a < b => out.push(warroom_domain::alert::Silence {
+                matchers: m,
+                starts_at: a,
+                ends_at: b,
+                comment: s.comment.clone(),
+            }),
+            (Some(_), Some(_), Ok(_)) => {
+                problems.push(format!("{key}.ends_at: must be after starts_at"))
+            }
+            (_, _, Err(e)) => problems.push(e.to_string()),
+            _ => {}
+        }
+    }
+    out
+}
+
 fn check_alerts(
     a: &AlertsSection,
     problems: &mut Vec<String>,
@@ -401,6 +453,7 @@ fn check_alerts(
         mapping,
         default_severity,
         auto_declare_from,
+        silences: vec![],
     }
 }
 

@@ -40,6 +40,9 @@ pub struct AlertSettings {
     /// Declare incidents automatically from this severity up (more severe included); less
     /// severe groups are stored and listed, and only suggested.
     pub auto_declare_from: Severity,
+    /// Silences and maintenance windows: matching alerts (monitors' too) are stored but open
+    /// no incident and page nobody while the window is active.
+    pub silences: Vec<alert::Silence>,
 }
 
 impl Default for AlertSettings {
@@ -52,6 +55,7 @@ impl Default for AlertSettings {
             // the on-call for every unlabelled rule.
             default_severity: Severity::Sev3,
             auto_declare_from: Severity::Sev4,
+            silences: vec![],
         }
     }
 }
@@ -308,7 +312,36 @@ pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
 }
 
 async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiError> {
-    let first = &firing[0];
+    let now = state.clock.now();
+    let (muted, firing): (Vec<&StoredAlert>, Vec<&StoredAlert>) = firing.iter().partition(|a| {
+        state
+            .settings
+            .alerts
+            .silences
+            .iter()
+            .any(|s| s.mutes(&a.labels, now))
+    });
+    if !muted.is_empty() {
+        tracing::info!(
+            alerts = muted.len(),
+            "alerts silenced (maintenance window); stored, not acted on"
+        );
+        state
+            .store
+            .settle_alerts(
+                &muted
+                    .iter()
+                    .map(|a| a.fingerprint.clone())
+                    .collect::<Vec<_>>(),
+                None,
+            )
+            .await?;
+    }
+    let firing: Vec<StoredAlert> = firing.into_iter().cloned().collect();
+    let Some(first) = firing.first() else {
+        return Ok(());
+    };
+    let firing = &firing[..];
     let slug = first
         .service
         .clone()

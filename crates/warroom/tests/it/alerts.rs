@@ -243,3 +243,61 @@ async fn alerts_committed_before_a_crash_are_acted_on_afterwards() {
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["services"], json!(["web"]));
 }
+
+#[tokio::test]
+async fn a_maintenance_window_mutes_matching_alerts_only() {
+    let silence = warroom_domain::alert::Silence {
+        matchers: warroom_domain::alert::Matchers::from_specs(
+            &[warroom_domain::alert::MatcherSpec {
+                name: "service".into(),
+                value: "db".into(),
+                is_regex: false,
+                is_equal: true,
+            }],
+            "silences[0].matchers",
+        )
+        .unwrap(),
+        starts_at: T0 - Duration::hours(1),
+        ends_at: T0 + Duration::hours(1),
+        comment: "planned failover".into(),
+    };
+    let alerts = warroom_server::api::alerts::AlertSettings {
+        silences: vec![silence],
+        ..Default::default()
+    };
+    let app = TestApp::spawn_with(
+        backends()[0],
+        warroom_server::Settings {
+            alerts,
+            ..Default::default()
+        },
+    )
+    .await;
+    app.post(
+        "/api/v2/alerts",
+        json!([
+            alert("DiskFull", "db", "critical", None),
+            alert("Down", "api", "critical", None)
+        ]),
+    )
+    .await;
+    let list = incidents(&app).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(
+        list[0]["services"],
+        json!(["api"]),
+        "the db alert was silenced"
+    );
+    let (_, a) = app.get("/api/v1/alerts?status=firing").await;
+    assert_eq!(
+        a["alerts"].as_array().unwrap().len(),
+        2,
+        "silenced alerts are still recorded"
+    );
+    // After the window, a new firing of the db alert opens an incident.
+    app.clock.advance(Duration::hours(2));
+    let mut again = alert("DiskFull", "db", "critical", None);
+    again["startsAt"] = json!("2026-01-12T16:31:00Z");
+    app.post("/api/v2/alerts", json!([again])).await;
+    assert_eq!(incidents(&app).await.len(), 2);
+}
