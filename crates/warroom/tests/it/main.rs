@@ -5,6 +5,7 @@ mod alerts;
 mod api;
 mod cli;
 mod detection;
+mod ecosystem;
 mod notify_e2e;
 mod openapi;
 mod paging;
