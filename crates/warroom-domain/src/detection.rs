@@ -177,3 +177,66 @@ mod tests {
         assert!(b.transition("nope", MonitorStatus::Down, "", t).is_none());
     }
 }
+
+/// A service's health, from what is firing about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Health {
+    /// Nothing firing.
+    Healthy,
+    /// Something minor firing (Sev3/Sev4 by its labels).
+    Degraded,
+    /// Something major firing (Sev1/Sev2 by its labels): users are affected.
+    Unhealthy,
+}
+
+impl Health {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Healthy => "HEALTHY",
+            Health::Degraded => "DEGRADED",
+            Health::Unhealthy => "UNHEALTHY",
+        }
+    }
+}
+
+/// The health implied by the severities of a service's firing alerts, and the cause to record.
+pub fn health_of(firing: &[(String, Severity)]) -> (Health, String) {
+    let worst = firing.iter().min_by_key(|(_, s)| s.level());
+    match worst {
+        None => (Health::Healthy, "no alerts firing".to_owned()),
+        Some((name, s)) => {
+            let names: Vec<&str> = firing.iter().map(|(n, _)| n.as_str()).collect();
+            let h = if s.level() <= 2 {
+                Health::Unhealthy
+            } else {
+                Health::Degraded
+            };
+            (
+                h,
+                format!("{} firing (worst: {name}, {s})", names.join(", ")),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    #[test]
+    fn health_follows_the_worst_firing_alert() {
+        assert_eq!(health_of(&[]).0, Health::Healthy);
+        assert_eq!(
+            health_of(&[("Slow".into(), Severity::Sev3)]).0,
+            Health::Degraded
+        );
+        let (h, cause) = health_of(&[
+            ("Slow".into(), Severity::Sev3),
+            ("Down".into(), Severity::Sev1),
+        ]);
+        assert_eq!(h, Health::Unhealthy);
+        assert!(cause.contains("worst: Down, SEV1"), "{cause}");
+    }
+}

@@ -82,6 +82,8 @@ pub fn build() -> Value {
         "/api/v2/alerts": { "post": op("alerts", "Alertmanager API v2: a JSON array of alerts (Prometheus can send here directly)", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
         "/hooks/alertmanager": { "post": op("alerts", "Alertmanager webhook payload, version 4", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
         "/api/v1/alerts": { "get": op("alerts", "Alerts received, `?status=firing|resolved&limit=`", Some("viewer"), None, ("200", "`{\"alerts\": [...]}`")) },
+        "/api/v1/health": { "get": op("services", "Every service's health: HEALTHY, DEGRADED or UNHEALTHY, since when and why", Some("viewer"), None, ("200", "Health")) },
+        "/api/v1/services/{slug}/health": { "get": op("services", "A service's health changes with their causes, newest first", Some("viewer"), None, ("200", "Changes")) },
         "/postmortems/": { "get": op("postmortems", "Published post-mortems: the index page (HTML)", None, None, ("200", "HTML")) },
         "/postmortems/{page}": { "get": op("postmortems", "One published post-mortem (HTML)", None, None, ("200", "HTML")) },
         "/api/v1/tokens": {
@@ -101,6 +103,9 @@ pub fn build() -> Value {
             }
             if path.contains("{page}") {
                 params.push(json!({ "name": "page", "in": "path", "required": true, "schema": { "type": "string" } }));
+            }
+            if path.contains("{slug}") {
+                params.push(json!({ "name": "slug", "in": "path", "required": true, "schema": { "type": "string" } }));
             }
             if path.contains("{sig}") {
                 for (name, ty) in [

@@ -40,6 +40,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v2/alerts"),
     ("POST", "/hooks/alertmanager"),
     ("GET", "/api/v1/alerts"),
+    ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/services/{slug}/health"),
     ("GET", "/ack/{incident}/{person}/{expires}/{sig}"),
     ("POST", "/ack/{incident}/{person}/{expires}/{sig}"),
     ("GET", "/postmortems/"),
@@ -105,6 +107,8 @@ pub fn router(state: AppState) -> Router {
         .route("/incidents/{number}/ack", post(api::incidents::acknowledge))
         .route("/oncall", get(api::services::on_call))
         .route("/alerts", get(api::alerts::list_alerts))
+        .route("/health", get(api::alerts::health))
+        .route("/services/{slug}/health", get(api::alerts::health_history))
         .route(
             "/incidents/{number}/notifications",
             get(api::incidents::notifications),

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_recipient",
         sql: include_str!("../migrations/0004_outbox_recipient.sql"),
     },
+    Migration {
+        version: 5,
+        name: "service_health",
+        sql: include_str!("../migrations/0005_service_health.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbox_recipient",
         sql: include_str!("../migrations/0004_outbox_recipient.sql"),
     },
+    Migration {
+        version: 5,
+        name: "service_health",
+        sql: include_str!("../migrations/0005_service_health.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.

@@ -21,8 +21,8 @@ use warroom_domain::{DomainError, Incident, IncidentNumber, TimelineEvent, servi
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use records::{
-    AlertIn, ApiToken, Change, IncidentFilter, IngestOutcome, NewOutboxMessage, NewToken,
-    OutboxMessage, OutboxStatus, StoredAlert, TokenRole,
+    AlertIn, ApiToken, Change, HealthChange, IncidentFilter, IngestOutcome, NewOutboxMessage,
+    NewToken, OutboxMessage, OutboxStatus, ServiceHealth, StoredAlert, TokenRole,
 };
 
 /// Shorthand for store results.
@@ -168,6 +168,20 @@ pub trait AlertStore: Send + Sync {
     async fn alerts_for_incident(&self, number: IncidentNumber) -> Result<Vec<StoredAlert>>;
     /// Alerts, optionally only `firing` or `resolved`, most recently seen first.
     async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>>;
+    /// Firing alerts about one service.
+    async fn firing_alerts_for(&self, service: &str) -> Result<Vec<StoredAlert>>;
+    /// Records a service's health; a change is kept in its history. True when it changed.
+    async fn record_health(
+        &self,
+        service: &str,
+        status: &str,
+        cause: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool>;
+    /// Every service's current health.
+    async fn service_health(&self) -> Result<Vec<ServiceHealth>>;
+    /// A service's health changes, newest first.
+    async fn health_history(&self, service: &str, limit: i64) -> Result<Vec<HealthChange>>;
 }
 
 /// Everything, for the wiring code.

@@ -267,3 +267,31 @@ pub struct StoredAlert {
     /// The incident it belongs to.
     pub incident: Option<i64>,
 }
+
+/// A service's current health.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceHealth {
+    /// Service slug.
+    pub service: String,
+    /// HEALTHY, DEGRADED or UNHEALTHY.
+    pub status: String,
+    /// Since when.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    /// Why.
+    pub cause: String,
+}
+
+/// One change of a service's health.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthChange {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Before (none the first time).
+    pub from: Option<String>,
+    /// After.
+    pub to: String,
+    /// Why.
+    pub cause: String,
+}

@@ -18,9 +18,9 @@ use warroom_domain::{
 };
 
 use crate::{
-    AlertIn, AlertStore, ApiToken, DeclareFn, IncidentFilter, IncidentStore, IngestOutcome,
-    MutateFn, NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus, OutboxStore, Result,
-    ServiceStore, Store, StoreError, StoredAlert, TokenRole, TokenStore,
+    AlertIn, AlertStore, ApiToken, DeclareFn, HealthChange, IncidentFilter, IncidentStore,
+    IngestOutcome, MutateFn, NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus, OutboxStore,
+    Result, ServiceHealth, ServiceStore, Store, StoreError, StoredAlert, TokenRole, TokenStore,
 };
 
 /// The few places where the two databases differ at run time.
@@ -565,6 +565,94 @@ impl AlertStore for SqlStore {
         }
         tx.commit().await?;
         Ok(outcome)
+    }
+
+    async fn firing_alerts_for(&self, service: &str) -> Result<Vec<StoredAlert>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND service = $1 ORDER BY fingerprint"
+        )))
+        .bind(service)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    async fn record_health(
+        &self,
+        service: &str,
+        status: &str,
+        cause: &str,
+        now: OffsetDateTime,
+    ) -> Result<bool> {
+        let _gate = self.gate.enter().await;
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT status FROM service_health WHERE service = $1")
+                .bind(service)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if current.as_deref() == Some(status) {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO service_health (service, status, since, cause) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (service) DO UPDATE SET status = excluded.status, since = excluded.since, cause = excluded.cause",
+        )
+        .bind(service)
+        .bind(status)
+        .bind(ts(now))
+        .bind(cause)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO service_health_events (service, at, from_status, to_status, cause) VALUES ($1, $2, $3, $4, $5)")
+            .bind(service)
+            .bind(ts(now))
+            .bind(&current)
+            .bind(status)
+            .bind(cause)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn service_health(&self) -> Result<Vec<ServiceHealth>> {
+        let rows = sqlx::query(
+            "SELECT service, status, since, cause FROM service_health ORDER BY service",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ServiceHealth {
+                    service: r.try_get("service")?,
+                    status: r.try_get("status")?,
+                    since: parse_ts(&r.try_get::<String, _>("since")?)?,
+                    cause: r.try_get("cause")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn health_history(&self, service: &str, limit: i64) -> Result<Vec<HealthChange>> {
+        let rows = sqlx::query(
+            "SELECT at, from_status, to_status, cause FROM service_health_events WHERE service = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(service)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HealthChange {
+                    at: parse_ts(&r.try_get::<String, _>("at")?)?,
+                    from: r.try_get("from_status")?,
+                    to: r.try_get("to_status")?,
+                    cause: r.try_get("cause")?,
+                })
+            })
+            .collect()
     }
 
     async fn pending_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>> {

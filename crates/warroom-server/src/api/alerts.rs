@@ -295,6 +295,17 @@ pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
         groups.entry(a.group_key.clone()).or_default().push(a);
     }
     let mut settled = 0;
+    let mut touched: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    for alerts in groups.values() {
+        if let Some(a) = alerts.first()
+            && let Some(s) = a
+                .service
+                .clone()
+                .or_else(|| alert::slug_candidate(&a.name).map(|s| s.to_string()))
+        {
+            touched.insert(s);
+        }
+    }
     for (_, alerts) in groups {
         let (firing, resolved): (Vec<StoredAlert>, Vec<StoredAlert>) = alerts
             .into_iter()
@@ -308,7 +319,70 @@ pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
             settled += resolved.len();
         }
     }
+    for service in touched {
+        refresh_health(state, &service).await?;
+    }
     Ok(settled)
+}
+
+/// Recomputes a service's health from its firing alerts (monitors' included) and records a
+/// change with its cause.
+async fn refresh_health(state: &AppState, service: &str) -> Result<(), ApiError> {
+    let firing = state.store.firing_alerts_for(service).await?;
+    let now = state.clock.now();
+    let severities: Vec<(String, Severity)> = firing
+        .iter()
+        .filter(|a| {
+            !state
+                .settings
+                .alerts
+                .silences
+                .iter()
+                .any(|s| s.mutes(&a.labels, now))
+        })
+        .map(|a| {
+            (
+                a.name.clone(),
+                state
+                    .settings
+                    .alerts
+                    .mapping
+                    .severity_of(&a.labels)
+                    .unwrap_or(state.settings.alerts.default_severity),
+            )
+        })
+        .collect();
+    let (health, cause) = warroom_domain::detection::health_of(&severities);
+    if state
+        .store
+        .record_health(service, health.as_str(), &cause, now)
+        .await?
+    {
+        tracing::info!(service = %service, health = health.as_str(), cause = %cause, "service health changed");
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/health`: every service's current health.
+pub async fn health(
+    State(state): State<AppState>,
+    _c: Caller<Viewer>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(
+        json!({ "services": state.store.service_health().await? }),
+    ))
+}
+
+/// `GET /api/v1/services/{slug}/health`: a service's health changes, newest first.
+pub async fn health_history(
+    State(state): State<AppState>,
+    _c: Caller<Viewer>,
+    axum::extract::Path(slug): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let slug = ServiceSlug::parse_field(&slug, "slug")?;
+    Ok(Json(
+        json!({ "service": slug, "changes": state.store.health_history(slug.as_str(), 200).await? }),
+    ))
 }
 
 async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiError> {

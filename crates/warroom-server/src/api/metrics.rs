@@ -69,5 +69,24 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     );
     let _ = writeln!(out, "# TYPE warroom_pages_unacknowledged gauge");
     let _ = writeln!(out, "warroom_pages_unacknowledged {unacked}");
+    let _ = writeln!(
+        out,
+        "# HELP warroom_service_health 1 for each service's current health state."
+    );
+    let _ = writeln!(out, "# TYPE warroom_service_health gauge");
+    for h in state.store.service_health().await? {
+        let _ = writeln!(
+            out,
+            "warroom_service_health{{service=\"{}\",status=\"{}\"}} 1",
+            h.service, h.status
+        );
+    }
+    let firing = state.store.list_alerts(Some("firing"), 1000).await?.len();
+    let _ = writeln!(
+        out,
+        "# HELP warroom_alerts_firing Alerts currently firing (at most 1000 counted)."
+    );
+    let _ = writeln!(out, "# TYPE warroom_alerts_firing gauge");
+    let _ = writeln!(out, "warroom_alerts_firing {firing}");
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -301,3 +301,63 @@ async fn a_maintenance_window_mutes_matching_alerts_only() {
     app.post("/api/v2/alerts", json!([again])).await;
     assert_eq!(incidents(&app).await.len(), 2);
 }
+
+#[tokio::test]
+async fn service_health_follows_firing_alerts_and_keeps_its_history() {
+    for b in backends() {
+        let app = TestApp::spawn(b).await;
+        app.post(
+            "/api/v2/alerts",
+            json!([alert("Slow", "api", "warning", None)]),
+        )
+        .await;
+        let (_, h) = app.get("/api/v1/health").await;
+        assert_eq!(h["services"][0]["status"], "DEGRADED", "{b:?}: {h}");
+        app.clock.advance(Duration::minutes(1));
+        app.post(
+            "/api/v2/alerts",
+            json!([alert("Down", "api", "critical", None)]),
+        )
+        .await;
+        let (_, h) = app.get("/api/v1/health").await;
+        assert_eq!(h["services"][0]["status"], "UNHEALTHY", "{b:?}");
+        assert!(
+            h["services"][0]["cause"]
+                .as_str()
+                .unwrap()
+                .contains("worst: Down, SEV1"),
+            "{h}"
+        );
+        app.clock.advance(Duration::minutes(1));
+        app.post(
+            "/api/v2/alerts",
+            json!([
+                alert("Slow", "api", "warning", Some("2026-01-12T14:31:00Z")),
+                alert("Down", "api", "critical", Some("2026-01-12T14:31:00Z"))
+            ]),
+        )
+        .await;
+        let (_, hist) = app.get("/api/v1/services/api/health").await;
+        let tos: Vec<&str> = hist["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["to"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            tos,
+            ["HEALTHY", "UNHEALTHY", "DEGRADED"],
+            "{b:?}: newest first"
+        );
+        assert_eq!(hist["changes"][0]["at"], "2026-01-12T14:32:00Z");
+        let (_, m) = app.call(Method::GET, "/metrics", None, None).await;
+        assert!(
+            m.as_str()
+                .unwrap()
+                .contains("warroom_service_health{service=\"api\",status=\"HEALTHY\"} 1"),
+            "{m}"
+        );
+        let (st, _) = app.get("/api/v1/services/Not%20A%20Slug/health").await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}
