@@ -19,7 +19,7 @@ use warroom_store::{Clock, Store};
 pub use router::{ROUTES, router};
 
 /// What the server needs to know from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// The severity table in force.
     pub policies: SeverityPolicies,
@@ -39,6 +39,20 @@ pub struct Settings {
     pub alerts: api::alerts::AlertSettings,
     /// Where people reach this warroom, for links in notifications.
     pub public_url: Option<String>,
+    /// More Prometheus text for `/metrics` from components the server does not know (the probe
+    /// scheduler), so that the server does not depend on them.
+    pub extra_metrics: Option<std::sync::Arc<dyn Fn() -> String + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("strict_services", &self.strict_services)
+            .field("body_limit", &self.body_limit)
+            .field("routing", &self.routing)
+            .field("ack_links", &self.ack_links)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Settings {
@@ -53,6 +67,7 @@ impl Default for Settings {
             ack_links: None,
             alerts: Default::default(),
             public_url: None,
+            extra_metrics: None,
         }
     }
 }

@@ -110,6 +110,14 @@ pub async fn ingest(
         .store
         .ingest_alerts(to_in(state, alerts), state.clock.now())
         .await?;
+    RECEIVED.fetch_add(
+        outcome.received as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    DEDUPLICATED.fetch_add(
+        outcome.duplicates as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     if let Err(e) = process_pending(state).await {
         // Committed already; the catch-up loop will act on them.
         tracing::warn!(error = ?e, "acting on alerts failed; the catch-up loop retries");
@@ -183,6 +191,14 @@ pub async fn list_alerts(
         json!({ "alerts": state.store.list_alerts(status, limit).await? }),
     ))
 }
+
+/// Alerts received and deduplicated since start, for `/metrics` (counters; Prometheus handles
+/// the reset at a restart).
+pub static RECEIVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// See [`RECEIVED`].
+pub static DEDUPLICATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Incidents opened from alerts and monitors since start.
+pub static INCIDENTS_OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// One pass at a time per process, so two deliveries of the same new group cannot both
 /// declare an incident for it.
@@ -518,6 +534,7 @@ async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiEr
             extra,
         )
         .await?;
+        INCIDENTS_OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(
             incident.number = incident.number,
             alerts = firing.len(),

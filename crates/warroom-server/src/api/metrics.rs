@@ -88,5 +88,31 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
     );
     let _ = writeln!(out, "# TYPE warroom_alerts_firing gauge");
     let _ = writeln!(out, "warroom_alerts_firing {firing}");
+    use super::alerts::{DEDUPLICATED, INCIDENTS_OPENED, RECEIVED};
+    use std::sync::atomic::Ordering::Relaxed;
+    for (name, help, v) in [
+        (
+            "warroom_alerts_received_total",
+            "Alerts received on the intake endpoints and from monitors.",
+            RECEIVED.load(Relaxed),
+        ),
+        (
+            "warroom_alerts_deduplicated_total",
+            "Alerts received again with nothing new.",
+            DEDUPLICATED.load(Relaxed),
+        ),
+        (
+            "warroom_incidents_opened_total",
+            "Incidents opened from alerts and monitors.",
+            INCIDENTS_OPENED.load(Relaxed),
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        let _ = writeln!(out, "{name} {v}");
+    }
+    if let Some(extra) = &state.settings.extra_metrics {
+        out.push_str(&extra());
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

@@ -57,10 +57,22 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
         )
     })?;
     let addr = listener.local_addr()?;
+    let mut settings = settings(&checked);
+    let scheduler = if checked.monitors.is_empty() {
+        None
+    } else {
+        let prober =
+            warroom_worker::Prober::new().context("building the HTTP client for monitors")?;
+        let scheduler =
+            warroom_worker::Scheduler::new(prober, warroom_worker::ScheduleConfig::default());
+        let stats = scheduler.stats();
+        settings.extra_metrics = Some(Arc::new(move || monitor_metrics(&stats.snapshot())));
+        Some(scheduler)
+    };
     let state = AppState {
         store: store.clone(),
         clock,
-        settings: Arc::new(settings(&checked)),
+        settings: Arc::new(settings),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = spawn_workers(
@@ -84,12 +96,13 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
             }
         }
     }));
-    if !checked.monitors.is_empty() {
+    if let Some(scheduler) = scheduler {
         workers.extend(spawn_monitors(
+            scheduler,
             checked.monitors.clone(),
             state.clone(),
             stop_tx.subscribe(),
-        )?);
+        ));
     }
     tracing::info!(database.backend = store.backend(), "ready");
     // Tests and scripts read this line to learn the port when listening on port 0.
@@ -160,13 +173,11 @@ fn spawn_workers(
 /// Runs the monitors and turns their DOWN/UP transitions into alerts, so checks and
 /// Prometheus share one path into incidents.
 fn spawn_monitors(
+    scheduler: warroom_worker::Scheduler<warroom_worker::Prober>,
     monitors: Vec<warroom_domain::monitor::Monitor>,
     state: AppState,
     mut stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
-    use warroom_worker::{Prober, ScheduleConfig, Scheduler};
-    let prober = Prober::new().context("building the HTTP client for monitors")?;
-    let scheduler = Scheduler::new(prober, ScheduleConfig::default());
+) -> Vec<tokio::task::JoinHandle<()>> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     let mut board = warroom_domain::detection::MonitorBoard::new(&monitors);
     let count = monitors.len();
@@ -202,7 +213,52 @@ fn spawn_monitors(
         }
     });
     tracing::info!(monitors = count, "monitors running");
-    Ok(vec![run, bridge])
+    vec![run, bridge]
+}
+
+/// The probe scheduler's counters in the Prometheus text format.
+fn monitor_metrics(s: &warroom_worker::StatsSnapshot) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<String>| {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for l in lines {
+            out.push_str(&format!("{name}{l}\n"));
+        }
+    };
+    metric(
+        "warroom_checks_total",
+        "counter",
+        "Checks run by monitors.",
+        vec![format!(" {}", s.checks_run)],
+    );
+    metric(
+        "warroom_checks_failed_total",
+        "counter",
+        "Checks that failed.",
+        vec![format!(" {}", s.checks_failed)],
+    );
+    metric(
+        "warroom_check_ticks_skipped_total",
+        "counter",
+        "Planned checks dropped because a monitor fell an interval behind.",
+        vec![format!(" {}", s.ticks_skipped)],
+    );
+    metric(
+        "warroom_checks_in_flight",
+        "gauge",
+        "Checks running now.",
+        vec![format!(" {}", s.in_flight)],
+    );
+    metric(
+        "warroom_check_drift_seconds",
+        "summary",
+        "Scheduling drift (actual minus planned start) over recent checks.",
+        vec![
+            format!("{{quantile=\"0.5\"}} {}", s.drift_p50.as_secs_f64()),
+            format!("{{quantile=\"0.99\"}} {}", s.drift_p99.as_secs_f64()),
+        ],
+    );
+    out
 }
 
 /// `warroom worker`: only the workers, for scaling out next to `serve` on PostgreSQL.
@@ -233,6 +289,7 @@ pub async fn worker(server: ServerArgs) -> anyhow::Result<()> {
 
 fn settings(checked: &config::Checked) -> Settings {
     Settings {
+        extra_metrics: None,
         alerts: checked.alerts.clone(),
         public_url: checked.config.public_url.clone(),
         policies: checked.policies.clone(),

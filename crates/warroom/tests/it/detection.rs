@@ -103,6 +103,25 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
             list[0]["severity"], 1,
             "{b:?}: the only user-facing monitor is down: nobody can get in"
         );
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let metrics = reqwest::get(format!("{}/metrics", server.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for needle in [
+            "warroom_checks_total ",
+            "warroom_checks_failed_total ",
+            "warroom_check_drift_seconds{quantile=\"0.99\"}",
+            "warroom_incidents_opened_total 1",
+            "warroom_service_health{service=\"shop\",status=\"UNHEALTHY\"} 1",
+        ] {
+            assert!(
+                metrics.contains(needle),
+                "{b:?}: `{needle}` missing from /metrics:\n{metrics}"
+            );
+        }
         let tl = ok(&run(dir, &env, &["timeline", "1"]));
         assert!(tl.contains("MonitorDown: shop-web is down"), "{b:?}: {tl}");
 
