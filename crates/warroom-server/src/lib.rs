@@ -39,6 +39,8 @@ pub struct Settings {
     pub alerts: api::alerts::AlertSettings,
     /// Where people reach this warroom, for links in notifications.
     pub public_url: Option<String>,
+    /// The configured monitors, for the API.
+    pub monitors: Vec<warroom_domain::monitor::Monitor>,
     /// More Prometheus text for `/metrics` from components the server does not know (the probe
     /// scheduler), so that the server does not depend on them.
     pub extra_metrics: Option<std::sync::Arc<dyn Fn() -> String + Send + Sync>>,
@@ -68,6 +70,7 @@ impl Default for Settings {
             alerts: Default::default(),
             public_url: None,
             extra_metrics: None,
+            monitors: vec![],
         }
     }
 }

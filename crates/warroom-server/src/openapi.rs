@@ -82,6 +82,7 @@ pub fn build() -> Value {
         "/api/v2/alerts": { "post": op("alerts", "Alertmanager API v2: a JSON array of alerts (Prometheus can send here directly)", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
         "/hooks/alertmanager": { "post": op("alerts", "Alertmanager webhook payload, version 4", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
         "/api/v1/alerts": { "get": op("alerts", "Alerts received, `?status=firing|resolved&limit=`", Some("viewer"), None, ("200", "`{\"alerts\": [...]}`")) },
+        "/api/v1/monitors": { "get": op("services", "Monitors with availability over the last 24 hours and 30 days", Some("viewer"), None, ("200", "Monitors")) },
         "/api/v1/health": { "get": op("services", "Every service's health: HEALTHY, DEGRADED or UNHEALTHY, since when and why", Some("viewer"), None, ("200", "Health")) },
         "/api/v1/services/{slug}/health": { "get": op("services", "A service's health changes with their causes, newest first", Some("viewer"), None, ("200", "Changes")) },
         "/postmortems/": { "get": op("postmortems", "Published post-mortems: the index page (HTML)", None, None, ("200", "HTML")) },

@@ -41,6 +41,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/hooks/alertmanager"),
     ("GET", "/api/v1/alerts"),
     ("GET", "/api/v1/health"),
+    ("GET", "/api/v1/monitors"),
     ("GET", "/api/v1/services/{slug}/health"),
     ("GET", "/ack/{incident}/{person}/{expires}/{sig}"),
     ("POST", "/ack/{incident}/{person}/{expires}/{sig}"),
@@ -108,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .route("/oncall", get(api::services::on_call))
         .route("/alerts", get(api::alerts::list_alerts))
         .route("/health", get(api::alerts::health))
+        .route("/monitors", get(api::services::list_monitors))
         .route("/services/{slug}/health", get(api::alerts::health_history))
         .route(
             "/incidents/{number}/notifications",

@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "service_health",
         sql: include_str!("../migrations/0005_service_health.sql"),
     },
+    Migration {
+        version: 6,
+        name: "checks",
+        sql: include_str!("../migrations/0006_checks.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

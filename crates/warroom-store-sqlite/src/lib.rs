@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "service_health",
         sql: include_str!("../migrations/0005_service_health.sql"),
     },
+    Migration {
+        version: 6,
+        name: "checks",
+        sql: include_str!("../migrations/0006_checks.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.

@@ -21,8 +21,9 @@ use warroom_domain::{DomainError, Incident, IncidentNumber, TimelineEvent, servi
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use records::{
-    AlertIn, ApiToken, Change, HealthChange, IncidentFilter, IngestOutcome, NewOutboxMessage,
-    NewToken, OutboxMessage, OutboxStatus, ServiceHealth, StoredAlert, TokenRole,
+    AlertIn, ApiToken, Change, CheckRecord, HealthChange, IncidentFilter, IngestOutcome,
+    NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus, Retention, ServiceHealth, StoredAlert,
+    TokenRole, Uptime,
 };
 
 /// Shorthand for store results.
@@ -184,9 +185,27 @@ pub trait AlertStore: Send + Sync {
     async fn health_history(&self, service: &str, limit: i64) -> Result<Vec<HealthChange>>;
 }
 
+/// Check results and uptime history, bounded by retention.
+#[async_trait]
+pub trait CheckStore: Send + Sync {
+    /// Stores results and adds them to the 5-minute and hourly rollups, in one transaction.
+    async fn record_checks(&self, checks: &[CheckRecord]) -> Result<()>;
+    /// Deletes what retention no longer keeps; returns rows deleted.
+    async fn prune_checks(&self, now: OffsetDateTime, retention: Retention) -> Result<u64>;
+    /// A monitor's availability over `[from, to)`, from the hourly rollups.
+    async fn uptime(
+        &self,
+        monitor: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Uptime>;
+}
+
 /// Everything, for the wiring code.
 #[async_trait]
-pub trait Store: IncidentStore + ServiceStore + TokenStore + OutboxStore + AlertStore {
+pub trait Store:
+    IncidentStore + ServiceStore + TokenStore + OutboxStore + AlertStore + CheckStore
+{
     /// Is the database reachable?
     async fn ping(&self) -> Result<()>;
     /// Which backend, for logs: `sqlite` or `postgres`.

@@ -295,3 +295,55 @@ pub struct HealthChange {
     /// Why.
     pub cause: String,
 }
+
+/// One check's outcome, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRecord {
+    /// Monitor id.
+    pub monitor: String,
+    /// When it ran.
+    pub at: OffsetDateTime,
+    /// Succeeded.
+    pub ok: bool,
+    /// How long it took.
+    pub latency_ms: i64,
+}
+
+/// How long each kind of check data is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Raw results.
+    pub raw: time::Duration,
+    /// 5-minute rollups.
+    pub five_minutes: time::Duration,
+    /// Hourly rollups.
+    pub hours: time::Duration,
+}
+
+impl Default for Retention {
+    /// Raw for 6 hours (enough to investigate an incident), 5-minute rollups for 7 days, hourly
+    /// for 400 days. At 1,000 monitors every 30 s this keeps the database well under 500 MB
+    /// (docs/BENCHMARKS.md has the measurement).
+    fn default() -> Self {
+        Retention {
+            raw: time::Duration::hours(6),
+            five_minutes: time::Duration::days(7),
+            hours: time::Duration::days(400),
+        }
+    }
+}
+
+/// Availability over a period, from the rollups.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Uptime {
+    /// Checks in the period.
+    pub checks: i64,
+    /// Failed checks.
+    pub failures: i64,
+    /// Share of successful checks, 0-100; `None` without checks.
+    pub availability_percent: Option<f64>,
+    /// Mean latency.
+    pub mean_latency_ms: Option<f64>,
+    /// Worst latency.
+    pub max_latency_ms: Option<i64>,
+}

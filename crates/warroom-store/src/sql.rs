@@ -18,9 +18,10 @@ use warroom_domain::{
 };
 
 use crate::{
-    AlertIn, AlertStore, ApiToken, DeclareFn, HealthChange, IncidentFilter, IncidentStore,
-    IngestOutcome, MutateFn, NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus, OutboxStore,
-    Result, ServiceHealth, ServiceStore, Store, StoreError, StoredAlert, TokenRole, TokenStore,
+    AlertIn, AlertStore, ApiToken, CheckRecord, CheckStore, DeclareFn, HealthChange,
+    IncidentFilter, IncidentStore, IngestOutcome, MutateFn, NewOutboxMessage, NewToken,
+    OutboxMessage, OutboxStatus, OutboxStore, Result, Retention, ServiceHealth, ServiceStore,
+    Store, StoreError, StoredAlert, TokenRole, TokenStore, Uptime,
 };
 
 /// The few places where the two databases differ at run time.
@@ -704,6 +705,101 @@ impl AlertStore for SqlStore {
                 .await?,
         };
         rows.iter().map(alert_from_row).collect()
+    }
+}
+
+/// Rollup granularities in seconds: 5 minutes and 1 hour.
+const ROLLUPS: [i64; 2] = [300, 3600];
+
+#[async_trait]
+impl CheckStore for SqlStore {
+    async fn record_checks(&self, checks: &[CheckRecord]) -> Result<()> {
+        if checks.is_empty() {
+            return Ok(());
+        }
+        let _gate = self.gate.enter().await;
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        for c in checks {
+            let at = c.at.unix_timestamp();
+            sqlx::query(
+                "INSERT INTO check_results (monitor, at, ok, latency_ms) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&c.monitor)
+            .bind(at)
+            .bind(i64::from(c.ok))
+            .bind(c.latency_ms)
+            .execute(&mut *tx)
+            .await?;
+            for g in ROLLUPS {
+                sqlx::query(
+                    "INSERT INTO check_rollups (monitor, granularity, bucket, checks, failures, latency_sum_ms, latency_max_ms) \
+                     VALUES ($1, $2, $3, 1, $4, $5, $5) \
+                     ON CONFLICT (monitor, granularity, bucket) DO UPDATE SET checks = check_rollups.checks + 1, \
+                     failures = check_rollups.failures + excluded.failures, latency_sum_ms = check_rollups.latency_sum_ms + excluded.latency_sum_ms, \
+                     latency_max_ms = CASE WHEN excluded.latency_max_ms > check_rollups.latency_max_ms THEN excluded.latency_max_ms ELSE check_rollups.latency_max_ms END",
+                )
+                .bind(&c.monitor)
+                .bind(g)
+                .bind(at - at.rem_euclid(g))
+                .bind(i64::from(!c.ok))
+                .bind(c.latency_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn prune_checks(&self, now: OffsetDateTime, retention: Retention) -> Result<u64> {
+        let _gate = self.gate.enter().await;
+        let now = now.unix_timestamp();
+        let raw = sqlx::query("DELETE FROM check_results WHERE at < $1")
+            .bind(now - retention.raw.whole_seconds())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let mut rolled = 0;
+        for (g, keep) in [(300, retention.five_minutes), (3600, retention.hours)] {
+            rolled +=
+                sqlx::query("DELETE FROM check_rollups WHERE granularity = $1 AND bucket < $2")
+                    .bind(g)
+                    .bind(now - keep.whole_seconds())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+        }
+        Ok(raw + rolled)
+    }
+
+    async fn uptime(
+        &self,
+        monitor: &str,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Uptime> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(checks), 0) AS BIGINT) AS checks, CAST(COALESCE(SUM(failures), 0) AS BIGINT) AS failures, \
+             CAST(COALESCE(SUM(latency_sum_ms), 0) AS BIGINT) AS latency_sum, CAST(COALESCE(MAX(latency_max_ms), -1) AS BIGINT) AS latency_max \
+             FROM check_rollups WHERE monitor = $1 AND granularity = 3600 AND bucket >= $2 AND bucket < $3",
+        )
+        .bind(monitor)
+        .bind(from.unix_timestamp() - from.unix_timestamp().rem_euclid(3600))
+        .bind(to.unix_timestamp())
+        .fetch_one(&self.pool)
+        .await?;
+        let checks: i64 = row.try_get("checks")?;
+        let failures: i64 = row.try_get("failures")?;
+        let latency_sum: i64 = row.try_get("latency_sum")?;
+        let latency_max: i64 = row.try_get("latency_max")?;
+        Ok(Uptime {
+            checks,
+            failures,
+            availability_percent: (checks > 0)
+                .then(|| (checks - failures) as f64 * 100.0 / checks as f64),
+            mean_latency_ms: (checks > 0).then(|| latency_sum as f64 / checks as f64),
+            max_latency_ms: (latency_max >= 0).then_some(latency_max),
+        })
     }
 }
 

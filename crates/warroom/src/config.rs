@@ -43,6 +43,28 @@ pub struct Config {
     pub monitors: Vec<warroom_domain::monitor::MonitorSpec>,
     /// Silences and maintenance windows.
     pub silences: Vec<SilenceConfig>,
+    /// How long check results are kept.
+    pub retention: RetentionSection,
+}
+
+/// Retention of check results (raw, then 5-minute and hourly rollups).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    pub raw_hours: i64,
+    pub five_minute_days: i64,
+    pub hourly_days: i64,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        let d = warroom_store::Retention::default();
+        RetentionSection {
+            raw_hours: d.raw.whole_hours(),
+            five_minute_days: d.five_minutes.whole_days(),
+            hourly_days: d.hours.whole_days(),
+        }
+    }
 }
 
 /// A silence or maintenance window, with Alertmanager's matchers.
@@ -189,6 +211,7 @@ impl Default for Config {
             alerts: AlertsSection::default(),
             monitors: vec![],
             silences: vec![],
+            retention: RetentionSection::default(),
         }
     }
 }
@@ -318,6 +341,15 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
     }
     let channels = check_channels(&config, &mut problems);
     let paging = check_paging(&config, &mut problems);
+    for (key, v) in [
+        ("raw_hours", config.retention.raw_hours),
+        ("five_minute_days", config.retention.five_minute_days),
+        ("hourly_days", config.retention.hourly_days),
+    ] {
+        if v < 1 {
+            problems.push(format!("retention.{key}: must be at least 1"));
+        }
+    }
     let mut alerts = check_alerts(&config.alerts, &mut problems);
     alerts.silences = check_silences(&config.silences, &mut problems);
     let monitors = match warroom_domain::monitor::validate_monitors(&config.monitors) {

@@ -103,6 +103,28 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
             state.clone(),
             stop_tx.subscribe(),
         ));
+        let r = &checked.config.retention;
+        let retention = warroom_store::Retention {
+            raw: time::Duration::hours(r.raw_hours),
+            five_minutes: time::Duration::days(r.five_minute_days),
+            hours: time::Duration::days(r.hourly_days),
+        };
+        let (store, clock, mut stop) = (store.clone(), state.clock.clone(), stop_tx.subscribe());
+        workers.push(tokio::spawn(async move {
+            loop {
+                match store.prune_checks(clock.now(), retention).await {
+                    Ok(n) if n > 0 => {
+                        tracing::info!(rows = n, "pruned check results past retention")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "pruning check results failed; next hour"),
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }));
     }
     tracing::info!(database.backend = store.backend(), "ready");
     // Tests and scripts read this line to learn the port when listening on port 0.
@@ -191,10 +213,28 @@ fn spawn_monitors(
             .await
     });
     let bridge = tokio::spawn(async move {
+        // Results are written once a second in one transaction: at 10,000 monitors that is one
+        // commit a second instead of hundreds.
+        let mut batch: Vec<warroom_store::CheckRecord> = Vec::new();
+        let mut flush = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = flush.tick() => {
+                    if !batch.is_empty() {
+                        let checks = std::mem::take(&mut batch);
+                        if let Err(e) = state.store.record_checks(&checks).await {
+                            tracing::warn!(error = %e, checks = checks.len(), "could not store check results");
+                        }
+                    }
+                }
                 event = rx.recv() => {
                     let Some(event) = event else { return };
+                    batch.push(warroom_store::CheckRecord {
+                        monitor: event.monitor_id.clone(),
+                        at: event.started_at,
+                        ok: event.result.outcome.is_success(),
+                        latency_ms: i64::try_from(event.result.latency.as_millis()).unwrap_or(i64::MAX),
+                    });
                     let Some(t) = event.transition else { continue };
                     let detail = match (&event.result.failure, &event.result.error) {
                         (Some(f), Some(e)) => format!("{f:?}: {e}"),
@@ -290,6 +330,7 @@ pub async fn worker(server: ServerArgs) -> anyhow::Result<()> {
 fn settings(checked: &config::Checked) -> Settings {
     Settings {
         extra_metrics: None,
+        monitors: checked.monitors.clone(),
         alerts: checked.alerts.clone(),
         public_url: checked.config.public_url.clone(),
         policies: checked.policies.clone(),

@@ -122,6 +122,23 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
                 "{b:?}: `{needle}` missing from /metrics:\n{metrics}"
             );
         }
+        // Results are stored (batched each second) and rolled up for uptime.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        let mon: serde_json::Value = reqwest::Client::new()
+            .get(format!("{}/api/v1/monitors", server.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let day = &mon["monitors"][0]["uptime_24h"];
+        assert!(
+            day["checks"].as_i64().unwrap() >= 4 && day["failures"].as_i64().unwrap() >= 2,
+            "{b:?}: {mon}"
+        );
+        assert!(day["availability_percent"].as_f64().unwrap() < 100.0);
         let tl = ok(&run(dir, &env, &["timeline", "1"]));
         assert!(tl.contains("MonitorDown: shop-web is down"), "{b:?}: {tl}");
 

@@ -556,3 +556,78 @@ async fn concurrent_claimers_never_share_a_message() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn check_results_roll_up_and_retention_bounds_them() {
+    use warroom_store::{CheckRecord, Retention};
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let rec = |mins: i64, ok: bool, ms: i64| CheckRecord {
+            monitor: "web".into(),
+            at: T0 + Duration::minutes(mins),
+            ok,
+            latency_ms: ms,
+        };
+        // 14:30-15:29 is one hour bucket; 15:30 another.
+        store
+            .record_checks(&[
+                rec(0, true, 10),
+                rec(1, false, 900),
+                rec(2, true, 30),
+                rec(60, true, 20),
+            ])
+            .await
+            .unwrap();
+        let u = store
+            .uptime("web", T0 - Duration::hours(1), T0 + Duration::hours(2))
+            .await
+            .unwrap();
+        assert_eq!(
+            (u.checks, u.failures, u.max_latency_ms),
+            (4, 1, Some(900)),
+            "{b:?}"
+        );
+        assert_eq!(u.availability_percent, Some(75.0));
+        assert_eq!(u.mean_latency_ms, Some(240.0));
+        let none = store
+            .uptime("other", T0, T0 + Duration::hours(1))
+            .await
+            .unwrap();
+        assert_eq!((none.checks, none.availability_percent), (0, None));
+        // A day later with the default retention: raw results are gone, the rollups stay.
+        let deleted = store
+            .prune_checks(T0 + Duration::days(1), Retention::default())
+            .await
+            .unwrap();
+        assert_eq!(deleted, 4, "{b:?}: the four raw rows");
+        let u = store
+            .uptime("web", T0 - Duration::hours(1), T0 + Duration::hours(2))
+            .await
+            .unwrap();
+        assert_eq!(u.checks, 4, "{b:?}: uptime history survives pruning");
+        // After 8 days the 5-minute rollups go; after 401 days the hourly ones too.
+        assert_eq!(
+            store
+                .prune_checks(T0 + Duration::days(8), Retention::default())
+                .await
+                .unwrap(),
+            2,
+            "{b:?}: the 14:30 and 15:30 five-minute buckets"
+        );
+        store
+            .prune_checks(T0 + Duration::days(401), Retention::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .uptime("web", T0 - Duration::hours(1), T0 + Duration::hours(2))
+                .await
+                .unwrap()
+                .checks,
+            0,
+            "{b:?}"
+        );
+    })
+    .await;
+}
