@@ -212,7 +212,14 @@ async fn a_separate_worker_process_shares_the_outbox_without_duplicates() {
         .to_owned();
         let senv = [("E2E_HOOK_SECRET", SECRET)];
         let server = Server::start_with(&db.url, dir, &["--config", cfg], &senv);
-        let mut worker = std::process::Command::new(env!("CARGO_BIN_EXE_warroom"))
+        struct Reap(std::process::Child);
+        impl Drop for Reap {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let worker = std::process::Command::new(env!("CARGO_BIN_EXE_warroom"))
             .args(["worker", "--config", cfg, "--database", &db.url])
             .envs(senv.iter().copied())
             .current_dir(dir)
@@ -220,6 +227,7 @@ async fn a_separate_worker_process_shares_the_outbox_without_duplicates() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
+        let mut worker = Reap(worker);
         let env = [
             ("WARROOM_URL", server.url.as_str()),
             ("WARROOM_TOKEN", token.as_str()),
@@ -243,11 +251,10 @@ async fn a_separate_worker_process_shares_the_outbox_without_duplicates() {
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         let got_after = inbox.lock().unwrap().got.clone();
         assert!(
-            worker.try_wait().unwrap().is_none(),
+            worker.0.try_wait().unwrap().is_none(),
             "{b:?}: the worker process must still be running"
         );
-        let _ = worker.kill();
-        let _ = worker.wait();
+        drop(worker);
         assert_eq!(got.len(), 6, "{b:?}");
         let mut keys: Vec<String> = got_after.iter().map(|g| g.0.clone()).collect();
         keys.sort();
