@@ -1,0 +1,31 @@
+-- POST Alertmanager API v2 bodies. Env: BATCH (alerts per request), FRESH (1: new fingerprints
+-- every request; 0: the same batch again), TOKEN (bearer token, optional).
+local batch = tonumber(os.getenv("BATCH") or "100")
+local fresh = os.getenv("FRESH") == "1"
+local token = os.getenv("TOKEN")
+local counter = 0
+local thread_id = 0
+
+setup = function(thread)
+  thread:set("thread_id", thread_id)
+  thread_id = thread_id + 1
+end
+
+local function body(seq)
+  local parts = {}
+  for i = 1, batch do
+    local name = fresh and string.format("Bench_%d_%d_%d", thread_id, seq, i) or string.format("Bench_%d", i)
+    parts[i] = string.format('{"labels":{"alertname":"%s","service":"svc-%d","severity":"warning"}}', name, i % 10)
+  end
+  return "[" .. table.concat(parts, ",") .. "]"
+end
+
+local fixed = nil
+request = function()
+  counter = counter + 1
+  local b
+  if fresh then b = body(counter) else fixed = fixed or body(0); b = fixed end
+  local headers = { ["Content-Type"] = "application/json" }
+  if token then headers["Authorization"] = "Bearer " .. token end
+  return wrk.format("POST", "/api/v2/alerts", headers, b)
+end
