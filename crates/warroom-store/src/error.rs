@@ -25,6 +25,9 @@ pub enum StoreError {
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A database operation failed; the message says what (shared with several callers).
+    #[error("database error: {0}")]
+    Failed(String),
     /// Migrations failed or the schema is newer than this binary.
     #[error("migration failed: {0}")]
     Migration(String),

@@ -136,6 +136,7 @@ pub struct SqlStore {
     dialect: Dialect,
     gate: Arc<WriteGate>,
     outbox_signal: Arc<tokio::sync::Notify>,
+    ingest_queue: tokio::sync::mpsc::Sender<IngestJob>,
 }
 
 fn ts(t: OffsetDateTime) -> String {
@@ -202,11 +203,15 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 impl SqlStore {
     /// Wraps a migrated pool.
     pub fn new(pool: AnyPool, dialect: Dialect) -> Self {
+        let gate = Arc::new(WriteGate::new(dialect == Dialect::Sqlite));
+        let (ingest_queue, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::spawn(Self::ingest_writer(pool.clone(), dialect, gate.clone(), rx));
         SqlStore {
             pool,
             dialect,
-            gate: Arc::new(WriteGate::new(dialect == Dialect::Sqlite)),
+            gate,
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
+            ingest_queue,
         }
     }
 
@@ -471,38 +476,26 @@ impl OutboxStore for SqlStore {
     }
 }
 
-const ALERT_COLUMNS: &str = "fingerprint, group_key, service, name, labels, annotations, status, starts_at, ends_at, received, incident";
-
-fn alert_from_row(row: &AnyRow) -> Result<StoredAlert> {
-    let ends: Option<String> = row.try_get("ends_at")?;
-    Ok(StoredAlert {
-        fingerprint: row.try_get("fingerprint")?,
-        group_key: row.try_get("group_key")?,
-        service: row.try_get("service")?,
-        name: row.try_get("name")?,
-        labels: from_json(&row.try_get::<String, _>("labels")?)?,
-        annotations: from_json(&row.try_get::<String, _>("annotations")?)?,
-        status: row.try_get("status")?,
-        starts_at: parse_ts(&row.try_get::<String, _>("starts_at")?)?,
-        ends_at: ends.as_deref().map(parse_ts).transpose()?,
-        received: row.try_get("received")?,
-        incident: row.try_get("incident")?,
-    })
+/// One caller's alerts, waiting for the group commit.
+struct IngestJob {
+    alerts: Vec<AlertIn>,
+    now: OffsetDateTime,
+    reply: tokio::sync::oneshot::Sender<Result<IngestOutcome>>,
 }
 
-#[async_trait]
-impl AlertStore for SqlStore {
-    async fn ingest_alerts(
-        &self,
-        alerts: Vec<AlertIn>,
+/// Most callers folded into one transaction.
+const GROUP_COMMIT_MAX: usize = 64;
+
+impl SqlStore {
+    async fn ingest_in_tx(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        alerts: &[AlertIn],
         now: OffsetDateTime,
     ) -> Result<IngestOutcome> {
         let mut outcome = IngestOutcome {
             received: alerts.len(),
             ..Default::default()
         };
-        let _gate = self.gate.enter().await;
-        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
         for a in alerts {
             let fp = a.alert.fingerprint.to_string();
             let status = a.state.as_str();
@@ -511,7 +504,7 @@ impl AlertStore for SqlStore {
             let existing: Option<(String, String)> =
                 sqlx::query_as("SELECT status, starts_at FROM alerts WHERE fingerprint = $1")
                     .bind(&fp)
-                    .fetch_optional(&mut *tx)
+                    .fetch_optional(&mut **tx)
                     .await?;
             match existing {
                 None => {
@@ -531,7 +524,7 @@ impl AlertStore for SqlStore {
                     .bind(&ends)
                     .bind(&a.alert.generator_url)
                     .bind(ts(now))
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 }
                 Some((old_status, old_starts)) => {
@@ -559,13 +552,94 @@ impl AlertStore for SqlStore {
                     .bind(i64::from(changed))
                     .bind(i64::from(refired && old_status != "firing"))
                     .bind(&fp)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
                 }
             }
         }
-        tx.commit().await?;
         Ok(outcome)
+    }
+
+    /// The group commit: every ingest waiting when the writer is free goes into one transaction,
+    /// and each caller is answered after that transaction commits, so a 2xx still means the
+    /// alerts are on disk while concurrent senders share one fsync.
+    async fn ingest_writer(
+        pool: AnyPool,
+        dialect: Dialect,
+        gate: Arc<WriteGate>,
+        mut rx: tokio::sync::mpsc::Receiver<IngestJob>,
+    ) {
+        while let Some(first) = rx.recv().await {
+            let mut jobs = vec![first];
+            while jobs.len() < GROUP_COMMIT_MAX {
+                match rx.try_recv() {
+                    Ok(j) => jobs.push(j),
+                    Err(_) => break,
+                }
+            }
+            let result: Result<Vec<IngestOutcome>> = async {
+                let _gate = gate.enter().await;
+                let mut tx = pool.begin_with(dialect.begin_write()).await?;
+                let mut outs = Vec::with_capacity(jobs.len());
+                for j in &jobs {
+                    outs.push(Self::ingest_in_tx(&mut tx, &j.alerts, j.now).await?);
+                }
+                tx.commit().await?;
+                Ok(outs)
+            }
+            .await;
+            match result {
+                Ok(outs) => {
+                    for (j, o) in jobs.into_iter().zip(outs) {
+                        let _ = j.reply.send(Ok(o));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, callers = jobs.len(), "storing alerts failed; nothing was committed");
+                    let msg = e.to_string();
+                    for j in jobs {
+                        let _ = j.reply.send(Err(StoreError::Failed(msg.clone())));
+                    }
+                }
+            }
+        }
+    }
+}
+
+const ALERT_COLUMNS: &str = "fingerprint, group_key, service, name, labels, annotations, status, starts_at, ends_at, received, incident";
+
+fn alert_from_row(row: &AnyRow) -> Result<StoredAlert> {
+    let ends: Option<String> = row.try_get("ends_at")?;
+    Ok(StoredAlert {
+        fingerprint: row.try_get("fingerprint")?,
+        group_key: row.try_get("group_key")?,
+        service: row.try_get("service")?,
+        name: row.try_get("name")?,
+        labels: from_json(&row.try_get::<String, _>("labels")?)?,
+        annotations: from_json(&row.try_get::<String, _>("annotations")?)?,
+        status: row.try_get("status")?,
+        starts_at: parse_ts(&row.try_get::<String, _>("starts_at")?)?,
+        ends_at: ends.as_deref().map(parse_ts).transpose()?,
+        received: row.try_get("received")?,
+        incident: row.try_get("incident")?,
+    })
+}
+
+#[async_trait]
+impl AlertStore for SqlStore {
+    async fn ingest_alerts(
+        &self,
+        alerts: Vec<AlertIn>,
+        now: OffsetDateTime,
+    ) -> Result<IngestOutcome> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.ingest_queue
+            .send(IngestJob { alerts, now, reply })
+            .await
+            .map_err(|_| StoreError::Failed("the alert writer stopped; restart warroom".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Failed("the alert writer stopped; restart warroom".into()))?
     }
 
     async fn firing_alerts_for(&self, service: &str) -> Result<Vec<StoredAlert>> {

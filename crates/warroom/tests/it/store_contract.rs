@@ -631,3 +631,44 @@ async fn check_results_roll_up_and_retention_bounds_them() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn concurrent_ingests_are_grouped_but_each_counted_exactly() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let body = serde_json::to_vec(
+            &serde_json::json!([{"labels": {"alertname": "Down", "service": "api"}}]),
+        )
+        .unwrap();
+        let alert = warroom_domain::alert::parse_postable_alerts(&body, T0)
+            .unwrap()
+            .accepted
+            .remove(0);
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let s = store.clone();
+            let a = alert.clone();
+            tasks.push(tokio::spawn(async move {
+                let input = warroom_store::AlertIn {
+                    state: a.state_at(T0),
+                    group_key: "{service=\"api\"}".into(),
+                    service: Some("api".into()),
+                    alert: a,
+                };
+                s.ingest_alerts(vec![input], T0).await.unwrap()
+            }));
+        }
+        let (mut new, mut dup) = (0, 0);
+        for t in tasks {
+            let o = t.await.unwrap();
+            new += o.new;
+            dup += o.duplicates;
+        }
+        assert_eq!((new, dup), (1, 49), "{b:?}");
+        let stored = store.list_alerts(Some("firing"), 10).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].received, 50, "{b:?}: every delivery committed");
+    })
+    .await;
+}
