@@ -24,14 +24,10 @@ pub struct IncidentTicker {
     decorate: Option<Arc<Decorate>>,
 }
 
+/// Deliveries become outbox rows with their recipient and delay.
 fn deliveries(d: Vec<Delivery>, now: time::OffsetDateTime) -> Vec<NewOutboxMessage> {
     d.into_iter()
-        .map(|d| NewOutboxMessage {
-            channel: d.channel,
-            notification: d.notification,
-            recipient: d.recipient,
-            not_before: (d.after > time::Duration::ZERO).then(|| now + d.after),
-        })
+        .map(|d| NewOutboxMessage::from_delivery(d, now))
         .collect()
 }
 

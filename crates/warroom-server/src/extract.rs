@@ -170,3 +170,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Number {
             })
     }
 }
+
+/// Parses an optional JSON body: empty means the defaults, for POSTs that are complete without one.
+pub fn optional_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            e.to_string(),
+        )
+    })
+}

@@ -311,17 +311,7 @@ pub async fn draft_postmortem(
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Drafted>), ApiError> {
     // The body is optional: an empty POST drafts with the defaults.
-    let req: DraftRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        DraftRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                e.to_string(),
-            )
-        })?
-    };
+    let req: DraftRequest = crate::extract::optional_json(&body)?;
     Ok((
         StatusCode::CREATED,
         Json(draft(&state, n, caller.name(), !req.no_commit).await?),

@@ -120,6 +120,16 @@ pub struct NewOutboxMessage {
 }
 
 impl NewOutboxMessage {
+    /// A delivery decided by the domain, as an outbox row: its recipient, and its delay from `now`.
+    pub fn from_delivery(d: warroom_domain::escalation::Delivery, now: OffsetDateTime) -> Self {
+        NewOutboxMessage {
+            channel: d.channel,
+            notification: d.notification,
+            recipient: d.recipient,
+            not_before: (d.after > time::Duration::ZERO).then(|| now + d.after),
+        }
+    }
+
     /// A message for a channel, due now, for no one in particular.
     pub fn new(
         channel: impl Into<String>,

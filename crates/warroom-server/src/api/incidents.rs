@@ -330,15 +330,10 @@ fn notification(incident: &Incident, kind: NotificationKind, text: String) -> No
     }
 }
 
-/// Deliveries to people become outbox rows with their recipient and delay.
+/// Deliveries become outbox rows with their recipient and delay.
 pub(crate) fn deliveries(d: Vec<Delivery>, now: time::OffsetDateTime) -> Vec<NewOutboxMessage> {
     d.into_iter()
-        .map(|d| NewOutboxMessage {
-            channel: d.channel,
-            notification: d.notification,
-            recipient: d.recipient,
-            not_before: (d.after > time::Duration::ZERO).then(|| now + d.after),
-        })
+        .map(|d| NewOutboxMessage::from_delivery(d, now))
         .collect()
 }
 
@@ -695,17 +690,7 @@ pub async fn acknowledge(
     Number(n): Number,
     body: axum::body::Bytes,
 ) -> Result<Json<IncidentView>, ApiError> {
-    let req: AckRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        AckRequest::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation_failed",
-                e.to_string(),
-            )
-        })?
-    };
+    let req: AckRequest = crate::extract::optional_json(&body)?;
     let person = req.person.unwrap_or_else(|| caller.name().to_owned());
     let now = state.clock.now();
     let answer = mutate(&state, n, caller.name(), move |i| {
