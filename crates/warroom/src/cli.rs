@@ -275,6 +275,24 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Every service's health (HEALTHY, DEGRADED, UNHEALTHY), since when and why.
+    Health {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Alerts received from Prometheus, Alertmanager and monitors.
+    Alerts {
+        /// firing or resolved.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Monitors with their availability over 24 hours and 30 days.
+    Monitors {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Post-mortems: draft, parse follow-ups, mark items.
     Postmortem {
         #[command(subcommand)]

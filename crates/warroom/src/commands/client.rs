@@ -343,6 +343,15 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             format!("/api/v1/incidents/{}/ack", number(n)?),
             Some(json!({ "person": person })),
         ),
+        Command::Health { client } => (client, Method::GET, "/api/v1/health".to_owned(), None),
+        Command::Alerts { status, client } => {
+            let q = status
+                .as_ref()
+                .map(|s| format!("?status={s}"))
+                .unwrap_or_default();
+            (client, Method::GET, format!("/api/v1/alerts{q}"), None)
+        }
+        Command::Monitors { client } => (client, Method::GET, "/api/v1/monitors".to_owned(), None),
         Command::Oncall { at, client } => {
             let q = at.as_ref().map(|a| format!("?at={a}")).unwrap_or_default();
             (client, Method::GET, format!("/api/v1/oncall{q}"), None)
@@ -454,6 +463,68 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             }
         }
         Command::Note { .. } => println!("noted"),
+        Command::Health { .. } => {
+            let rows: Vec<Vec<String>> = v["services"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| {
+                    vec![
+                        s(h, "service"),
+                        s(h, "status"),
+                        s(h, "since"),
+                        s(h, "cause"),
+                    ]
+                })
+                .collect();
+            output::table(&["SERVICE", "HEALTH", "SINCE", "CAUSE"], &rows);
+        }
+        Command::Alerts { .. } => {
+            let rows: Vec<Vec<String>> = v["alerts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|a| {
+                    vec![
+                        s(a, "name"),
+                        s(a, "status"),
+                        a["service"].as_str().unwrap_or("-").to_owned(),
+                        s(a, "starts_at"),
+                        s(a, "received"),
+                        s(a, "incident"),
+                    ]
+                })
+                .collect();
+            output::table(
+                &[
+                    "ALERT", "STATUS", "SERVICE", "SINCE", "RECEIVED", "INCIDENT",
+                ],
+                &rows,
+            );
+        }
+        Command::Monitors { .. } => {
+            let pct = |u: &Value| {
+                u["availability_percent"]
+                    .as_f64()
+                    .map(|p| format!("{p:.3}%"))
+                    .unwrap_or_else(|| "-".into())
+            };
+            let rows: Vec<Vec<String>> = v["monitors"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| {
+                    vec![
+                        s(m, "id"),
+                        s(m, "service"),
+                        s(m, "interval_secs"),
+                        pct(&m["uptime_24h"]),
+                        pct(&m["uptime_30d"]),
+                    ]
+                })
+                .collect();
+            output::table(&["MONITOR", "SERVICE", "EVERY (S)", "24H", "30D"], &rows);
+        }
         Command::Oncall { .. } => {
             for sch in v["schedules"].as_array().into_iter().flatten() {
                 let who = sch["on_call"]["person"].as_str().unwrap_or("NOBODY");

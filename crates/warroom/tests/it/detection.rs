@@ -139,6 +139,21 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
             "{b:?}: {mon}"
         );
         assert!(day["availability_percent"].as_f64().unwrap() < 100.0);
+        let health = ok(&run(dir, &env, &["health"]));
+        assert!(
+            health.contains("shop") && health.contains("UNHEALTHY"),
+            "{b:?}: {health}"
+        );
+        let alerts = ok(&run(dir, &env, &["alerts", "--status", "firing"]));
+        assert!(
+            alerts.contains("MonitorDown") && alerts.contains("shop"),
+            "{b:?}: {alerts}"
+        );
+        let monitors = ok(&run(dir, &env, &["monitors"]));
+        assert!(
+            monitors.contains("shop-web") && monitors.contains('%'),
+            "{b:?}: {monitors}"
+        );
         let tl = ok(&run(dir, &env, &["timeline", "1"]));
         assert!(tl.contains("MonitorDown: shop-web is down"), "{b:?}: {tl}");
 
