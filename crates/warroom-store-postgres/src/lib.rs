@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "checks",
         sql: include_str!("../migrations/0006_checks.sql"),
     },
+    Migration {
+        version: 7,
+        name: "chat_rooms",
+        sql: include_str!("../migrations/0007_chat_rooms.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "checks",
         sql: include_str!("../migrations/0006_checks.sql"),
     },
+    Migration {
+        version: 7,
+        name: "chat_rooms",
+        sql: include_str!("../migrations/0007_chat_rooms.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.

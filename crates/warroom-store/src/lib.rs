@@ -12,6 +12,7 @@
 pub mod clock;
 pub mod error;
 pub mod records;
+pub mod rooms;
 pub mod sql;
 
 use async_trait::async_trait;
@@ -25,6 +26,7 @@ pub use records::{
     NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus, Retention, ServiceHealth, StoredAlert,
     TokenRole, Uptime,
 };
+pub use rooms::{ChatRoom, ChatRoomStore};
 
 /// Shorthand for store results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -204,7 +206,7 @@ pub trait CheckStore: Send + Sync {
 /// Everything, for the wiring code.
 #[async_trait]
 pub trait Store:
-    IncidentStore + ServiceStore + TokenStore + OutboxStore + AlertStore + CheckStore
+    IncidentStore + ServiceStore + TokenStore + OutboxStore + AlertStore + CheckStore + ChatRoomStore
 {
     /// Is the database reachable?
     async fn ping(&self) -> Result<()>;

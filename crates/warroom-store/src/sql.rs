@@ -220,6 +220,11 @@ impl SqlStore {
         &self.pool
     }
 
+    /// Queues behind in-process SQLite writers; for store modules outside this file.
+    pub(crate) async fn enter_write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        self.gate.enter().await
+    }
+
     async fn append_events(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         number: IncidentNumber,
