@@ -1,3 +1,5 @@
 //! Channel kinds, one module each.
 
+pub mod email;
+pub mod slack;
 pub mod webhook;
