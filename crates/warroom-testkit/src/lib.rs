@@ -4,6 +4,9 @@
 //! fresh schema so tests never see each other's rows.
 #![deny(missing_docs)]
 
+pub mod slack;
+pub mod smtp;
+
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::sync::{Arc, Once};
