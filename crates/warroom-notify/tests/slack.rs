@@ -101,8 +101,10 @@ async fn declare_sev1(store: &Arc<dyn Store>) -> Incident {
                 i.roles.commander = Some("ana".into());
                 i.roles.technical_responders = vec!["bo".into()];
                 let text = messages::declared(&i, "API", &p);
-                let mut page =
-                    NewOutboxMessage::new("slack", notification(&i, NotificationKind::Page, text.clone()));
+                let mut page = NewOutboxMessage::new(
+                    "slack",
+                    notification(&i, NotificationKind::Page, text.clone()),
+                );
                 page.recipient = Some("ana".into());
                 let declared = NewOutboxMessage::new(
                     "slack",
@@ -163,7 +165,8 @@ async fn a_sev1_gets_its_own_slack_channel_with_responders_topic_and_block_kit()
             s.with(|w| w.calls_of("conversations.invite"))[0].form["users"],
             "UANA,UBO"
         );
-        let room: Channel = s.with(|w| w.channel_named("incident-20260112-api-2").cloned().unwrap());
+        let room: Channel =
+            s.with(|w| w.channel_named("incident-20260112-api-2").cloned().unwrap());
         assert_eq!(room.creator, BOT_USER);
         assert_eq!(room.members, ["UBOT", "UANA", "UBO"]);
         assert_eq!(room.topic, "Sev1 · declared · INCIDENT: API - API down");
@@ -221,7 +224,13 @@ async fn a_sev1_gets_its_own_slack_channel_with_responders_topic_and_block_kit()
                         &p,
                         t1,
                     )?;
-                    events.extend(i.post_update("Failing over", "DB unreachable", "Restore", &p, t1)?);
+                    events.extend(i.post_update(
+                        "Failing over",
+                        "DB unreachable",
+                        "Restore",
+                        &p,
+                        t1,
+                    )?);
                     let text = messages::update(i, None).unwrap_or_default();
                     Ok(Change {
                         events,
@@ -242,11 +251,21 @@ async fn a_sev1_gets_its_own_slack_channel_with_responders_topic_and_block_kit()
             "{b:?}"
         );
         let room = s.with(|w| w.channel_named("incident-20260112-api-2").cloned().unwrap());
-        assert_eq!(room.topic, "Sev1 · investigating · INCIDENT: API - API down");
+        assert_eq!(
+            room.topic,
+            "Sev1 · investigating · INCIDENT: API - API down"
+        );
         assert_eq!(room.messages.len(), 3);
-        let update = room.messages[2]["blocks"][1]["text"]["text"].as_str().unwrap().to_owned();
+        let update = room.messages[2]["blocks"][1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(update.contains("Failing over"), "{update}");
-        assert_eq!(s.with(|w| w.channels.len()), 2, "{b:?}: one channel per incident");
+        assert_eq!(
+            s.with(|w| w.channels.len()),
+            2,
+            "{b:?}: one channel per incident"
+        );
     }
 }
 
@@ -295,7 +314,13 @@ async fn a_retry_after_a_crash_adopts_its_channel_and_does_not_post_twice() {
             "{b:?}: the page is not posted again, the declaration is"
         );
         assert_eq!(
-            store.chat_room("slack", 1).await.unwrap().unwrap().room_id.as_deref(),
+            store
+                .chat_room("slack", 1)
+                .await
+                .unwrap()
+                .unwrap()
+                .room_id
+                .as_deref(),
             Some("C_CRASHED")
         );
         assert!(methods(&s).contains(&"conversations.history".to_owned()));
@@ -425,10 +450,7 @@ async fn incoming_webhooks_get_text_and_blocks_and_their_errors_are_mapped() {
     s.with(|w| w.faults.invalid_auth = true);
     store
         .enqueue(
-            vec![NewOutboxMessage::new(
-                "slack-hook",
-                posts_notification(),
-            )],
+            vec![NewOutboxMessage::new("slack-hook", posts_notification())],
             T0,
         )
         .await
@@ -545,14 +567,24 @@ async fn a_hanging_slack_never_delays_a_webhook_page_on_another_channel() {
         tokio::spawn(async move { d.run(StdDuration::from_secs(1), stop_rx).await })
     };
     store
-        .enqueue(vec![NewOutboxMessage::new("slack", posts_notification())], T0)
+        .enqueue(
+            vec![NewOutboxMessage::new("slack", posts_notification())],
+            T0,
+        )
         .await
         .unwrap();
     tokio::time::sleep(StdDuration::from_millis(200)).await;
-    assert_eq!(s.with(|w| w.calls.len()), 1, "the Slack call is hanging now");
+    assert_eq!(
+        s.with(|w| w.calls.len()),
+        1,
+        "the Slack call is hanging now"
+    );
     let t0 = std::time::Instant::now();
     store
-        .enqueue(vec![NewOutboxMessage::new("pager", posts_notification())], T0)
+        .enqueue(
+            vec![NewOutboxMessage::new("pager", posts_notification())],
+            T0,
+        )
         .await
         .unwrap();
     while *got.lock().unwrap() == 0 {

@@ -139,10 +139,6 @@ async fn api(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let hang = ws.lock().map(|w| w.faults.hang).unwrap_or_default();
-    if let Some(d) = hang {
-        tokio::time::sleep(d).await;
-    }
     let form: HashMap<String, String> = if headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -156,13 +152,22 @@ async fn api(
     } else {
         form_urlencoded(&body)
     };
+    let hang = {
+        let Ok(mut w) = ws.lock() else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        w.calls.push(Call {
+            method: method.clone(),
+            form: form.clone(),
+        });
+        w.faults.hang
+    };
+    if let Some(d) = hang {
+        tokio::time::sleep(d).await;
+    }
     let Ok(mut w) = ws.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    w.calls.push(Call {
-        method: method.clone(),
-        form: form.clone(),
-    });
     let auth = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -175,7 +180,10 @@ async fn api(
     }
     let arg = |k: &str| form.get(k).cloned().unwrap_or_default();
     match method.as_str() {
-        "auth.test" => Json(json!({ "ok": true, "user_id": BOT_USER, "team_id": "T0001", "bot_id": "B0001" })).into_response(),
+        "auth.test" => {
+            Json(json!({ "ok": true, "user_id": BOT_USER, "team_id": "T0001", "bot_id": "B0001" }))
+                .into_response()
+        }
         "conversations.create" => {
             let name = arg("name");
             if !valid_name(&name) {
@@ -226,8 +234,18 @@ async fn api(
         "conversations.list" => {
             let limit: usize = arg("limit").parse().unwrap_or(100).clamp(1, 1000);
             let start: usize = arg("cursor").parse().unwrap_or(0);
-            let page: Vec<Value> = w.channels.iter().skip(start).take(limit).map(channel_json).collect();
-            let next = if start + limit < w.channels.len() { (start + limit).to_string() } else { String::new() };
+            let page: Vec<Value> = w
+                .channels
+                .iter()
+                .skip(start)
+                .take(limit)
+                .map(channel_json)
+                .collect();
+            let next = if start + limit < w.channels.len() {
+                (start + limit).to_string()
+            } else {
+                String::new()
+            };
             Json(json!({ "ok": true, "channels": page, "response_metadata": { "next_cursor": next } })).into_response()
         }
         "conversations.history" => {
@@ -289,7 +307,8 @@ async fn api(
                 return slack_error("channel_not_found");
             };
             let id = c.id.clone();
-            let msg = json!({ "ts": ts, "text": arg("text"), "blocks": blocks, "metadata": metadata });
+            let msg =
+                json!({ "ts": ts, "text": arg("text"), "blocks": blocks, "metadata": metadata });
             c.messages.push(msg.clone());
             Json(json!({ "ok": true, "channel": id, "ts": ts, "message": msg })).into_response()
         }
@@ -333,15 +352,13 @@ fn form_urlencoded(body: &[u8]) -> HashMap<String, String> {
         while i < bytes.len() {
             match bytes[i] {
                 b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    match u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                        Ok(b) => {
-                            out.push(b);
-                            i += 2;
-                        }
-                        Err(_) => out.push(b'%'),
+                b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
                     }
-                }
+                    Err(_) => out.push(b'%'),
+                },
                 b => out.push(b),
             }
             i += 1;
