@@ -96,6 +96,8 @@ pub struct Email {
     people: HashMap<String, Mailbox>,
     /// Right-hand side of generated Message-IDs.
     domain: String,
+    /// For a whole delivery: connect, TLS, AUTH, envelope and data.
+    deadline: Duration,
 }
 
 impl fmt::Debug for Email {
@@ -247,6 +249,7 @@ impl Email {
             to,
             people,
             domain,
+            deadline: config.timeout * 3,
         })
     }
 
@@ -307,11 +310,15 @@ fn classify(e: &lettre::transport::smtp::Error) -> DeliveryError {
 impl Adapter for Email {
     async fn deliver(&self, message: &OutboxMessage) -> Result<(), DeliveryError> {
         let email = self.build(message)?;
-        self.transport
-            .send(email)
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(&e))
+        // lettre's timeout is per command; a server that stalls between commands (seen with
+        // aiosmtpd after a failed AUTH) would otherwise hold this channel forever.
+        match tokio::time::timeout(self.deadline, self.transport.send(email)).await {
+            Ok(r) => r.map(|_| ()).map_err(|e| classify(&e)),
+            Err(_) => Err(DeliveryError::Retry {
+                error: format!("the SMTP server did not finish within {:?}", self.deadline),
+                retry_after: None,
+            }),
+        }
     }
 }
 
