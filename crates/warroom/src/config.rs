@@ -118,6 +118,10 @@ pub struct PersonConfig {
     /// Channel names, at once, or `{ channel = "...", after_secs = 60 }` for later rules.
     #[serde(default)]
     pub contacts: Vec<warroom_domain::escalation::Contact>,
+    /// Their Slack user id (`U…`): invited to incident channels, mentioned in pages.
+    pub slack_user: Option<String>,
+    /// Their address: email channels send their pages and reminders there.
+    pub email: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -147,15 +151,40 @@ fn yes() -> bool {
 }
 
 /// A notification channel. Secrets never sit in the file: they come from an environment
-/// variable or a file (e.g. a mounted Kubernetes secret).
+/// variable or a file (e.g. a mounted Kubernetes secret). One flat table for every kind, so
+/// that a key given to the wrong kind is named in the error rather than silently ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelConfig {
     pub name: String,
     pub kind: ChannelKind,
-    pub url: String,
+    /// webhook: the endpoint.
+    pub url: Option<String>,
+    /// webhook: the HMAC secret.
     pub secret_env: Option<String>,
     pub secret_file: Option<std::path::PathBuf>,
+    /// slack: an incoming webhook URL (a secret) ...
+    pub webhook_url_env: Option<String>,
+    pub webhook_url_file: Option<std::path::PathBuf>,
+    /// ... or a bot token for the Web API.
+    pub token_env: Option<String>,
+    pub token_file: Option<std::path::PathBuf>,
+    /// slack: the Web API base URL.
+    pub api_url: Option<String>,
+    /// slack: where messages without an incident go.
+    pub channel: Option<String>,
+    /// email: the SMTP server.
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub tls: Option<TlsMode>,
+    /// email: a PEM CA certificate to trust besides the system's.
+    pub ca_file: Option<std::path::PathBuf>,
+    pub username: Option<String>,
+    pub password_env: Option<String>,
+    pub password_file: Option<std::path::PathBuf>,
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
 }
@@ -168,16 +197,61 @@ fn default_timeout() -> u64 {
 #[serde(rename_all = "snake_case")]
 pub enum ChannelKind {
     Webhook,
+    Slack,
+    Email,
+}
+
+impl ChannelKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Webhook => "webhook",
+            ChannelKind::Slack => "slack",
+            ChannelKind::Email => "email",
+        }
+    }
+}
+
+/// `tls` of an email channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    Starttls,
+    Tls,
+    None,
 }
 
 /// A channel ready to build an adapter from.
 #[derive(Debug, Clone)]
 pub struct ChannelSpec {
     pub name: String,
-    pub kind: ChannelKind,
-    pub url: String,
-    pub secret: Secret,
     pub timeout: std::time::Duration,
+    pub target: ChannelTarget,
+}
+
+/// Where a channel delivers, with its secrets read.
+#[derive(Debug, Clone)]
+pub enum ChannelTarget {
+    Webhook {
+        url: String,
+        secret: Secret,
+    },
+    SlackWebhook {
+        url: Secret,
+    },
+    SlackApi {
+        token: Secret,
+        api_url: String,
+        channel: Option<String>,
+    },
+    Email {
+        host: String,
+        port: u16,
+        tls: TlsMode,
+        ca_pem: Option<Vec<u8>>,
+        credentials: Option<(String, Secret)>,
+        from: String,
+        to: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -513,6 +587,19 @@ fn check_paging(
                 ));
             }
         }
+        if let Some(u) = &p.slack_user
+            && !(u.len() > 1
+                && (u.starts_with('U') || u.starts_with('W'))
+                && u.chars().all(|c| c.is_ascii_alphanumeric()))
+        {
+            problems.push(format!("people[{i}].slack_user: `{u}` is not a Slack user id; copy it from the profile's \"Copy member ID\" (U…)"));
+        }
+        if let Some(e) = &p.email
+            && let Err(e) =
+                warroom_notify::adapters::email::parse_address(&format!("people[{i}].email"), e)
+        {
+            problems.push(e.to_string());
+        }
         if contacts
             .insert(p.name.clone(), p.contacts.clone())
             .is_some()
@@ -577,7 +664,51 @@ fn check_paging(
     }
 }
 
+/// Reads a secret given as `<what>_env` or `<what>_file`. `Ok(None)` when neither is given;
+/// `Err(())` after recording the problem.
+fn read_secret(
+    key: &str,
+    what: &str,
+    env: &Option<String>,
+    file: &Option<std::path::PathBuf>,
+    problems: &mut Vec<String>,
+) -> Result<Option<Secret>, ()> {
+    match (env, file) {
+        (None, None) => Ok(None),
+        (Some(var), None) => match std::env::var(var) {
+            Ok(v) if !v.is_empty() => Ok(Some(Secret::from(v))),
+            _ => {
+                problems.push(format!("{key}.{what}_env: environment variable {var} is not set; export it before starting warroom"));
+                Err(())
+            }
+        },
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(v) if !v.trim().is_empty() => Ok(Some(Secret::from(v.trim().to_owned()))),
+            Ok(_) => {
+                problems.push(format!("{key}.{what}_file: {} is empty", path.display()));
+                Err(())
+            }
+            Err(e) => {
+                problems.push(format!(
+                    "{key}.{what}_file: cannot read {}: {e}",
+                    path.display()
+                ));
+                Err(())
+            }
+        },
+        (Some(_), Some(_)) => {
+            problems.push(format!("{key}: give {what}_env or {what}_file, not both"));
+            Err(())
+        }
+    }
+}
+
+fn is_http_url(u: &str) -> bool {
+    u.starts_with("http://") || u.starts_with("https://")
+}
+
 fn check_channels(config: &Config, problems: &mut Vec<String>) -> Vec<ChannelSpec> {
+    use ChannelKind::*;
     let mut channels: Vec<ChannelSpec> = Vec::new();
     for (i, c) in config.channels.iter().enumerate() {
         let key = format!("channels[{i}]");
@@ -586,49 +717,56 @@ fn check_channels(config: &Config, problems: &mut Vec<String>) -> Vec<ChannelSpe
         } else if config.channels[..i].iter().any(|x| x.name == c.name) {
             problems.push(format!("{key}.name: `{}` is used twice", c.name));
         }
-        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
-            problems.push(format!("{key}.url: `{}` is not an http(s) URL", c.url));
-        }
         if c.timeout_secs == 0 || c.timeout_secs > 120 {
             problems.push(format!(
                 "{key}.timeout_secs: {} is out of range; use 1-120",
                 c.timeout_secs
             ));
         }
-        let secret = match (&c.secret_env, &c.secret_file) {
-            (Some(var), None) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Some(Secret::from(v)),
-                _ => {
-                    problems.push(format!("{key}.secret_env: environment variable {var} is not set; export it before starting warroom"));
-                    None
-                }
-            },
-            (None, Some(path)) => match std::fs::read_to_string(path) {
-                Ok(v) if !v.trim().is_empty() => Some(Secret::from(v.trim().to_owned())),
-                Ok(_) => {
-                    problems.push(format!("{key}.secret_file: {} is empty", path.display()));
-                    None
-                }
-                Err(e) => {
-                    problems.push(format!(
-                        "{key}.secret_file: cannot read {}: {e}",
-                        path.display()
-                    ));
-                    None
-                }
-            },
-            _ => {
-                problems.push(format!("{key}: give exactly one of secret_env or secret_file; webhooks are always signed"));
-                None
+        // Keys that belong to one kind: given to another they would be ignored silently.
+        let owned: [(&str, bool, ChannelKind); 17] = [
+            ("url", c.url.is_some(), Webhook),
+            ("secret_env", c.secret_env.is_some(), Webhook),
+            ("secret_file", c.secret_file.is_some(), Webhook),
+            ("webhook_url_env", c.webhook_url_env.is_some(), Slack),
+            ("webhook_url_file", c.webhook_url_file.is_some(), Slack),
+            ("token_env", c.token_env.is_some(), Slack),
+            ("token_file", c.token_file.is_some(), Slack),
+            ("api_url", c.api_url.is_some(), Slack),
+            ("channel", c.channel.is_some(), Slack),
+            ("host", c.host.is_some(), Email),
+            ("port", c.port.is_some(), Email),
+            ("tls", c.tls.is_some(), Email),
+            ("ca_file", c.ca_file.is_some(), Email),
+            ("username", c.username.is_some(), Email),
+            ("password_env", c.password_env.is_some(), Email),
+            ("password_file", c.password_file.is_some(), Email),
+            ("from", c.from.is_some(), Email),
+        ];
+        let mut misplaced = false;
+        for (field, set, kind) in owned.into_iter().chain([("to", !c.to.is_empty(), Email)]) {
+            if set && kind != c.kind {
+                problems.push(format!(
+                    "{key}.{field}: only {} channels take `{field}`; this one is kind = \"{}\"",
+                    kind.as_str(),
+                    c.kind.as_str()
+                ));
+                misplaced = true;
             }
+        }
+        if misplaced {
+            continue;
+        }
+        let target = match c.kind {
+            Webhook => check_webhook(&key, c, problems),
+            Slack => check_slack(&key, c, problems),
+            Email => check_email(&key, c, problems),
         };
-        if let Some(secret) = secret {
+        if let Some(target) = target {
             channels.push(ChannelSpec {
                 name: c.name.clone(),
-                kind: c.kind,
-                url: c.url.clone(),
-                secret,
                 timeout: std::time::Duration::from_secs(c.timeout_secs),
+                target,
             });
         }
     }
@@ -649,6 +787,194 @@ fn check_channels(config: &Config, problems: &mut Vec<String>) -> Vec<ChannelSpe
         *idx += 1;
     }
     channels
+}
+
+fn check_webhook(
+    key: &str,
+    c: &ChannelConfig,
+    problems: &mut Vec<String>,
+) -> Option<ChannelTarget> {
+    let url = match &c.url {
+        Some(u) if is_http_url(u) => Some(u.clone()),
+        Some(u) => {
+            problems.push(format!("{key}.url: `{u}` is not an http(s) URL"));
+            None
+        }
+        None => {
+            problems.push(format!(
+                "{key}.url: webhook channels need the endpoint's URL"
+            ));
+            None
+        }
+    };
+    let secret = match read_secret(key, "secret", &c.secret_env, &c.secret_file, problems) {
+        Ok(Some(s)) => Some(s),
+        Ok(None) => {
+            problems.push(format!(
+                "{key}: give exactly one of secret_env or secret_file; webhooks are always signed"
+            ));
+            None
+        }
+        Err(()) => None,
+    };
+    Some(ChannelTarget::Webhook {
+        url: url?,
+        secret: secret?,
+    })
+}
+
+fn check_slack(key: &str, c: &ChannelConfig, problems: &mut Vec<String>) -> Option<ChannelTarget> {
+    let hook = read_secret(
+        key,
+        "webhook_url",
+        &c.webhook_url_env,
+        &c.webhook_url_file,
+        problems,
+    );
+    let token = read_secret(key, "token", &c.token_env, &c.token_file, problems);
+    match (hook, token) {
+        (Ok(Some(url)), Ok(None)) => {
+            if !is_http_url(url.expose()) {
+                // Never echo the value: the URL is the secret.
+                problems.push(format!("{key}.webhook_url: the value is not an http(s) URL; copy the incoming webhook URL from the Slack app's settings"));
+                return None;
+            }
+            for (field, set) in [
+                ("api_url", c.api_url.is_some()),
+                ("channel", c.channel.is_some()),
+            ] {
+                if set {
+                    problems.push(format!("{key}.{field}: only Web API (token) Slack channels take `{field}`; an incoming webhook posts where it was created"));
+                }
+            }
+            (c.api_url.is_none() && c.channel.is_none())
+                .then_some(ChannelTarget::SlackWebhook { url })
+        }
+        (Ok(None), Ok(Some(token))) => {
+            if !token.expose().starts_with("xox") {
+                problems.push(format!("{key}.token: the value is not a Slack token; use the app's Bot User OAuth Token (xoxb-…)"));
+                return None;
+            }
+            let api_url = c
+                .api_url
+                .clone()
+                .unwrap_or_else(|| warroom_notify::adapters::slack::DEFAULT_API_URL.to_owned());
+            if !is_http_url(&api_url) {
+                problems.push(format!("{key}.api_url: `{api_url}` is not an http(s) URL"));
+                return None;
+            }
+            Some(ChannelTarget::SlackApi {
+                token,
+                api_url,
+                channel: c.channel.clone(),
+            })
+        }
+        (Ok(None), Ok(None)) => {
+            problems.push(format!("{key}: slack channels need webhook_url_env/webhook_url_file (incoming webhook) or token_env/token_file (bot token)"));
+            None
+        }
+        (Ok(Some(_)), Ok(Some(_))) => {
+            problems.push(format!(
+                "{key}: give an incoming webhook or a bot token, not both"
+            ));
+            None
+        }
+        _ => None,
+    }
+}
+
+fn check_email(key: &str, c: &ChannelConfig, problems: &mut Vec<String>) -> Option<ChannelTarget> {
+    use warroom_notify::adapters::email::{SmtpTls, parse_address};
+    let mut ok = true;
+    let host = c.host.clone().filter(|h| !h.trim().is_empty());
+    if host.is_none() {
+        problems.push(format!(
+            "{key}.host: email channels need the SMTP server's host name"
+        ));
+        ok = false;
+    }
+    let tls = c.tls.unwrap_or(TlsMode::Starttls);
+    let port = c.port.unwrap_or(
+        match tls {
+            TlsMode::Starttls => SmtpTls::Starttls,
+            TlsMode::Tls => SmtpTls::Tls,
+            TlsMode::None => SmtpTls::None,
+        }
+        .default_port(),
+    );
+    if port == 0 {
+        problems.push(format!("{key}.port: must not be 0"));
+        ok = false;
+    }
+    match &c.from {
+        Some(f) => {
+            if let Err(e) = parse_address(&format!("{key}.from"), f) {
+                problems.push(e.to_string());
+                ok = false;
+            }
+        }
+        None => {
+            problems.push(format!("{key}.from: email channels need a From address"));
+            ok = false;
+        }
+    }
+    for (j, t) in c.to.iter().enumerate() {
+        if let Err(e) = parse_address(&format!("{key}.to[{j}]"), t) {
+            problems.push(e.to_string());
+            ok = false;
+        }
+    }
+    let ca_pem = match &c.ca_file {
+        Some(p) => match std::fs::read(p) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                problems.push(format!("{key}.ca_file: cannot read {}: {e}", p.display()));
+                ok = false;
+                None
+            }
+        },
+        None => None,
+    };
+    if ca_pem.is_some() && tls == TlsMode::None {
+        problems.push(format!("{key}.ca_file: has no effect with tls = \"none\""));
+        ok = false;
+    }
+    let password = read_secret(key, "password", &c.password_env, &c.password_file, problems);
+    let credentials = match (&c.username, password) {
+        (Some(u), Ok(Some(p))) => Some((u.clone(), p)),
+        (None, Ok(None)) => None,
+        (Some(_), Ok(None)) => {
+            problems.push(format!(
+                "{key}.username: AUTH also needs password_env or password_file"
+            ));
+            ok = false;
+            None
+        }
+        (None, Ok(Some(_))) => {
+            problems.push(format!("{key}.password_env: a password needs a username"));
+            ok = false;
+            None
+        }
+        (_, Err(())) => {
+            ok = false;
+            None
+        }
+    };
+    if credentials.is_some() && tls == TlsMode::None {
+        problems.push(format!(
+            "{key}.tls: \"none\" would send the password in clear text; use \"starttls\" or \"tls\""
+        ));
+        ok = false;
+    }
+    ok.then(|| ChannelTarget::Email {
+        host: host.unwrap_or_default(),
+        port,
+        tls,
+        ca_pem,
+        credentials,
+        from: c.from.clone().unwrap_or_default(),
+        to: c.to.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -724,6 +1050,98 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(e.contains("carrier-pigeon"), "{e}");
+    }
+
+    #[test]
+    fn slack_and_email_channels_are_checked_key_by_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "xoxb-1-2-3\n").unwrap();
+        let token = token.display();
+        let slack = format!(
+            "[[channels]]\nname = \"slack\"\nkind = \"slack\"\ntoken_file = \"{token}\"\nchannel = \"C0123\"\n"
+        );
+        let slack = slack.as_str();
+        let c = parse(slack).unwrap();
+        match &c.channels[0].target {
+            ChannelTarget::SlackApi {
+                api_url,
+                channel,
+                token,
+            } => {
+                assert_eq!(api_url, "https://slack.com/api");
+                assert_eq!(channel.as_deref(), Some("C0123"));
+                assert_eq!(format!("{token:?}"), "[redacted]");
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = parse(&format!("{slack}host = \"smtp.example.com\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "channels[0].host: only email channels take `host`; this one is kind = \"slack\""
+            ),
+            "{e}"
+        );
+        let e = parse("[[channels]]\nname = \"s\"\nkind = \"slack\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("channels[0]: slack channels need webhook_url_env"),
+            "{e}"
+        );
+        let e = parse("[[channels]]\nname = \"s\"\nkind = \"slack\"\ntoken_env = \"WARROOM_TEST_UNSET_VAR_XYZ\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "channels[0].token_env: environment variable WARROOM_TEST_UNSET_VAR_XYZ is not set"
+            ),
+            "{e}"
+        );
+
+        let email = "[[channels]]\nname = \"mail\"\nkind = \"email\"\nhost = \"smtp.example.com\"\nfrom = \"warroom@example.com\"\nto = [\"ops@example.com\"]\n";
+        let c = parse(email).unwrap();
+        match &c.channels[0].target {
+            ChannelTarget::Email { port, tls, .. } => {
+                assert_eq!((*port, *tls), (587, TlsMode::Starttls))
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = parse(&email.replace("ops@example.com", "not an address"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("channels[0].to[0]: `not an address` is not an email address"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{email}tls = \"none\"\nusername = \"u\"\npassword_file = \"{token}\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("channels[0].tls: \"none\" would send the password in clear text"),
+            "{e}"
+        );
+        let e = parse(&format!("{email}tls = \"ssl\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("channels.0.tls") && e.contains("ssl"), "{e}");
+        let e = parse(&format!(
+            "{email}\n[[people]]\nname = \"ana\"\nslack_user = \"ana\"\nemail = \"nope\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("people[0].slack_user: `ana` is not a Slack user id"),
+            "{e}"
+        );
+        assert!(
+            e.contains("people[0].email: `nope` is not an email address"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,7 +6,14 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use warroom_domain::notify::RetryPolicy;
-use warroom_notify::{Adapter, Dispatcher, IncidentTicker, adapters::webhook::Webhook};
+use warroom_notify::{
+    Adapter, Dispatcher, IncidentTicker,
+    adapters::{
+        email::{Email, EmailConfig, SmtpTls},
+        slack::{Slack, SlackMode},
+        webhook::Webhook,
+    },
+};
 use warroom_server::{AppState, Settings};
 use warroom_store::{Clock, Store, SystemClock};
 
@@ -161,8 +168,7 @@ fn spawn_workers(
             .map(time::Duration::seconds)
             .unwrap_or(defaults.window),
     };
-    let dispatcher =
-        dispatcher(store.clone(), clock.clone(), &checked.channels)?.with_throttle(throttle);
+    let dispatcher = dispatcher(store.clone(), clock.clone(), checked)?.with_throttle(throttle);
     let mut ticker = IncidentTicker::new(
         store,
         clock.clone(),
@@ -367,20 +373,80 @@ fn init_tracing() {
 fn dispatcher(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    channels: &[config::ChannelSpec],
+    checked: &config::Checked,
 ) -> anyhow::Result<Dispatcher> {
     let client = reqwest::Client::builder()
         .build()
         .context("building the HTTP client for notifications")?;
+    let people = &checked.config.people;
+    let slack_users: HashMap<String, String> = people
+        .iter()
+        .filter_map(|p| Some((p.name.clone(), p.slack_user.clone()?)))
+        .collect();
+    let emails: HashMap<String, String> = people
+        .iter()
+        .filter_map(|p| Some((p.name.clone(), p.email.clone()?)))
+        .collect();
     let mut adapters: HashMap<String, Arc<dyn Adapter>> = HashMap::new();
-    for c in channels {
-        let adapter: Arc<dyn Adapter> = match c.kind {
-            config::ChannelKind::Webhook => Arc::new(Webhook::new(
-                c.url.clone(),
-                c.secret.expose().as_bytes().to_vec(),
+    for c in &checked.channels {
+        let adapter: Arc<dyn Adapter> = match &c.target {
+            config::ChannelTarget::Webhook { url, secret } => Arc::new(Webhook::new(
+                url.clone(),
+                secret.expose().as_bytes().to_vec(),
                 c.timeout,
                 client.clone(),
             )),
+            config::ChannelTarget::SlackWebhook { url } => Arc::new(Slack::new(
+                SlackMode::Webhook {
+                    url: url.expose().to_owned(),
+                },
+                store.clone(),
+                c.timeout,
+                client.clone(),
+            )),
+            config::ChannelTarget::SlackApi {
+                token,
+                api_url,
+                channel,
+            } => Arc::new(Slack::new(
+                SlackMode::Api {
+                    token: token.expose().to_owned(),
+                    api_url: api_url.clone(),
+                    fallback_channel: channel.clone(),
+                    users: slack_users.clone(),
+                },
+                store.clone(),
+                c.timeout,
+                client.clone(),
+            )),
+            config::ChannelTarget::Email {
+                host,
+                port,
+                tls,
+                ca_pem,
+                credentials,
+                from,
+                to,
+            } => Arc::new(
+                Email::new(EmailConfig {
+                    host: host.clone(),
+                    port: *port,
+                    tls: match tls {
+                        config::TlsMode::Starttls => SmtpTls::Starttls,
+                        config::TlsMode::Tls => SmtpTls::Tls,
+                        config::TlsMode::None => SmtpTls::None,
+                    },
+                    ca_pem: ca_pem.clone(),
+                    credentials: credentials
+                        .as_ref()
+                        .map(|(u, p)| (u.clone(), p.expose().to_owned())),
+                    from: from.clone(),
+                    to: to.clone(),
+                    people: emails.clone(),
+                    timeout: c.timeout,
+                })
+                .map_err(|e| anyhow::anyhow!("channel `{}`: {e}", c.name))?,
+            ),
         };
         adapters.insert(c.name.clone(), adapter);
     }
