@@ -10,4 +10,5 @@ mod notify_e2e;
 mod openapi;
 mod paging;
 mod postmortems;
+mod slack_email_e2e;
 mod store_contract;
