@@ -597,3 +597,45 @@ async fn a_hanging_slack_never_delays_a_webhook_page_on_another_channel() {
     let _ = stop_tx.send(true);
     runner.abort();
 }
+
+#[tokio::test]
+async fn chat_room_bindings_keep_the_first_reservation_and_one_incident_per_room() {
+    for b in backends() {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let r = store.reserve_chat_room("slack", 1, "a", T0).await.unwrap();
+        assert_eq!((r.name.as_str(), r.room_id.as_deref()), ("a", None));
+        let r = store.reserve_chat_room("slack", 1, "b", T0).await.unwrap();
+        assert_eq!(r.name, "a", "{b:?}: a retry keeps the name it tried first");
+        store.rename_chat_room("slack", 1, "a-2").await.unwrap();
+        store.bind_chat_room("slack", 1, "C1").await.unwrap();
+        store.bind_chat_room("slack", 1, "C1").await.unwrap();
+        store.rename_chat_room("slack", 1, "zzz").await.unwrap();
+        let r = store.chat_room("slack", 1).await.unwrap().unwrap();
+        assert_eq!(
+            (r.name.as_str(), r.room_id.as_deref()),
+            ("a-2", Some("C1")),
+            "{b:?}: a bound room keeps its name"
+        );
+        store.reserve_chat_room("slack", 2, "x", T0).await.unwrap();
+        let e = store.bind_chat_room("slack", 2, "C1").await.unwrap_err();
+        assert!(
+            matches!(e, warroom_store::StoreError::Conflict(_)),
+            "{b:?}: {e}"
+        );
+        assert_eq!(store.chat_room_owner("slack", "C1").await.unwrap(), Some(1));
+        assert_eq!(store.chat_room_owner("other", "C1").await.unwrap(), None);
+        store
+            .record_chat_room_state("slack", 1, Some("topic"), &["U1".to_owned()])
+            .await
+            .unwrap();
+        let r = store.chat_room("slack", 1).await.unwrap().unwrap();
+        assert_eq!(
+            (r.topic.as_deref(), r.members),
+            (Some("topic"), vec!["U1".to_owned()])
+        );
+        assert!(store.begin_chat_post("slack", "k", T0).await.unwrap());
+        assert!(!store.begin_chat_post("slack", "k", T0).await.unwrap());
+        assert!(store.begin_chat_post("other", "k", T0).await.unwrap());
+    }
+}
