@@ -750,16 +750,30 @@ impl Slack {
 #[async_trait]
 impl Adapter for Slack {
     async fn deliver(&self, message: &OutboxMessage) -> Result<(), DeliveryError> {
-        match &self.mode {
-            SlackMode::Webhook { url } => self.deliver_webhook(url, &message.notification).await,
-            SlackMode::Api {
-                fallback_channel,
-                users,
-                ..
-            } => {
-                self.deliver_api(message, fallback_channel.as_deref(), users)
-                    .await
+        let work = async {
+            match &self.mode {
+                SlackMode::Webhook { url } => {
+                    self.deliver_webhook(url, &message.notification).await
+                }
+                SlackMode::Api {
+                    fallback_channel,
+                    users,
+                    ..
+                } => {
+                    self.deliver_api(message, fallback_channel.as_deref(), users)
+                        .await
+                }
             }
+        };
+        // A first message makes up to seven calls, each with its own timeout; the whole must
+        // end well inside the dispatcher's 60 s lease, or a second dispatcher could take it over.
+        let deadline = (self.timeout * 4).min(Duration::from_secs(45));
+        match tokio::time::timeout(deadline, work).await {
+            Ok(r) => r,
+            Err(_) => Err(DeliveryError::Retry {
+                error: format!("Slack did not finish within {deadline:?}"),
+                retry_after: None,
+            }),
         }
     }
 }
