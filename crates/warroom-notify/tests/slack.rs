@@ -639,3 +639,69 @@ async fn chat_room_bindings_keep_the_first_reservation_and_one_incident_per_room
         assert!(store.begin_chat_post("other", "k", T0).await.unwrap());
     }
 }
+
+#[tokio::test]
+async fn timeouts_and_slack_5xx_are_retried_and_unknown_channels_fail_with_advice() {
+    let b = backends()[0];
+    let db = fresh_database(b).await.unwrap();
+    let store = open_store(b, &db).await.unwrap();
+    let s = SlackStandIn::start(&[]).await.unwrap();
+    let m = store
+        .enqueue(
+            vec![NewOutboxMessage::new("slack", posts_notification())],
+            T0,
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let adapter = Slack::new(
+        api_mode(&s),
+        store.clone(),
+        StdDuration::from_millis(300),
+        reqwest::Client::new(),
+    );
+    s.with(|w| w.faults.hang = Some(StdDuration::from_secs(5)));
+    match adapter.deliver(&m).await {
+        Err(warroom_notify::DeliveryError::Retry { error, .. }) => {
+            assert_eq!(error, "Slack chat.postMessage timed out after 300ms")
+        }
+        other => panic!("{other:?}"),
+    }
+    s.with(|w| w.faults.hang = None);
+    // The fallback channel `C_TEAM` does not exist in this workspace. This is a retry of a post
+    // that may have landed, so the adapter first reads the channel's history.
+    match adapter.deliver(&m).await {
+        Err(warroom_notify::DeliveryError::Permanent(e)) => assert!(
+            e.starts_with("Slack conversations.history: Slack has no channel by that id that the bot can see (channel_not_found)"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Slack itself failing.
+    let down = axum::Router::new().route(
+        "/api/{method}",
+        axum::routing::post(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "upstream") }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/api", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, down).await });
+    let adapter = Slack::new(
+        SlackMode::Api {
+            token: TOKEN.into(),
+            api_url: url,
+            fallback_channel: Some("C_TEAM".into()),
+            users: users(),
+        },
+        store.clone(),
+        StdDuration::from_secs(2),
+        reqwest::Client::new(),
+    );
+    assert_eq!(
+        adapter.deliver(&m).await,
+        Err(warroom_notify::DeliveryError::Retry {
+            error: "Slack conversations.history answered HTTP 503".into(),
+            retry_after: None
+        })
+    );
+}
