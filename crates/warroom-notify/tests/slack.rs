@@ -669,11 +669,11 @@ async fn timeouts_and_slack_5xx_are_retried_and_unknown_channels_fail_with_advic
         other => panic!("{other:?}"),
     }
     s.with(|w| w.faults.hang = None);
-    // The fallback channel `C_TEAM` does not exist in this workspace. This is a retry of a post
-    // that may have landed, so the adapter first reads the channel's history.
+    // The fallback channel `C_TEAM` does not exist in this workspace. (This is a retry of a post
+    // that may have landed: the history check fails permanently too, so it posts, and that fails.)
     match adapter.deliver(&m).await {
         Err(warroom_notify::DeliveryError::Permanent(e)) => assert!(
-            e.starts_with("Slack conversations.history: Slack has no channel by that id that the bot can see (channel_not_found)"),
+            e.starts_with("Slack chat.postMessage: Slack has no channel by that id that the bot can see (channel_not_found)"),
             "{e}"
         ),
         other => panic!("{other:?}"),

@@ -15,7 +15,8 @@
 //! (`event_type = warroom_notification`) and marks every post it starts in the store; when an
 //! earlier attempt of the same message started (a crash, or a timeout whose request may have
 //! landed), it reads the channel's recent history first and skips the post if a message carrying
-//! that key is there. So Web API posts are effectively exactly-once. Incoming webhooks accept no
+//! that key is there. So Web API posts are effectively exactly-once (given the `channels:history`
+//! scope; without it the check is skipped and a retry may post twice). Incoming webhooks accept no
 //! metadata and cannot be read back: a crash between Slack's 200 and our commit re-sends there.
 //! Channel creation is made crash-safe in the store (see `warroom_store::rooms`).
 //!
@@ -476,8 +477,21 @@ impl Slack {
                     return Ok(id);
                 }
                 Err(CallError::Slack(e)) if e.code == "name_taken" => {
-                    if maybe_ours
-                        && let Some(id) = self.find_own_channel(&name).await?
+                    let own = if maybe_ours {
+                        match self.find_own_channel(&name).await {
+                            Ok(own) => own,
+                            // Without channels:read the interrupted attempt's channel cannot be
+                            // found; a second channel beats no message.
+                            Err(DeliveryError::Permanent(e)) => {
+                                tracing::warn!(incident.number = incident, error = %e, "cannot look for the Slack channel an interrupted attempt may have created; taking the next name");
+                                None
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    } else {
+                        None
+                    };
+                    if let Some(id) = own
                         && self
                             .store
                             .chat_room_owner(warroom_channel, &id)
@@ -670,12 +684,23 @@ impl Slack {
                 error: format!("recording the Slack post failed: {e}"),
                 retry_after: None,
             })?;
-        if !first && self.already_posted(&room, &message.idempotency_key).await? {
-            tracing::info!(
-                outbox.id = message.id,
-                "Slack already has this message; not posting it again"
-            );
-            return Ok(());
+        if !first {
+            match self.already_posted(&room, &message.idempotency_key).await {
+                Ok(true) => {
+                    tracing::info!(
+                        outbox.id = message.id,
+                        "Slack already has this message; not posting it again"
+                    );
+                    return Ok(());
+                }
+                Ok(false) => {}
+                // Without channels:history (or access to the history) the check cannot be
+                // made; posting again beats not posting at all.
+                Err(DeliveryError::Permanent(e)) => {
+                    tracing::warn!(outbox.id = message.id, error = %e, "cannot check Slack for an earlier post of this message; posting it, possibly twice");
+                }
+                Err(e) => return Err(e),
+            }
         }
         let mention = message
             .recipient
