@@ -314,7 +314,9 @@ impl Slack {
         let wait = {
             let mut slots = self.pacer.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
-            let at = slots.get(room).copied().filter(|t| *t > now).unwrap_or(now);
+            // Slots in the past constrain nothing; dropping them keeps one entry per active room.
+            slots.retain(|_, t| *t > now);
+            let at = slots.get(room).copied().unwrap_or(now);
             slots.insert(room.to_owned(), at + self.min_interval);
             at - now
         };
