@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "checks",
         sql: include_str!("../migrations/0006_checks.sql"),
     },
+    Migration {
+        version: 8,
+        name: "pipeline",
+        sql: include_str!("../migrations/0008_pipeline.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.
