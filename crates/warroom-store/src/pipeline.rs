@@ -53,7 +53,11 @@ impl RunStatus {
             "succeeded" => RunStatus::Succeeded,
             "stopped" => RunStatus::Stopped,
             "failed" => RunStatus::Failed,
-            other => return Err(StoreError::Corrupt(format!("pipeline run status `{other}`"))),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "pipeline run status `{other}`"
+                )));
+            }
         })
     }
 }
@@ -143,7 +147,11 @@ impl ItemState {
             "refused" => ItemState::Refused,
             "done" => ItemState::Done,
             "handed_over" => ItemState::HandedOver,
-            other => return Err(StoreError::Corrupt(format!("pipeline item state `{other}`"))),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "pipeline item state `{other}`"
+                )));
+            }
         })
     }
 }
@@ -289,8 +297,7 @@ pub trait PipelineStore: Send + Sync {
 }
 
 const RUN_COLUMNS: &str = "id, repo, trigger_kind, dedup_key, status, attempts, items_total, items_done, cost_usd, summary, error, created_at, started_at, finished_at";
-const ITEM_COLUMNS: &str =
-    "repo, postmortem, item_id, run, status, commit_sha, reason, cost_usd";
+const ITEM_COLUMNS: &str = "repo, postmortem, item_id, run, status, commit_sha, reason, cost_usd";
 
 fn parse_ts(s: &str) -> Result<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339)
