@@ -9,5 +9,6 @@ mod ecosystem;
 mod notify_e2e;
 mod openapi;
 mod paging;
+mod pipeline_store;
 mod postmortems;
 mod store_contract;
