@@ -77,8 +77,9 @@ pub fn verify_signature(secret: &[u8], headers: &HeaderMap, body: &[u8]) -> Resu
             "missing signature: send X-Hub-Signature-256 (GitHub) or X-Gitea-Signature (Gitea, Forgejo), signed with the configured webhook secret",
         ));
     };
-    let sig = hex::decode(hex_sig)
-        .map_err(|_| unauthorized("the signature is not hexadecimal; check the webhook settings"))?;
+    let sig = hex::decode(hex_sig).map_err(|_| {
+        unauthorized("the signature is not hexadecimal; check the webhook settings")
+    })?;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret)
         .map_err(|_| unauthorized("the webhook secret cannot be used as an HMAC key"))?;
     mac.update(body);
@@ -92,8 +93,10 @@ fn field<'a>(v: &'a Value, path: &str) -> Result<&'a str, ApiError> {
     v.pointer(&format!("/{}", path.replace('.', "/")))
         .and_then(Value::as_str)
         .ok_or_else(|| {
-            ApiError::bad_request(format!("{path}: missing or not a string in the push payload"))
-                .with_details(json!({ "field": path }))
+            ApiError::bad_request(format!(
+                "{path}: missing or not a string in the push payload"
+            ))
+            .with_details(json!({ "field": path }))
         })
 }
 
@@ -165,14 +168,12 @@ pub async fn git_push(
             // be truncated, so only a short list can prove the folder was not touched.
             let touched = commits.iter().any(|c| {
                 ["added", "modified", "removed"].iter().any(|k| {
-                    c.get(*k)
-                        .and_then(Value::as_array)
-                        .is_some_and(|files| {
-                            files
-                                .iter()
-                                .filter_map(Value::as_str)
-                                .any(|f| f.starts_with(&dir))
-                        })
+                    c.get(*k).and_then(Value::as_array).is_some_and(|files| {
+                        files
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .any(|f| f.starts_with(&dir))
+                    })
                 })
             });
             if !touched && commits.len() < 20 {
@@ -189,7 +190,9 @@ pub async fn git_push(
     // The pushed commit identifies the push across redeliveries and across forges; the
     // delivery id is the fallback for payloads without one.
     let key = match (after, delivery) {
-        (Some(sha), _) if !sha.trim_matches('0').is_empty() => Some(format!("push:{}:{sha}", p.branch)),
+        (Some(sha), _) if !sha.trim_matches('0').is_empty() => {
+            Some(format!("push:{}:{sha}", p.branch))
+        }
         (Some(_), _) => return Ok(ignored("the branch was deleted".into())),
         (None, Some(d)) => Some(format!("delivery:{d}")),
         (None, None) => None,
@@ -247,7 +250,9 @@ pub struct ApprovalRequest {
 
 /// Whether a string is an item id: the engine's 12 lowercase hex digits.
 pub fn is_item_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 12
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `POST /api/v1/pipeline/approvals`: a person lets automation implement an item it would
@@ -262,7 +267,9 @@ pub async fn approve(
     if !is_item_id(item) {
         return Err(ApiError::invalid(
             "item",
-            format!("`{item}` is not an item id; ids are 12 hex digits, see `warroom postmortem todos`"),
+            format!(
+                "`{item}` is not an item id; ids are 12 hex digits, see `warroom postmortem todos`"
+            ),
         ));
     }
     let now = state.clock.now();

@@ -996,7 +996,11 @@ mod tests {
         ))
         .unwrap_err()
         .to_string();
-        for key in ["pipeline.agent:", "pipeline.notify[0]:", "pipeline.webhook_secret_env:"] {
+        for key in [
+            "pipeline.agent:",
+            "pipeline.notify[0]:",
+            "pipeline.webhook_secret_env:",
+        ] {
             assert!(e.contains(key), "{key}: {e}");
         }
         let e = parse("[pipeline]\nrepo = \"/nonexistent/repo\"\n")
@@ -1007,6 +1011,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("pipeline.agent"), "{e}");
+    }
+
+    #[test]
+    fn the_examples_pipeline_section_is_valid_when_uncommented() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        let start = EXAMPLE.find("# [pipeline]").unwrap();
+        let section: String = EXAMPLE[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            // These name things that exist only on a real installation.
+            .filter(|l| !l.starts_with("notify") && !l.starts_with("webhook_secret_env"))
+            .map(|l| {
+                if l.starts_with("repo ") {
+                    format!("repo = \"{}\"\n", dir.path().display())
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        let c = parse(&section).unwrap();
+        let p = c.pipeline.unwrap();
+        assert_eq!(p.config.plan.unwrap()[0], "scripts/plan-json");
+        assert_eq!(p.repository.as_deref(), Some("ViktorBarzin/infra"));
+        assert_eq!(p.sweep, Some(std::time::Duration::from_secs(3600)));
     }
 
     #[test]
