@@ -9,6 +9,7 @@ mod ecosystem;
 mod notify_e2e;
 mod openapi;
 mod paging;
+mod pipeline_e2e;
 mod pipeline_hooks;
 mod pipeline_store;
 mod postmortems;
