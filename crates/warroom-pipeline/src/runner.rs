@@ -256,17 +256,16 @@ impl Runner {
     pub async fn run_next(&self) -> Result<Option<RunOutcome>, StoreError> {
         let Some(run) = self
             .store
-            .claim_run(&self.owner, self.clock.now(), self.lease())
+            .claim_run(
+                &self.cfg.repo_key,
+                &self.owner,
+                self.clock.now(),
+                self.lease(),
+            )
             .await?
         else {
             return Ok(None);
         };
-        if run.repo != self.cfg.repo_key {
-            // Another repository's run (several pipelines share a database): not ours to do.
-            // Release it by finishing nothing: let its lease expire for its own runner.
-            tracing::warn!(pipeline.run = run.id, repo = %run.repo, "claimed a run of a repository this runner is not configured for; leaving it");
-            return Ok(None);
-        }
         Ok(Some(self.execute(run).await))
     }
 
@@ -602,12 +601,13 @@ impl Runner {
                             ),
                         )
                         .await;
-                        match self.attempt(id, doc, &cand, spent, limit).await.map_err(
-                            |mut e| {
+                        match self
+                            .attempt(id, doc, &cand, spent, limit, lost)
+                            .await
+                            .map_err(|mut e| {
                                 e.item = Some(key.clone());
                                 e
-                            },
-                        )? {
+                            })? {
                             Attempt::Committed { sha, cost } => {
                                 spent += cost;
                                 self.store
@@ -843,6 +843,7 @@ impl Runner {
         cand: &Candidate,
         spent: f64,
         limit: Duration,
+        lost: &AtomicBool,
     ) -> Result<Attempt, RunError> {
         let item = &cand.item;
         let git = self.git();
@@ -973,6 +974,10 @@ impl Runner {
                     Ok(o) => return Ok(refuse(format!("the apply command {}", o.describe_failure()), cost, false)),
                     Err(e) => return Ok(refuse(format!("the apply command could not run: {e}"), cost, false)),
                 }
+            }
+            // A runner that lost its lease must not commit: another one is resuming the run.
+            if lost.load(Ordering::SeqCst) {
+                return Err(RunError::at("lease", "this runner lost its lease before committing; another runner resumes the run"));
             }
             let subject = fix_subject(&item.action, &doc.pm_tag());
             let body = format!("{TRAILER} {}#{}\nWarroom-Run: {run}", doc.file_name, item.id);

@@ -213,10 +213,12 @@ pub trait PipelineStore: Send + Sync {
         dedup_key: Option<&str>,
         now: OffsetDateTime,
     ) -> Result<(RunRecord, bool)>;
-    /// Leases the next run of a repository without a live run: an abandoned one (lease expired)
-    /// first, so it resumes, else the oldest queued one.
+    /// Leases the repository's next run unless it has a live one: an abandoned run (lease
+    /// expired) first, so it resumes, else the oldest queued one. Runners are configured per
+    /// repository, so a runner only ever claims its own repository's runs.
     async fn claim_run(
         &self,
+        repo: &str,
         owner: &str,
         now: OffsetDateTime,
         lease: time::Duration,
@@ -393,24 +395,32 @@ impl PipelineStore for SqlStore {
                 .bind(repo)
                 .fetch_optional(&mut *tx)
                 .await?;
-            if let Some(key) = dedup_key {
-                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE dedup_key = $1"
-                )))
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if let Some(r) = row {
-                    return Ok((run_from_row(&r)?, false));
+            let existing = match dedup_key {
+                Some(key) => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE dedup_key = $1"
+                    )))
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?
                 }
-            }
-            let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE repo = $1 AND status = 'queued' ORDER BY id LIMIT 1"
-            )))
-            .bind(repo)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(r) = queued {
+                None => None,
+            };
+            let existing = match existing {
+                Some(r) => Some(r),
+                None => {
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {RUN_COLUMNS} FROM pipeline_runs WHERE repo = $1 AND status = 'queued' ORDER BY id LIMIT 1"
+                    )))
+                    .bind(repo)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+            };
+            if let Some(r) = existing {
+                // Ended explicitly: a dropped transaction is rolled back only when its
+                // connection is next used, and until then it would hold the repository lock.
+                tx.commit().await?;
                 return Ok((run_from_row(&r)?, false));
             }
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -444,64 +454,58 @@ impl PipelineStore for SqlStore {
 
     async fn claim_run(
         &self,
+        repo: &str,
         owner: &str,
         now: OffsetDateTime,
         lease: time::Duration,
     ) -> Result<Option<RunRecord>> {
         let _gate = self.write_gate().await;
-        let repos: Vec<String> = sqlx::query_scalar(
-            "SELECT DISTINCT repo FROM pipeline_runs WHERE status IN ('queued', 'running') ORDER BY repo",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        for repo in repos {
-            let mut tx = self.begin_write().await?;
-            let locked: Option<String> = sqlx::query_scalar(lock_repo(self.dialect(), true))
-                .bind(&repo)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if locked.is_none() {
-                // Another runner is claiming for this repository right now.
-                tx.rollback().await?;
-                continue;
-            }
+        let mut tx = self.begin_write().await?;
+        // The repository row is the claim's mutex. On PostgreSQL a runner that finds it locked
+        // skips instead of queueing behind another runner's claim.
+        let locked: Option<String> = sqlx::query_scalar(lock_repo(self.dialect(), true))
+            .bind(repo)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let next: Option<i64> = if locked.is_none() {
+            None
+        } else {
             let live: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM pipeline_runs WHERE repo = $1 AND status = 'running' AND leased_until >= $2",
             )
-            .bind(&repo)
+            .bind(repo)
             .bind(rfc3339(now))
             .fetch_one(&mut *tx)
             .await?;
             if live > 0 {
-                tx.rollback().await?;
-                continue;
+                None
+            } else {
+                sqlx::query_scalar(
+                    "SELECT id FROM pipeline_runs WHERE repo = $1 AND status IN ('running', 'queued') \
+                     ORDER BY CASE WHEN status = 'running' THEN 0 ELSE 1 END, id LIMIT 1",
+                )
+                .bind(repo)
+                .fetch_optional(&mut *tx)
+                .await?
             }
-            let next: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM pipeline_runs WHERE repo = $1 AND status IN ('running', 'queued') \
-                 ORDER BY CASE WHEN status = 'running' THEN 0 ELSE 1 END, id LIMIT 1",
-            )
-            .bind(&repo)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(id) = next else {
-                tx.rollback().await?;
-                continue;
-            };
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE pipeline_runs SET status = 'running', lease_owner = $2, leased_until = $3, \
-                 attempts = attempts + 1, started_at = COALESCE(started_at, $4) WHERE id = $1 RETURNING {RUN_COLUMNS}"
-            )))
-            .bind(id)
-            .bind(owner)
-            .bind(rfc3339(now + lease))
-            .bind(rfc3339(now))
-            .fetch_one(&mut *tx)
-            .await?;
-            let run = run_from_row(&row)?;
-            tx.commit().await?;
-            return Ok(Some(run));
-        }
-        Ok(None)
+        };
+        let Some(id) = next else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE pipeline_runs SET status = 'running', lease_owner = $2, leased_until = $3, \
+             attempts = attempts + 1, started_at = COALESCE(started_at, $4) WHERE id = $1 RETURNING {RUN_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(owner)
+        .bind(rfc3339(now + lease))
+        .bind(rfc3339(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let run = run_from_row(&row)?;
+        tx.commit().await?;
+        Ok(Some(run))
     }
 
     async fn renew_run(
@@ -650,6 +654,8 @@ impl PipelineStore for SqlStore {
                     || (rec.run == run
                         && matches!(rec.state, ItemState::Committed | ItemState::Refused)) =>
             {
+                // Ended explicitly, so that no lock outlives the call (see `enqueue_run`).
+                tx.rollback().await?;
                 return Ok(ItemClaim::Handled(rec));
             }
             Some(_) => {

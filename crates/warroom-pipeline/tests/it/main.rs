@@ -160,9 +160,28 @@ impl Repo {
     }
 
     async fn run(&self) -> RunOutcome {
-        let r = self.runner(self.config());
+        self.run_with(self.config()).await
+    }
+
+    async fn run_with(&self, cfg: PipelineConfig) -> RunOutcome {
+        let r = self.runner(cfg);
         r.enqueue("manual", None).await.unwrap();
         r.run_next().await.unwrap().expect("a run was queued")
+    }
+
+    /// The notifications the runs put into the outbox, oldest first.
+    async fn notifications(&self) -> Vec<warroom_domain::notify::Notification> {
+        let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(1);
+        self.store
+            .claim_due(later, time::Duration::minutes(1), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| {
+                assert_eq!(m.channel, "ops");
+                m.notification
+            })
+            .collect()
     }
 
     /// (sha, subject) on the remote's master, oldest first.
@@ -404,7 +423,9 @@ async fn plans_that_delete_or_replace_are_refused_and_updates_pass() {
 async fn the_budget_stops_the_whole_run() {
     let repo = Repo::new().await;
     repo.agent_modes(&[("SERVFAIL", "expensive"), ("mount options", "expensive")]);
-    let out = repo.run().await;
+    let mut cfg = repo.config();
+    cfg.notify_channels = vec!["ops".into()];
+    let out = repo.run_with(cfg).await;
     assert_eq!(out.status, RunStatus::Stopped, "{}", out.summary);
     assert_eq!(
         repo.agent_calls().len(),
@@ -431,6 +452,23 @@ async fn the_budget_stops_the_whole_run() {
     let run = repo.store.pipeline_run(out.run).await.unwrap();
     assert_eq!(run.status, RunStatus::Stopped);
     assert_eq!((run.items_done, run.items_total), (2, 4));
+    let sent = repo.notifications().await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].title,
+        format!("Post-mortem follow-ups: run {} stopped", out.run)
+    );
+    assert!(sent[0].incident.is_none());
+    assert!(
+        sent[0].text.contains("1 implemented, 1 need human review"),
+        "{}",
+        sent[0].text
+    );
+    assert!(
+        sent[0].text.contains("stopped early: the budget"),
+        "{}",
+        sent[0].text
+    );
 }
 
 fn process_gone(pid: &str) -> bool {
@@ -569,7 +607,9 @@ async fn a_remote_that_moved_is_rebased_onto_and_pushed_once_more() {
 async fn a_conflicting_remote_fails_the_run_loudly_and_releases_its_items() {
     let repo = Repo::new().await;
     repo.agent_modes(&[("SERVFAIL", "conflict")]);
-    let out = repo.run().await;
+    let mut cfg = repo.config();
+    cfg.notify_channels = vec!["ops".into()];
+    let out = repo.run_with(cfg).await;
     assert_eq!(out.status, RunStatus::Failed);
     assert!(
         out.summary.contains("step push") && out.summary.contains("conflicts"),
@@ -588,6 +628,11 @@ async fn a_conflicting_remote_fails_the_run_loudly_and_releases_its_items() {
         .await
         .unwrap();
     assert!(records.is_empty(), "{records:?}");
+    // The notification names the item, the step and the error.
+    let sent = repo.notifications().await;
+    assert!(sent[0].title.ends_with("FAILED"), "{}", sent[0].title);
+    assert!(sent[0].text.starts_with("item "), "{}", sent[0].text);
+    assert!(sent[0].text.contains("step push:"), "{}", sent[0].text);
 }
 
 #[tokio::test]

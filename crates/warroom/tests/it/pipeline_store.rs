@@ -36,7 +36,11 @@ async fn duplicate_requests_coalesce_into_one_run_even_when_concurrent() {
             .unwrap();
         assert!(!new && ids.contains(&again.id), "{b:?}");
         // The same delivery after the run finished is still the same run, never a second one.
-        let run = store.claim_run("w1", T0, LEASE).await.unwrap().unwrap();
+        let run = store
+            .claim_run("/srv/infra", "w1", T0, LEASE)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(
             store
                 .finish_run(run.id, "w1", RunStatus::Succeeded, Some("ok"), None, T0)
@@ -65,8 +69,11 @@ async fn one_live_run_per_repository_and_abandoned_runs_resume_first() {
         let mut tasks = Vec::new();
         for i in 0..6 {
             let s: Arc<dyn Store> = store.clone();
+            let repo = if i % 2 == 0 { "/r/a" } else { "/r/b" };
             tasks.push(tokio::spawn(async move {
-                s.claim_run(&format!("w{i}"), T0, LEASE).await.unwrap()
+                s.claim_run(repo, &format!("w{i}"), T0, LEASE)
+                    .await
+                    .unwrap()
             }));
         }
         let mut claimed: Vec<i64> = Vec::new();
@@ -82,7 +89,7 @@ async fn one_live_run_per_repository_and_abandoned_runs_resume_first() {
         assert!(created, "{b:?}");
         assert!(
             store
-                .claim_run("w9", T0 + Duration::seconds(10), LEASE)
+                .claim_run("/r/a", "w9", T0 + Duration::seconds(10), LEASE)
                 .await
                 .unwrap()
                 .is_none(),
@@ -90,7 +97,11 @@ async fn one_live_run_per_repository_and_abandoned_runs_resume_first() {
         );
         // The runner of `a` dies; after its lease the run is claimed again before the queued one.
         let later = T0 + Duration::seconds(61);
-        let resumed = store.claim_run("w9", later, LEASE).await.unwrap().unwrap();
+        let resumed = store
+            .claim_run("/r/a", "w9", later, LEASE)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((resumed.id, resumed.attempts), (a.id, 2), "{b:?}");
         assert_eq!(resumed.status, RunStatus::Running);
         // The old owner lost it: it can neither renew nor finish.
@@ -113,7 +124,11 @@ async fn one_live_run_per_repository_and_abandoned_runs_resume_first() {
                 .await
                 .unwrap()
         );
-        let next = store.claim_run("w9", later, LEASE).await.unwrap().unwrap();
+        let next = store
+            .claim_run("/r/a", "w9", later, LEASE)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(next.id, queued.id, "{b:?}");
         let list = store.list_runs(10).await.unwrap();
         assert_eq!(list.len(), 3);
@@ -130,7 +145,11 @@ async fn items_are_done_once_logs_and_progress_are_kept() {
         let db = fresh_database(b).await.unwrap();
         let store = open_store(b, &db).await.unwrap();
         store.enqueue_run("/r", "manual", None, T0).await.unwrap();
-        let run = store.claim_run("w", T0, LEASE).await.unwrap().unwrap();
+        let run = store
+            .claim_run("/r", "w", T0, LEASE)
+            .await
+            .unwrap()
+            .unwrap();
         let begin = |r: i64| {
             let s = store.clone();
             async move { s.begin_item("/r", "pm.md", "abc123", r, T0).await.unwrap() }
