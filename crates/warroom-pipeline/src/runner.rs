@@ -929,6 +929,12 @@ impl Runner {
             if paths.is_empty() {
                 return Ok(refuse("the agent made no change".into(), cost, false));
             }
+            // The post-mortems are warroom's to update, from what it saw happen; an agent
+            // marking its own item Done would skip the record.
+            let pm_dir = format!("{}/", self.cfg.postmortems_dir.trim_end_matches('/'));
+            if let Some(p) = paths.iter().find(|p| p.starts_with(&pm_dir)) {
+                return Ok(refuse(format!("the change edits the post-mortem folder ({p}); warroom records the outcome itself"), cost, false));
+            }
             if let Some((p, g)) = guard::protected_hit(&self.cfg.protected_paths, &paths) {
                 return Ok(refuse(format!("the change touches the protected path {p} (matches {g})"), cost, false));
             }

@@ -524,13 +524,25 @@ async fn a_timed_out_agent_is_killed_with_its_whole_process_group() {
 #[tokio::test]
 async fn a_child_left_behind_by_a_finished_agent_is_killed_too() {
     let repo = Repo::new().await;
-    repo.agent_modes(&[("SERVFAIL", "orphan-exit")]);
+    repo.agent_modes(&[("SERVFAIL", "orphan-exit"), ("latency", "postmortem")]);
     let out = repo.run().await;
     assert!(
         matches!(out.items[0].outcome, ItemOutcome::Implemented { .. }),
         "{:?}",
         out.items[0]
     );
+    // An agent may not mark its own work in the post-mortem.
+    match &out.items[3].outcome {
+        ItemOutcome::Refused { reason } => {
+            assert!(
+                reason.contains(
+                    "edits the post-mortem folder (docs/post-mortems/2026-05-02-dns-outage.md)"
+                ),
+                "{reason}"
+            )
+        }
+        o => panic!("{o:?}"),
+    }
     let child = std::fs::read_to_string(repo.log.with_extension("log.child")).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(process_gone(child.trim()));
@@ -675,4 +687,40 @@ async fn dry_run_lists_the_plan_and_changes_nothing_and_approval_lets_unsafe_ite
     assert_eq!(out.items.len(), 5, "{}", out.summary);
     let nfs = repo.remote_file(NFS);
     assert!(rows(&nfs, "Migrate Immich")[0].contains("| DONE |"));
+}
+
+#[tokio::test]
+async fn the_worker_loop_sweeps_and_runs_without_any_trigger() {
+    let repo = Repo::new().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(warroom_pipeline::run_worker(
+        repo.runner(repo.config()),
+        Duration::from_millis(100),
+        Some(Duration::from_millis(300)),
+        stopped,
+    ));
+    let mut swept = None;
+    for _ in 0..300 {
+        let runs = repo.store.list_runs(50).await.unwrap();
+        // Oldest first: the first sweep did the work, later ones found nothing.
+        if let Some(r) = runs
+            .iter()
+            .rev()
+            .find(|r| r.trigger == "sweep" && r.status == RunStatus::Succeeded)
+        {
+            swept = Some(r.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+    let swept = swept.expect("a sweep run succeeded");
+    assert_eq!((swept.items_done, swept.items_total), (4, 4));
+    assert_eq!(repo.remote_log().len(), 7);
+    assert_eq!(
+        repo.agent_calls().len(),
+        4,
+        "later sweeps find nothing to do"
+    );
 }
