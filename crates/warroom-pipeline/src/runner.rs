@@ -1069,7 +1069,12 @@ impl Runner {
             let mut shas: HashMap<String, String> = HashMap::new();
             for (_, c, o) in reports {
                 if let ItemOutcome::Implemented { sha } = o {
-                    let new = if cherry_pick {
+                    let on_base = wt
+                        .run(&["merge-base", "--is-ancestor", sha, "HEAD"])
+                        .await
+                        .is_ok();
+                    // Already on the base: an interrupted attempt pushed it before the crash.
+                    let new = if cherry_pick && !on_base {
                         if let Err(e) = wt.run(&["cherry-pick", "--allow-empty", sha]).await {
                             let _ = wt.run(&["cherry-pick", "--abort"]).await;
                             return Err(RunError {
@@ -1093,10 +1098,27 @@ impl Runner {
             for (d, entries) in by_doc {
                 let doc = &docs[d];
                 let file = path.join(&doc.path);
-                let mut text = std::fs::read_to_string(&file)
-                    .map_err(|e| RunError::at("publish", format!("cannot read {}: {e}", doc.path)))?;
+                let mut text = match std::fs::read_to_string(&file) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        // Moved or deleted on the remote meanwhile: the fixes still go out.
+                        self.log(run, format!("{}: not updated, cannot read it: {e}", doc.path)).await;
+                        continue;
+                    }
+                };
+                // What the base already says, so that a publish redone after a crash (or on a
+                // tip where someone already recorded the item) never adds a row twice.
+                let current = pm::parse_document(&doc.file_name, &text);
                 let mut rows = Vec::new();
                 for (c, o) in entries {
+                    let already = current.item(&c.item.id).map(|i| i.status);
+                    let wanted = match o {
+                        ItemOutcome::Implemented { .. } => pm::StatusKind::Done,
+                        ItemOutcome::Refused { .. } => pm::StatusKind::NeedsHumanReview,
+                    };
+                    if already == Some(wanted) {
+                        continue;
+                    }
                     let (status, row) = match o {
                         ItemOutcome::Implemented { sha } => {
                             let sha = shas.get(sha).cloned().unwrap_or_else(|| sha.clone());
@@ -1134,6 +1156,9 @@ impl Runner {
                         Err(e) => self.log(run, format!("{}: status not changed: {e}", doc.path)).await,
                     }
                     rows.push(row);
+                }
+                if rows.is_empty() {
+                    continue;
                 }
                 text = pm::append_implementation_rows(&text, &rows);
                 let tmp = file.with_extension("md.warroom-tmp");
