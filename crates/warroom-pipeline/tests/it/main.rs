@@ -724,3 +724,65 @@ async fn the_worker_loop_sweeps_and_runs_without_any_trigger() {
         "later sweeps find nothing to do"
     );
 }
+
+#[tokio::test]
+async fn a_crash_right_after_the_push_lands_is_resumed_without_a_second_push_or_row() {
+    let repo = Repo::new().await;
+    // The remote accepts the push, then keeps the pusher waiting: the runner is "killed" in
+    // that window, after the push landed and before the store recorded it.
+    let hook = repo.bare.join("hooks/post-receive");
+    let marker = repo.tmp.path().join("hook-ran");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nif [ ! -e {m} ]; then touch {m}; sleep 30; fi\n",
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod").arg("+x").arg(&hook).status().unwrap();
+    let first = repo.runner(repo.config());
+    first.enqueue("manual", None).await.unwrap();
+    let mut killed = false;
+    let run = first.run_next();
+    tokio::pin!(run);
+    for _ in 0..300 {
+        tokio::select! {
+            _ = &mut run => break,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        if marker.exists() {
+            killed = true;
+            break;
+        }
+    }
+    drop(run);
+    assert!(killed, "the push never reached the remote");
+    assert_eq!(repo.remote_log().len(), 7, "the push landed");
+
+    let later: Arc<dyn Clock> = Arc::new(ManualClock::new(
+        time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    ));
+    let second = Runner::new(repo.store.clone(), later, repo.config(), "runner-2");
+    let out = second.run_next().await.unwrap().unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    assert_eq!(repo.remote_log().len(), 7, "nothing pushed twice");
+    let nfs = repo.remote_file(NFS);
+    assert_eq!(
+        rows(&nfs, MOUNT_ROW).len(),
+        2,
+        "one status row, one implementation row"
+    );
+    assert_eq!(repo.agent_calls().len(), 4);
+    let records = repo
+        .store
+        .item_records(&repo.config().repo_key)
+        .await
+        .unwrap();
+    assert!(
+        records
+            .iter()
+            .all(|r| r.state == warroom_store::ItemState::Done),
+        "{records:?}"
+    );
+}
