@@ -744,8 +744,7 @@ async fn a_crash_right_after_the_push_lands_is_resumed_without_a_second_push_or_
     let first = repo.runner(repo.config());
     first.enqueue("manual", None).await.unwrap();
     let mut killed = false;
-    let run = first.run_next();
-    tokio::pin!(run);
+    let mut run = Box::pin(first.run_next());
     for _ in 0..300 {
         tokio::select! {
             _ = &mut run => break,
@@ -756,6 +755,8 @@ async fn a_crash_right_after_the_push_lands_is_resumed_without_a_second_push_or_
             break;
         }
     }
+    // Dropping the future is what a killed runner looks like from inside: no finish, no
+    // record, the heartbeat stopped.
     drop(run);
     assert!(killed, "the push never reached the remote");
     assert_eq!(repo.remote_log().len(), 7, "the push landed");
