@@ -890,7 +890,9 @@ impl Runner {
             .await;
             let out = match out {
                 Ok(o) => o,
-                Err(e) => return Ok(refuse(format!("the agent could not run: {e}"), 0.0, false)),
+                // Not this item's fault: a missing program would refuse every item, handing
+                // them all to people for a configuration error. The run fails instead.
+                Err(e) => return Err(RunError::at("agent", e)),
             };
             let result: Option<serde_json::Value> = out
                 .stdout
@@ -955,7 +957,7 @@ impl Runner {
                 let out = match out {
                     Ok(o) if o.success() => o,
                     Ok(o) => return Ok(refuse(format!("the plan command {}", o.describe_failure()), cost, false)),
-                    Err(e) => return Ok(refuse(format!("the plan command could not run: {e}"), cost, false)),
+                    Err(e) => return Err(RunError::at("plan", e)),
                 };
                 match guard::plan_destroys(&out.stdout) {
                     Ok(d) if d.is_empty() => {}
@@ -978,7 +980,7 @@ impl Runner {
                 {
                     Ok(o) if o.success() => {}
                     Ok(o) => return Ok(refuse(format!("the apply command {}", o.describe_failure()), cost, false)),
-                    Err(e) => return Ok(refuse(format!("the apply command could not run: {e}"), cost, false)),
+                    Err(e) => return Err(RunError::at("apply", e)),
                 }
             }
             // A runner that lost its lease must not commit: another one is resuming the run.
@@ -1080,7 +1082,13 @@ impl Runner {
                             return Err(RunError {
                                 item: Some(c.item.id.clone()),
                                 step: "push",
-                                error: format!("the remote branch changed in a way that conflicts with {}: {}; rebase by hand", short(sha), e.stderr),
+                                error: format!(
+                                    "the remote branch changed in a way that conflicts with {}: {}; rebase by hand (the fixes are on branch {} in {})",
+                                    short(sha),
+                                    one_line(&e.stderr, 300),
+                                    Self::run_branch(run),
+                                    self.cfg.repo.display()
+                                ),
                             });
                         }
                         wt.line(&["rev-parse", "HEAD"]).await.map_err(git_err("publish"))?

@@ -220,10 +220,14 @@ impl Repo {
             .success()
     }
 
-    /// The pipeline left no work trees or branches behind.
-    fn assert_clean(&self) {
+    fn assert_clean_worktrees(&self) {
         let wts = git(&self.clone, &["worktree", "list", "--porcelain"]);
         assert_eq!(wts.matches("worktree ").count(), 1, "{wts}");
+    }
+
+    /// The pipeline left no work trees or branches behind.
+    fn assert_clean(&self) {
+        self.assert_clean_worktrees();
         let branches = git(&self.clone, &["branch", "--list", "warroom/*"]);
         assert!(branches.trim().is_empty(), "{branches}");
     }
@@ -786,4 +790,28 @@ async fn a_crash_right_after_the_push_lands_is_resumed_without_a_second_push_or_
             .all(|r| r.state == warroom_store::ItemState::Done),
         "{records:?}"
     );
+}
+
+#[tokio::test]
+async fn a_missing_agent_fails_the_run_instead_of_handing_every_item_to_people() {
+    let repo = Repo::new().await;
+    let mut cfg = repo.config();
+    cfg.agent = vec!["/nonexistent/agent".into()];
+    let out = repo.run_with(cfg).await;
+    assert_eq!(out.status, RunStatus::Failed);
+    assert!(
+        out.summary
+            .contains("step agent: cannot start `/nonexistent/agent`"),
+        "{}",
+        out.summary
+    );
+    assert_eq!(repo.remote_log().len(), 1, "nothing pushed");
+    assert!(
+        repo.store
+            .item_records(&repo.config().repo_key)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    repo.assert_clean_worktrees();
 }
