@@ -51,6 +51,28 @@ pub struct PipelineConfig {
     pub author_email: String,
     /// The "Implemented By" column.
     pub implemented_by: String,
+    /// Environment variables the agent, plan and apply commands inherit (`NAME` or `PREFIX*`);
+    /// nothing else of warroom's environment reaches them.
+    pub pass_env: Vec<String>,
+}
+
+/// What the commands inherit by default: enough to find programs, a home for their own
+/// configuration (`~/.claude`), the locale, and the agent's API key.
+pub fn default_pass_env() -> Vec<String> {
+    [
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "LC_*",
+        "TERM",
+        "TMPDIR",
+        "TZ",
+        "ANTHROPIC_API_KEY",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 impl PipelineConfig {
@@ -80,6 +102,7 @@ impl PipelineConfig {
             author_name: "warroom-pipeline".into(),
             author_email: "warroom-pipeline@localhost".into(),
             implemented_by: "warroom-pipeline".into(),
+            pass_env: default_pass_env(),
         }
     }
 
@@ -159,6 +182,14 @@ impl PipelineConfig {
                 self.command_timeout.as_secs(),
                 self.run_timeout.as_secs()
             ));
+        }
+        for (i, n) in self.pass_env.iter().enumerate() {
+            let name = n.strip_suffix('*').unwrap_or(n);
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                p.push(format!(
+                    "pipeline.pass_env[{i}]: `{n}` is not a variable name (or NAME_PREFIX*)"
+                ));
+            }
         }
         if let Some(u) = &self.commit_url
             && !u.contains("{sha}")

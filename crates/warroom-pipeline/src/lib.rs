@@ -30,6 +30,6 @@ mod runner;
 pub mod scan;
 mod worker;
 
-pub use config::{PipelineConfig, default_agent};
+pub use config::{PipelineConfig, default_agent, default_pass_env};
 pub use runner::{ItemOutcome, ItemReport, PlannedItem, RunError, RunOutcome, Runner, fix_subject};
 pub use worker::run_worker;

@@ -64,6 +64,10 @@ pub struct Invocation<'a> {
     pub cwd: &'a Path,
     /// Extra environment.
     pub env: BTreeMap<String, String>,
+    /// The only variables of our own environment the command sees (`NAME`, or `PREFIX*`).
+    /// warroom's environment holds its secrets (database URL, webhook secret, tokens); an
+    /// agent driven by a model must not be able to read them.
+    pub pass_env: &'a [String],
     /// Written to standard input, then closed.
     pub stdin: Option<String>,
     /// Time limit.
@@ -111,6 +115,14 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(mut r: R) -> String {
     s
 }
 
+/// Whether `name` is on the pass list: an exact name, or a `PREFIX*` pattern.
+pub fn passes(list: &[String], name: &str) -> bool {
+    list.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => p == name,
+    })
+}
+
 /// Kills a process group. Errors are ignored: the group may already be gone.
 pub async fn kill_group(pgid: u32) {
     let _ = tokio::process::Command::new("kill")
@@ -126,6 +138,13 @@ pub async fn kill_group(pgid: u32) {
 pub async fn run(inv: Invocation<'_>) -> Result<Output, SpawnError> {
     let (program, args) = inv.argv.split_first().ok_or(SpawnError::Empty)?;
     let mut cmd = tokio::process::Command::new(program);
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        let Some(name) = k.to_str() else { continue };
+        if passes(inv.pass_env, name) {
+            cmd.env(&k, v);
+        }
+    }
     cmd.args(args)
         .current_dir(inv.cwd)
         .envs(&inv.env)

@@ -96,6 +96,9 @@ pub struct PipelineSection {
     pub webhook_secret_file: Option<std::path::PathBuf>,
     pub author_name: Option<String>,
     pub author_email: Option<String>,
+    /// Variables (`NAME` or `PREFIX*`) the agent, plan and apply commands inherit.
+    #[serde(default = "warroom_pipeline::default_pass_env")]
+    pub pass_env: Vec<String>,
 }
 
 fn default_remote() -> String {
@@ -545,6 +548,7 @@ fn check_pipeline(
     c.commit_url = p.commit_url.clone();
     c.site_dir = p.site_dir.clone();
     c.notify_channels = p.notify.clone();
+    c.pass_env = p.pass_env.clone();
     if let Some(n) = &p.author_name {
         c.author_name = n.clone();
     }

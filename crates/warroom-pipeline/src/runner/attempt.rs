@@ -13,6 +13,8 @@ use super::{Attempt, Candidate, Doc, RunError, Runner, TRAILER, fix_subject, git
 use crate::{guard, process};
 
 impl Runner {
+    /// The item for commands that read the environment rather than a prompt (plan scripts,
+    /// simple agents).
     fn item_env(&self, doc: &Doc, cand: &Candidate) -> BTreeMap<String, String> {
         let item = &cand.item;
         let mut env = BTreeMap::new();
@@ -35,6 +37,8 @@ impl Runner {
         env
     }
 
+    /// The agent's prompt: the item, its post-mortem and the guardrails in words (for a coding
+    /// agent) and as JSON (for a script). The guardrails are enforced afterwards either way.
     fn prompt(&self, doc: &Doc, cand: &Candidate, budget_left: f64) -> String {
         let item = &cand.item;
         let input = json!({
@@ -116,6 +120,7 @@ impl Runner {
                 cwd: &path,
                 env: self.item_env(doc, cand),
                 stdin: Some(self.prompt(doc, cand, self.cfg.budget_usd - spent)),
+                pass_env: &self.cfg.pass_env,
                 timeout: limit,
             })
             .await;
@@ -182,6 +187,7 @@ impl Runner {
                     cwd: &path,
                     env: self.item_env(doc, cand),
                     stdin: None,
+                    pass_env: &self.cfg.pass_env,
                     timeout: self.cfg.command_timeout,
                 })
                 .await;
@@ -205,6 +211,7 @@ impl Runner {
                     cwd: &path,
                     env: self.item_env(doc, cand),
                     stdin: None,
+                    pass_env: &self.cfg.pass_env,
                     timeout: self.cfg.command_timeout,
                 })
                 .await

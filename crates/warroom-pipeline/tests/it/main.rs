@@ -528,13 +528,23 @@ async fn a_timed_out_agent_is_killed_with_its_whole_process_group() {
 #[tokio::test]
 async fn a_child_left_behind_by_a_finished_agent_is_killed_too() {
     let repo = Repo::new().await;
-    repo.agent_modes(&[("SERVFAIL", "orphan-exit"), ("latency", "postmortem")]);
+    repo.agent_modes(&[
+        ("SERVFAIL", "orphan-exit"),
+        ("TCP monitor", "envdump"),
+        ("latency", "postmortem"),
+    ]);
     let out = repo.run().await;
     assert!(
         matches!(out.items[0].outcome, ItemOutcome::Implemented { .. }),
         "{:?}",
         out.items[0]
     );
+    // The agent sees the pass list and its item, none of the rest of our environment (cargo
+    // sets CARGO_PKG_NAME for this test process).
+    let env = std::fs::read_to_string(repo.log.with_extension("log.env")).unwrap();
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    assert!(env.contains("WARROOM_ITEM_TYPE=Monitor"), "{env}");
+    assert!(!env.contains("CARGO_PKG_NAME"), "{env}");
     // An agent may not mark its own work in the post-mortem.
     match &out.items[3].outcome {
         ItemOutcome::Refused { reason } => {
