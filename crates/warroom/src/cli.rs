@@ -333,6 +333,9 @@ pub enum PipelineCommand {
     /// A run's log.
     Log {
         run: i64,
+        /// Keep printing new lines until the run ends.
+        #[arg(long)]
+        follow: bool,
         #[command(flatten)]
         server: ServerArgs,
     },

@@ -207,14 +207,31 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
                 &rows,
             );
         }
-        PipelineCommand::Log { run, server } => {
+        PipelineCommand::Log {
+            run,
+            follow,
+            server,
+        } => {
             let checked = serve::load_config(&server)?;
             let store = serve::open_store(&checked.config.database_url.0).await?;
-            let r = store.pipeline_run(run).await.map_err(|e| {
+            let mut r = store.pipeline_run(run).await.map_err(|e| {
                 anyhow::anyhow!("{e}; see `warroom pipeline status` for run numbers")
             })?;
-            for l in store.run_log(run, 0).await? {
-                println!("{}  {}", warroom_domain::timefmt::rfc3339(l.at), l.line);
+            let mut after = 0;
+            loop {
+                for l in store.run_log(run, after).await? {
+                    println!("{}  {}", warroom_domain::timefmt::rfc3339(l.at), l.line);
+                    after = l.id;
+                }
+                let live = matches!(
+                    r.status,
+                    warroom_store::RunStatus::Queued | warroom_store::RunStatus::Running
+                );
+                if !follow || !live {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                r = store.pipeline_run(run).await?;
             }
             println!(
                 "run {}: {} ({}/{} items, ${:.2})",

@@ -284,6 +284,7 @@ async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redo
             "pipeline",
             "log",
             &id.to_string(),
+            "--follow",
             "--config",
             cfg,
             "--database",
