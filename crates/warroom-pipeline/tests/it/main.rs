@@ -526,10 +526,11 @@ async fn a_timed_out_agent_is_killed_with_its_whole_process_group() {
 }
 
 #[tokio::test]
-async fn a_child_left_behind_by_a_finished_agent_is_killed_too() {
+async fn a_finished_agents_children_are_killed_its_cost_is_required_and_its_env_is_scrubbed() {
     let repo = Repo::new().await;
     repo.agent_modes(&[
         ("SERVFAIL", "orphan-exit"),
+        ("mount options", "noisy-json"),
         ("TCP monitor", "envdump"),
         ("latency", "postmortem"),
     ]);
@@ -545,6 +546,13 @@ async fn a_child_left_behind_by_a_finished_agent_is_killed_too() {
     assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
     assert!(env.contains("WARROOM_ITEM_TYPE=Monitor"), "{env}");
     assert!(!env.contains("CARGO_PKG_NAME"), "{env}");
+    // Without a cost the budget cannot be enforced, so the change is not taken.
+    match &out.items[1].outcome {
+        ItemOutcome::Refused { reason } => {
+            assert!(reason.contains("no total_cost_usd"), "{reason}")
+        }
+        o => panic!("{o:?}"),
+    }
     // An agent may not mark its own work in the post-mortem.
     match &out.items[3].outcome {
         ItemOutcome::Refused { reason } => {
