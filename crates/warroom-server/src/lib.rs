@@ -8,6 +8,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod pipeline;
 pub mod postmortems;
 mod router;
 
@@ -31,6 +32,8 @@ pub struct Settings {
     pub routing: warroom_domain::notify::Routing,
     /// The post-mortem folder, when configured.
     pub postmortems: Option<postmortems::PostmortemSettings>,
+    /// The follow-up pipeline's webhook and API, when configured.
+    pub pipeline: Option<pipeline::PipelineSettings>,
     /// Escalation policy, schedules and people's contacts.
     pub paging: std::sync::Arc<warroom_domain::escalation::PagingConfig>,
     /// Signed one-click acknowledgement links, when a public URL and secret are configured.
@@ -53,6 +56,7 @@ impl std::fmt::Debug for Settings {
             .field("body_limit", &self.body_limit)
             .field("routing", &self.routing)
             .field("ack_links", &self.ack_links)
+            .field("pipeline", &self.pipeline)
             .finish_non_exhaustive()
     }
 }
@@ -65,6 +69,7 @@ impl Default for Settings {
             body_limit: 1024 * 1024,
             routing: Default::default(),
             postmortems: None,
+            pipeline: None,
             paging: Default::default(),
             ack_links: None,
             alerts: Default::default(),

@@ -91,7 +91,22 @@ pub fn build() -> Value {
             "get": op("tokens", "List tokens (never secrets)", Some("admin"), None, ("200", "Tokens")),
             "post": op("tokens", "Create a token; the secret is in this response only", Some("admin"), Some("CreateToken"), ("201", "Token and secret"))
         },
-        "/api/v1/tokens/{id}": { "delete": op("tokens", "Revoke a token", Some("admin"), None, ("204", "Revoked")) }
+        "/api/v1/tokens/{id}": { "delete": op("tokens", "Revoke a token", Some("admin"), None, ("204", "Revoked")) },
+        "/hooks/git": { "post": {
+            "tags": ["pipeline"],
+            "summary": "Git push webhook (GitHub, Gitea, Forgejo): queues a follow-up pipeline run when the configured branch's post-mortem folder changed",
+            "description": "Authenticated by the body's HMAC-SHA256 with the configured secret: `X-Hub-Signature-256: sha256=<hex>` (GitHub) or `X-Gitea-Signature: <hex>` (Gitea/Forgejo). The event comes from `X-GitHub-Event` or `X-Gitea-Event`. Redeliveries of one push get the same run.",
+            "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/PushEvent" } } } },
+            "responses": {
+                "200": { "description": "`{\"status\": \"pong\"}` for a ping", "content": { "application/json": { "schema": { "type": "object" } } } },
+                "202": { "description": "`{\"status\": \"queued\", \"run\": N, \"duplicate\": bool}` (committed), or `{\"status\": \"ignored\", \"reason\": ...}`", "content": { "application/json": { "schema": { "type": "object" } } } },
+                "4XX": { "description": "401: missing or wrong signature; 400: malformed payload (the field is named); 404: pipeline not configured or unknown repository",
+                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+            }
+        } },
+        "/api/v1/pipeline/runs": { "get": op("pipeline", "Pipeline runs, newest first, with status and progress (items done / total, cost)", Some("viewer"), None, ("200", "`{\"runs\": [...]}`")) },
+        "/api/v1/pipeline/runs/{id}": { "get": op("pipeline", "One run with its log (`?after=<log id>` to follow it)", Some("viewer"), None, ("200", "`{\"run\": {...}, \"log\": [...]}`")) },
+        "/api/v1/pipeline/approvals": { "post": op("pipeline", "Approve an item automation would not implement on its own, and queue a run; it goes through the same guardrails", Some("responder"), Some("ApprovalRequest"), ("201", "`{\"approval\": {...}, \"run\": N}`")) }
     });
     if let Some(obj) = paths.as_object_mut() {
         for (path, item) in obj.iter_mut() {
@@ -171,6 +186,15 @@ pub fn build() -> Value {
                     "status": { "$ref": "#/components/schemas/Status" }, "current_action": { "type": "string" }, "findings": { "type": "string" }, "next_step": { "type": "string" } } },
                 "NoteRequest": { "type": "object", "required": ["text"], "additionalProperties": false, "properties": {
                     "text": { "type": "string" }, "action": { "type": "boolean" } } },
+                "ApprovalRequest": { "type": "object", "required": ["item"], "additionalProperties": false, "properties": {
+                    "item": { "type": "string", "pattern": "^[0-9a-f]{12}$", "description": "Item id from `warroom postmortem todos`" } } },
+                "PushEvent": { "type": "object", "required": ["ref"], "properties": {
+                    "ref": { "type": "string", "example": "refs/heads/master" }, "after": { "type": "string" },
+                    "repository": { "type": "object", "properties": { "full_name": { "type": "string" } } },
+                    "commits": { "type": "array", "items": { "type": "object", "properties": {
+                        "added": { "type": "array", "items": { "type": "string" } },
+                        "modified": { "type": "array", "items": { "type": "string" } },
+                        "removed": { "type": "array", "items": { "type": "string" } } } } } } },
                 "CreateToken": { "type": "object", "required": ["name", "role"], "properties": {
                     "name": { "type": "string" }, "role": { "type": "string", "enum": ["viewer", "responder", "admin"] } } },
                 "Incident": { "type": "object", "required": ["number", "title", "severity", "severity_trace", "status", "channel", "services", "detected_at", "next_update_due"],

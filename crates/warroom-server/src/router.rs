@@ -50,6 +50,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/tokens"),
     ("POST", "/api/v1/tokens"),
     ("DELETE", "/api/v1/tokens/{id}"),
+    ("POST", "/hooks/git"),
+    ("GET", "/api/v1/pipeline/runs"),
+    ("GET", "/api/v1/pipeline/runs/{id}"),
+    ("POST", "/api/v1/pipeline/approvals"),
 ];
 
 /// Builds the application.
@@ -122,13 +126,17 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/tokens/{id}",
             axum::routing::delete(api::tokens::revoke_token),
-        );
+        )
+        .route("/pipeline/runs", get(crate::pipeline::list_runs))
+        .route("/pipeline/runs/{id}", get(crate::pipeline::show_run))
+        .route("/pipeline/approvals", post(crate::pipeline::approve));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::services::ready))
         .route("/metrics", get(api::metrics::metrics))
         .route("/api/v2/alerts", post(api::alerts::post_alerts))
         .route("/hooks/alertmanager", post(api::alerts::alertmanager_webhook))
+        .route("/hooks/git", post(crate::pipeline::git_push))
         .route("/ack/{incident}/{person}/{expires}/{sig}", get(crate::ack_link::confirm).post(crate::ack_link::acknowledge))
         .route("/postmortems/", get(crate::postmortems::site_index))
         .route("/postmortems/{page}", get(crate::postmortems::site_page))

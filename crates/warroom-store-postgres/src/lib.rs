@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "chat_rooms",
         sql: include_str!("../migrations/0007_chat_rooms.sql"),
     },
+    Migration {
+        version: 8,
+        name: "pipeline",
+        sql: include_str!("../migrations/0008_pipeline.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "chat_rooms",
         sql: include_str!("../migrations/0007_chat_rooms.sql"),
     },
+    Migration {
+        version: 8,
+        name: "pipeline",
+        sql: include_str!("../migrations/0008_pipeline.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.

@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod pipeline;
 pub mod records;
 pub mod rooms;
 pub mod sql;
@@ -21,6 +22,9 @@ use warroom_domain::{DomainError, Incident, IncidentNumber, TimelineEvent, servi
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
+pub use pipeline::{
+    Approval, ItemClaim, ItemRecord, ItemState, LogLine, PipelineStore, RunRecord, RunStatus,
+};
 pub use records::{
     AlertIn, ApiToken, Change, CheckRecord, HealthChange, IncidentFilter, IngestOutcome,
     NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus, Retention, ServiceHealth, StoredAlert,
@@ -206,7 +210,14 @@ pub trait CheckStore: Send + Sync {
 /// Everything, for the wiring code.
 #[async_trait]
 pub trait Store:
-    IncidentStore + ServiceStore + TokenStore + OutboxStore + AlertStore + CheckStore + ChatRoomStore
+    IncidentStore
+    + ServiceStore
+    + TokenStore
+    + OutboxStore
+    + AlertStore
+    + CheckStore
+    + ChatRoomStore
+    + PipelineStore
 {
     /// Is the database reachable?
     async fn ping(&self) -> Result<()>;

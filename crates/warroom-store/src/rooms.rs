@@ -121,7 +121,7 @@ impl ChatRoomStore for SqlStore {
         now: OffsetDateTime,
     ) -> Result<ChatRoom> {
         {
-            let _gate = self.enter_write_gate().await;
+            let _gate = self.write_gate().await;
             sqlx::query(
                 "INSERT INTO chat_rooms (channel, incident, name, members, created_at) VALUES ($1, $2, $3, '[]', $4) \
                  ON CONFLICT (channel, incident) DO NOTHING",
@@ -144,7 +144,7 @@ impl ChatRoomStore for SqlStore {
         incident: IncidentNumber,
         name: &str,
     ) -> Result<()> {
-        let _gate = self.enter_write_gate().await;
+        let _gate = self.write_gate().await;
         sqlx::query(
             "UPDATE chat_rooms SET name = $1 WHERE channel = $2 AND incident = $3 AND room_id IS NULL",
         )
@@ -162,7 +162,7 @@ impl ChatRoomStore for SqlStore {
         incident: IncidentNumber,
         room_id: &str,
     ) -> Result<()> {
-        let _gate = self.enter_write_gate().await;
+        let _gate = self.write_gate().await;
         let done = sqlx::query(
             "UPDATE chat_rooms SET room_id = $1 WHERE channel = $2 AND incident = $3 AND (room_id IS NULL OR room_id = $1)",
         )
@@ -211,7 +211,7 @@ impl ChatRoomStore for SqlStore {
     ) -> Result<()> {
         let members = serde_json::to_string(members)
             .map_err(|e| StoreError::Corrupt(format!("chat_rooms.members: {e}")))?;
-        let _gate = self.enter_write_gate().await;
+        let _gate = self.write_gate().await;
         sqlx::query(
             "UPDATE chat_rooms SET topic = $1, members = $2 WHERE channel = $3 AND incident = $4",
         )
@@ -230,7 +230,7 @@ impl ChatRoomStore for SqlStore {
         idempotency_key: &str,
         now: OffsetDateTime,
     ) -> Result<bool> {
-        let _gate = self.enter_write_gate().await;
+        let _gate = self.write_gate().await;
         let done = sqlx::query(
             "INSERT INTO chat_posts (channel, idempotency_key, started_at) VALUES ($1, $2, $3) \
              ON CONFLICT (channel, idempotency_key) DO NOTHING",

@@ -220,9 +220,19 @@ impl SqlStore {
         &self.pool
     }
 
-    /// Queues behind in-process SQLite writers; for store modules outside this file.
-    pub(crate) async fn enter_write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    /// The dialect, for capability modules kept in their own files (`pipeline.rs`).
+    pub(crate) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Queues behind in-process SQLite writers (the write gate).
+    pub(crate) async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         self.gate.enter().await
+    }
+
+    /// Starts a write transaction the way the dialect wants it.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(self.pool.begin_with(self.dialect.begin_write()).await?)
     }
 
     async fn append_events(

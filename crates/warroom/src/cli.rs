@@ -303,6 +303,56 @@ pub enum Command {
         #[command(subcommand)]
         command: SiteCommand,
     },
+    /// Follow-up automation: implement safe post-mortem follow-ups, push, publish.
+    Pipeline {
+        #[command(subcommand)]
+        command: PipelineCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PipelineCommand {
+    /// Queue a run and execute it here, printing its log as it goes.
+    Run {
+        /// The repository clone (default: [pipeline] repo from the config).
+        #[arg(long)]
+        repo: Option<PathBuf>,
+        /// Print what would be done (items in order, commit messages) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Recent runs with their status and progress.
+    Status {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// A run's log.
+    Log {
+        run: i64,
+        /// Keep printing new lines until the run ends.
+        #[arg(long)]
+        follow: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Let automation implement an item it would not take on its own (Architecture, Migration,
+    /// ...); it then goes through the same guardrails.
+    Approve {
+        /// Item id, as `warroom postmortem todos` prints it.
+        item: String,
+        /// Who approves (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+        /// The repository clone (default: [pipeline] repo from the config).
+        #[arg(long)]
+        repo: Option<PathBuf>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]

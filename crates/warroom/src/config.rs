@@ -45,6 +45,106 @@ pub struct Config {
     pub silences: Vec<SilenceConfig>,
     /// How long check results are kept.
     pub retention: RetentionSection,
+    /// Follow-up automation: implement safe post-mortem follow-ups, push, publish.
+    pub pipeline: Option<PipelineSection>,
+}
+
+/// The `[pipeline]` section. Paths and commands are checked by `check`, with keys named.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// A clone of the repository the pipeline owns.
+    pub repo: std::path::PathBuf,
+    /// The key runs are stored under; defaults to the repository path.
+    pub repo_key: Option<String>,
+    #[serde(default = "default_remote")]
+    pub remote: String,
+    #[serde(default = "default_branch")]
+    pub branch: String,
+    #[serde(default = "default_pm_dir")]
+    pub postmortems_dir: String,
+    #[serde(default = "warroom_pipeline::default_agent")]
+    pub agent: Vec<String>,
+    pub plan: Option<Vec<String>>,
+    pub apply: Option<Vec<String>>,
+    #[serde(default = "default_protected")]
+    pub protected_paths: Vec<String>,
+    #[serde(default = "default_budget")]
+    pub budget_usd: f64,
+    #[serde(default = "default_diff_lines")]
+    pub max_diff_lines: u64,
+    #[serde(default = "default_item_timeout")]
+    pub item_timeout_secs: u64,
+    #[serde(default = "default_command_timeout")]
+    pub command_timeout_secs: u64,
+    #[serde(default = "default_run_timeout")]
+    pub run_timeout_secs: u64,
+    #[serde(default = "default_lease")]
+    pub lease_secs: u64,
+    /// Seconds between sweeps that queue a run without a webhook; 0 turns them off.
+    #[serde(default = "default_sweep")]
+    pub sweep_secs: u64,
+    pub work_dir: Option<std::path::PathBuf>,
+    pub commit_url: Option<String>,
+    pub site_dir: Option<std::path::PathBuf>,
+    /// Channel names (from [[channels]]) for run summaries.
+    #[serde(default)]
+    pub notify: Vec<String>,
+    /// `owner/name` that webhook payloads must name; any when unset.
+    pub repository: Option<String>,
+    pub webhook_secret_env: Option<String>,
+    pub webhook_secret_file: Option<std::path::PathBuf>,
+    pub author_name: Option<String>,
+    pub author_email: Option<String>,
+    /// Variables (`NAME` or `PREFIX*`) the agent, plan and apply commands inherit.
+    #[serde(default = "warroom_pipeline::default_pass_env")]
+    pub pass_env: Vec<String>,
+}
+
+fn default_remote() -> String {
+    "origin".into()
+}
+fn default_branch() -> String {
+    "master".into()
+}
+fn default_pm_dir() -> String {
+    "docs/post-mortems".into()
+}
+fn default_protected() -> Vec<String> {
+    warroom_pipeline::guard::DEFAULT_PROTECTED
+        .map(String::from)
+        .to_vec()
+}
+fn default_budget() -> f64 {
+    5.0
+}
+fn default_diff_lines() -> u64 {
+    500
+}
+fn default_item_timeout() -> u64 {
+    600
+}
+fn default_command_timeout() -> u64 {
+    300
+}
+fn default_run_timeout() -> u64 {
+    3600
+}
+fn default_lease() -> u64 {
+    120
+}
+fn default_sweep() -> u64 {
+    3600
+}
+
+/// The pipeline, validated.
+#[derive(Debug, Clone)]
+pub struct CheckedPipeline {
+    pub config: warroom_pipeline::PipelineConfig,
+    /// Verifies `POST /hooks/git`; without it the hook answers 503.
+    pub webhook_secret: Option<Secret>,
+    pub repository: Option<String>,
+    pub sweep: Option<std::time::Duration>,
 }
 
 /// Retention of check results (raw, then 5-minute and hourly rollups).
@@ -286,6 +386,7 @@ impl Default for Config {
             monitors: vec![],
             silences: vec![],
             retention: RetentionSection::default(),
+            pipeline: None,
         }
     }
 }
@@ -305,6 +406,8 @@ pub struct Checked {
     pub alerts: warroom_server::api::alerts::AlertSettings,
     /// Validated monitors.
     pub monitors: Vec<warroom_domain::monitor::Monitor>,
+    /// Follow-up automation, when configured.
+    pub pipeline: Option<CheckedPipeline>,
 }
 
 /// Loads from the file (if any) and the environment. A named file that does not exist is an
@@ -462,10 +565,15 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
             None
         }
     };
+    let pipeline = config
+        .pipeline
+        .as_ref()
+        .and_then(|p| check_pipeline(p, &config, &mut problems));
     if !problems.is_empty() {
         bail!("{}", problems.join("\n"));
     }
     Ok(Checked {
+        pipeline,
         listen: listen.context("listen")?,
         services,
         policies,
@@ -475,6 +583,106 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
         alerts,
         monitors,
         config,
+    })
+}
+
+fn check_pipeline(
+    p: &PipelineSection,
+    config: &Config,
+    problems: &mut Vec<String>,
+) -> Option<CheckedPipeline> {
+    use std::time::Duration;
+    let mut c = warroom_pipeline::PipelineConfig::new(p.repo.clone());
+    if !p.repo.join(".git").exists() {
+        problems.push(format!(
+            "pipeline.repo: {} is not a git clone; clone the repository there first (git clone URL {})",
+            p.repo.display(),
+            p.repo.display()
+        ));
+    }
+    if let Some(k) = &p.repo_key {
+        c.repo_key = k.clone();
+    }
+    c.remote = p.remote.clone();
+    c.branch = p.branch.clone();
+    c.postmortems_dir = p.postmortems_dir.trim_matches('/').to_string();
+    c.agent = p.agent.clone();
+    c.plan = p.plan.clone();
+    c.apply = p.apply.clone();
+    c.protected_paths = p.protected_paths.clone();
+    c.budget_usd = p.budget_usd;
+    c.max_diff_lines = p.max_diff_lines;
+    c.item_timeout = Duration::from_secs(p.item_timeout_secs);
+    c.command_timeout = Duration::from_secs(p.command_timeout_secs);
+    c.run_timeout = Duration::from_secs(p.run_timeout_secs);
+    c.lease = Duration::from_secs(p.lease_secs);
+    if let Some(w) = &p.work_dir {
+        c.work_dir = w.clone();
+    }
+    c.commit_url = p.commit_url.clone();
+    c.site_dir = p.site_dir.clone();
+    c.notify_channels = p.notify.clone();
+    c.pass_env = p.pass_env.clone();
+    if let Some(n) = &p.author_name {
+        c.author_name = n.clone();
+    }
+    if let Some(e) = &p.author_email {
+        c.author_email = e.clone();
+    }
+    problems.extend(c.problems());
+    let known: Vec<&str> = config.channels.iter().map(|c| c.name.as_str()).collect();
+    for (i, n) in p.notify.iter().enumerate() {
+        if !known.contains(&n.as_str()) {
+            problems.push(format!("pipeline.notify[{i}]: no channel named `{n}`"));
+        }
+    }
+    let webhook_secret = match (&p.webhook_secret_env, &p.webhook_secret_file) {
+        (None, None) => None,
+        (Some(var), None) => match std::env::var(var) {
+            Ok(v) if v.len() >= 16 => Some(Secret::from(v)),
+            Ok(_) => {
+                problems.push(format!(
+                    "pipeline.webhook_secret_env: {var} must hold at least 16 characters"
+                ));
+                None
+            }
+            Err(_) => {
+                problems.push(format!(
+                    "pipeline.webhook_secret_env: environment variable {var} is not set; export it before starting warroom"
+                ));
+                None
+            }
+        },
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(v) if v.trim().len() >= 16 => Some(Secret::from(v.trim().to_owned())),
+            Ok(_) => {
+                problems.push(format!(
+                    "pipeline.webhook_secret_file: {} must hold at least 16 characters",
+                    path.display()
+                ));
+                None
+            }
+            Err(e) => {
+                problems.push(format!(
+                    "pipeline.webhook_secret_file: cannot read {}: {e}",
+                    path.display()
+                ));
+                None
+            }
+        },
+        (Some(_), Some(_)) => {
+            problems.push(
+                "pipeline: give at most one of webhook_secret_env or webhook_secret_file"
+                    .to_owned(),
+            );
+            None
+        }
+    };
+    Some(CheckedPipeline {
+        config: c,
+        webhook_secret,
+        repository: p.repository.clone(),
+        sweep: (p.sweep_secs > 0).then(|| Duration::from_secs(p.sweep_secs)),
     })
 }
 
@@ -1188,6 +1396,68 @@ mod tests {
             e.contains("people[0].contacts[0]: no channel named `pager`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn pipeline_errors_name_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        let repo = dir.path().display().to_string();
+        let ok = format!("[pipeline]\nrepo = \"{repo}\"\n");
+        let c = parse(&ok).unwrap();
+        let p = c.pipeline.unwrap();
+        assert_eq!(p.config.branch, "master");
+        assert_eq!(p.config.agent[0], "claude");
+        assert!(p.webhook_secret.is_none());
+        let e = parse(&format!("{ok}item_timeout_secs = 4000\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pipeline.item_timeout_secs:"), "{e}");
+        let e = parse(&format!(
+            "{ok}agent = []\nnotify = [\"nope\"]\nwebhook_secret_env = \"WARROOM_TEST_UNSET_VAR_XYZ\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "pipeline.agent:",
+            "pipeline.notify[0]:",
+            "pipeline.webhook_secret_env:",
+        ] {
+            assert!(e.contains(key), "{key}: {e}");
+        }
+        let e = parse("[pipeline]\nrepo = \"/nonexistent/repo\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pipeline.repo:"), "{e}");
+        let e = parse(&format!("{ok}agent = \"claude -p\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pipeline.agent"), "{e}");
+    }
+
+    #[test]
+    fn the_examples_pipeline_section_is_valid_when_uncommented() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        let start = EXAMPLE.find("# [pipeline]").unwrap();
+        let section: String = EXAMPLE[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            // These name things that exist only on a real installation.
+            .filter(|l| !l.starts_with("notify") && !l.starts_with("webhook_secret_env"))
+            .map(|l| {
+                if l.starts_with("repo ") {
+                    format!("repo = \"{}\"\n", dir.path().display())
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        let c = parse(&section).unwrap();
+        let p = c.pipeline.unwrap();
+        assert_eq!(p.config.plan.unwrap()[0], "scripts/plan-json");
+        assert_eq!(p.repository.as_deref(), Some("ViktorBarzin/infra"));
+        assert_eq!(p.sweep, Some(std::time::Duration::from_secs(3600)));
     }
 
     #[test]

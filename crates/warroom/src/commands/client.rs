@@ -392,7 +392,8 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         | Command::Config { .. }
         | Command::Classify { .. }
         | Command::Postmortem { .. }
-        | Command::Site { .. } => {
+        | Command::Site { .. }
+        | Command::Pipeline { .. } => {
             bail!("not a client command")
         }
     };

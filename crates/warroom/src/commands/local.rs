@@ -83,6 +83,22 @@ pub fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
                 checked.services.len(),
                 checked.config.strict_services
             );
+            if let Some(p) = &checked.pipeline {
+                println!(
+                    "pipeline: {} ({}/{}, {}), agent `{}`, budget ${:.2}, webhook {}",
+                    p.config.repo.display(),
+                    p.config.remote,
+                    p.config.branch,
+                    p.config.postmortems_dir,
+                    p.config.agent.join(" "),
+                    p.config.budget_usd,
+                    if p.webhook_secret.is_some() {
+                        "signed"
+                    } else {
+                        "off (no secret)"
+                    }
+                );
+            }
         }
         ConfigCommand::Example => print!("{}", config::EXAMPLE),
     }

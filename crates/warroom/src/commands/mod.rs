@@ -3,6 +3,7 @@
 mod client;
 mod local;
 mod output;
+mod pipeline;
 mod postmortem;
 mod serve;
 
@@ -21,6 +22,7 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
         } => local::classify(signals, severity, json),
         Command::Postmortem { command } => postmortem::run(command).await,
         Command::Site { command } => postmortem::site(command),
+        Command::Pipeline { command } => pipeline::run(command).await,
         other => client::run(other).await,
     }
 }

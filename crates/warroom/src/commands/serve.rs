@@ -170,7 +170,7 @@ fn spawn_workers(
     };
     let dispatcher = dispatcher(store.clone(), clock.clone(), checked)?.with_throttle(throttle);
     let mut ticker = IncidentTicker::new(
-        store,
+        store.clone(),
         clock.clone(),
         settings.policies.clone(),
         settings.paging.clone(),
@@ -179,11 +179,31 @@ fn spawn_workers(
     if let Some(links) = &settings.ack_links {
         ticker = ticker.with_decorator(Arc::new(warroom_server::ack_link::decorator(
             links.clone(),
-            clock,
+            clock.clone(),
         )));
     }
     let ticker_stop = stop.clone();
-    Ok(vec![
+    let mut extra = Vec::new();
+    if let Some(p) = &checked.pipeline {
+        // Runs are claimed from the store, so any number of hosts can run this loop.
+        let runner = warroom_pipeline::Runner::new(
+            store.clone(),
+            clock.clone(),
+            p.config.clone(),
+            super::pipeline::runner_name(),
+        );
+        let (sweep, pipeline_stop) = (p.sweep, stop.clone());
+        extra.push(tokio::spawn(async move {
+            warroom_pipeline::run_worker(
+                runner,
+                std::time::Duration::from_secs(2),
+                sweep,
+                pipeline_stop,
+            )
+            .await
+        }));
+    }
+    let mut workers = vec![
         tokio::spawn(async move {
             dispatcher
                 .run(std::time::Duration::from_secs(1), stop)
@@ -195,7 +215,9 @@ fn spawn_workers(
                 .run(std::time::Duration::from_millis(500), ticker_stop)
                 .await
         }),
-    ])
+    ];
+    workers.extend(extra);
+    Ok(workers)
 }
 
 /// Runs the monitors and turns their DOWN/UP transitions into alerts, so checks and
@@ -350,6 +372,19 @@ fn settings(checked: &config::Checked) -> Settings {
                 draft_on_resolve: p.draft_on_resolve,
             }
         }),
+        pipeline: checked
+            .pipeline
+            .as_ref()
+            .map(|p| warroom_server::pipeline::PipelineSettings {
+                repo_key: p.config.repo_key.clone(),
+                branch: p.config.branch.clone(),
+                postmortems_dir: p.config.postmortems_dir.clone(),
+                repository: p.repository.clone(),
+                webhook_secret: p
+                    .webhook_secret
+                    .as_ref()
+                    .map(|s| s.expose().as_bytes().to_vec()),
+            }),
         paging: Arc::new(checked.paging.clone()),
         ack_links: checked.ack_links.as_ref().map(|(url, key)| {
             Arc::new(warroom_server::ack_link::AckLinks::new(

@@ -1,0 +1,140 @@
+//! Finding the work: every post-mortem in the folder at a commit, every eligible item, in
+//! priority order across all of them.
+//!
+//! The reference pipeline processed the first file alphabetically that had a TODO, so one old
+//! document blocked every other; this reads them all, at the branch tip (not the pushed diff,
+//! which misses documents a failed run left behind).
+
+use std::collections::HashSet;
+use warroom_postmortem::{self as pm, Item, ParsedDocument, StatusKind};
+
+use crate::git::{Git, GitError};
+
+/// One post-mortem read from git.
+#[derive(Debug, Clone)]
+pub struct Doc {
+    /// Path relative to the repository root.
+    pub path: String,
+    /// File name (the engine's label and the item ids' salt).
+    pub file_name: String,
+    /// The parsed document.
+    pub parsed: ParsedDocument,
+}
+
+impl Doc {
+    /// `PM-YYYY-MM-DD`, from the document's date (or its file name's date prefix).
+    pub fn pm_tag(&self) -> String {
+        match self.parsed.meta.date {
+            Some(d) => format!(
+                "PM-{:04}-{:02}-{:02}",
+                d.year(),
+                u8::from(d.month()),
+                d.day()
+            ),
+            None => format!("PM-{}", self.file_name.trim_end_matches(".md")),
+        }
+    }
+}
+
+/// Why an item is on the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eligibility {
+    /// Safe type (Alert, Config, Monitor), plainly open.
+    Safe,
+    /// Approved by a person.
+    Approved,
+}
+
+/// An item to work on, with its document.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Index into the scanned documents.
+    pub doc: usize,
+    /// The item.
+    pub item: Item,
+    /// Why.
+    pub why: Eligibility,
+}
+
+/// Reads every `*.md` (except README.md) in `dir` at `rev`. Unreadable documents (not UTF-8,
+/// too large) are returned as warnings instead of stopping the scan.
+pub async fn read_docs(
+    git: &Git,
+    rev: &str,
+    dir: &str,
+) -> Result<(Vec<Doc>, Vec<String>), GitError> {
+    let dir = dir.trim_end_matches('/');
+    let listing = git
+        .run(&[
+            "ls-tree",
+            "-z",
+            "--name-only",
+            rev,
+            "--",
+            &format!("{dir}/"),
+        ])
+        .await?;
+    let mut paths: Vec<&str> = listing
+        .split('\0')
+        .filter(|p| {
+            let name = p.rsplit('/').next().unwrap_or_default();
+            name.ends_with(".md") && !name.eq_ignore_ascii_case("README.md")
+        })
+        .collect();
+    paths.sort_unstable();
+    let mut docs = Vec::new();
+    let mut warnings = Vec::new();
+    for path in paths {
+        let bytes = git.run_bytes(&["show", &format!("{rev}:{path}")]).await?;
+        let file_name = path.rsplit('/').next().unwrap_or(path).to_string();
+        match pm::parse_bytes(&file_name, &bytes) {
+            Ok(parsed) => docs.push(Doc {
+                path: path.to_string(),
+                file_name,
+                parsed,
+            }),
+            Err(e) => warnings.push(format!("skipped {path}: {e}")),
+        }
+    }
+    Ok((docs, warnings))
+}
+
+/// The items to work on: safe open ones, and approved ones that are open or were handed to a
+/// person; P0 first across all documents, then by document date (undated last), file and line.
+pub fn candidates(docs: &[Doc], approved: &HashSet<String>) -> Vec<Candidate> {
+    let mut out = Vec::new();
+    for (d, doc) in docs.iter().enumerate() {
+        for item in &doc.parsed.items {
+            let why = if item.is_automation_todo() {
+                Eligibility::Safe
+            } else if approved.contains(&item.id)
+                && (item.status.is_pending_for_automation()
+                    || item.status == StatusKind::NeedsHumanReview)
+            {
+                Eligibility::Approved
+            } else {
+                continue;
+            };
+            out.push(Candidate {
+                doc: d,
+                item: item.clone(),
+                why,
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        let (da, db) = (&docs[a.doc], &docs[b.doc]);
+        a.item
+            .priority
+            .cmp(&b.item.priority)
+            .then_with(|| match (da.parsed.meta.date, db.parsed.meta.date) {
+                (Some(x), Some(y)) => x.cmp(&y),
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (None, None) => std::cmp::Ordering::Equal,
+            })
+            .then_with(|| da.file_name.cmp(&db.file_name))
+            .then_with(|| a.item.line.cmp(&b.item.line))
+    });
+    out
+}

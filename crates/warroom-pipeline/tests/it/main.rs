@@ -1,0 +1,835 @@
+//! The pipeline end to end against real git repositories (a bare remote and the pipeline's
+//! clone, in temp folders), a real agent process (`tests/fixtures/fake-agent.sh`) and real
+//! Terraform-format plans (`tests/fixtures/plan-*.json`).
+#![allow(clippy::unwrap_used)] // a panic fails the test, which is what we want here.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+    time::Duration,
+};
+use warroom_pipeline::{ItemOutcome, PipelineConfig, RunOutcome, Runner};
+use warroom_store::{Clock, ManualClock, RunStatus, Store, SystemClock};
+use warroom_testkit::{Backend, TestDb, fresh_database, open_store};
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "seed")
+        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
+        .env("GIT_COMMITTER_NAME", "seed")
+        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+struct Repo {
+    tmp: tempfile::TempDir,
+    bare: PathBuf,
+    clone: PathBuf,
+    modes: PathBuf,
+    plans: PathBuf,
+    log: PathBuf,
+    store: Arc<dyn Store>,
+    _db: TestDb,
+}
+
+const SERVFAIL: &str = "Add alert on CoreDNS SERVFAIL rate";
+/// The action as the engine reads it (markup removed).
+const MOUNT: &str = "Set hard,timeo=600 mount options on all NFS PVs";
+/// What both of its table rows contain.
+const MOUNT_ROW: &str = "mount options on all NFS PVs";
+const TCP: &str = "Add Uptime Kuma TCP monitor for the NAS on 2049";
+const LATENCY: &str = "Add DNS latency alert";
+const NFS: &str = "docs/post-mortems/2026-04-14-nfs-stale-handles.md";
+const DNS: &str = "docs/post-mortems/2026-05-02-dns-outage.md";
+
+impl Repo {
+    async fn new() -> Repo {
+        let tmp = tempfile::tempdir().unwrap();
+        let bare = tmp.path().join("remote.git");
+        let seed = tmp.path().join("seed");
+        let clone = tmp.path().join("pipeline");
+        std::fs::create_dir_all(&seed).unwrap();
+        git(
+            tmp.path(),
+            &[
+                "init",
+                "-q",
+                "--bare",
+                "-b",
+                "master",
+                bare.to_str().unwrap(),
+            ],
+        );
+        git(&seed, &["init", "-q", "-b", "master"]);
+        let pm = seed.join("docs/post-mortems");
+        std::fs::create_dir_all(&pm).unwrap();
+        for e in std::fs::read_dir(fixtures().join("postmortems")).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, pm.join(p.file_name().unwrap())).unwrap();
+        }
+        std::fs::create_dir_all(seed.join("stacks/app")).unwrap();
+        std::fs::write(seed.join("stacks/app/main.tf"), "resource \"x\" \"y\" {}\n").unwrap();
+        git(&seed, &["add", "-A"]);
+        git(&seed, &["commit", "-qm", "docs: post-mortems [ci skip]"]);
+        git(&seed, &["push", "-q", bare.to_str().unwrap(), "master"]);
+        git(
+            tmp.path(),
+            &[
+                "clone",
+                "-q",
+                bare.to_str().unwrap(),
+                clone.to_str().unwrap(),
+            ],
+        );
+        let db = fresh_database(Backend::Sqlite).await.unwrap();
+        let store = open_store(Backend::Sqlite, &db).await.unwrap();
+        Repo {
+            modes: tmp.path().join("agent-modes"),
+            plans: tmp.path().join("plan-modes"),
+            log: tmp.path().join("agent.log"),
+            bare,
+            clone,
+            tmp,
+            store,
+            _db: db,
+        }
+    }
+
+    fn config(&self) -> PipelineConfig {
+        let s = |p: &Path| p.display().to_string();
+        let mut c = PipelineConfig::new(self.clone.clone());
+        c.agent = vec![
+            "bash".into(),
+            s(&fixtures().join("fake-agent.sh")),
+            "--modes".into(),
+            s(&self.modes),
+            "--log".into(),
+            s(&self.log),
+            "--remote".into(),
+            s(&self.bare),
+        ];
+        c.plan = Some(vec![
+            "bash".into(),
+            s(&fixtures().join("fake-plan.sh")),
+            "--modes".into(),
+            s(&self.plans),
+            "--dir".into(),
+            s(&fixtures()),
+        ]);
+        c.work_dir = self.tmp.path().join("work");
+        c.site_dir = Some(self.tmp.path().join("site"));
+        c.commit_url = Some("https://git.example/infra/commit/{sha}".into());
+        c.item_timeout = Duration::from_secs(20);
+        c.command_timeout = Duration::from_secs(10);
+        c.run_timeout = Duration::from_secs(300);
+        c
+    }
+
+    fn agent_modes(&self, lines: &[(&str, &str)]) {
+        let text: String = lines.iter().map(|(p, m)| format!("{p}={m}\n")).collect();
+        std::fs::write(&self.modes, text).unwrap();
+    }
+
+    fn plan_modes(&self, lines: &[(&str, &str)]) {
+        let text: String = lines.iter().map(|(p, m)| format!("{p}={m}\n")).collect();
+        std::fs::write(&self.plans, text).unwrap();
+    }
+
+    fn runner(&self, cfg: PipelineConfig) -> Runner {
+        Runner::new(
+            self.store.clone(),
+            Arc::new(SystemClock),
+            cfg,
+            "test-runner",
+        )
+    }
+
+    async fn run(&self) -> RunOutcome {
+        self.run_with(self.config()).await
+    }
+
+    async fn run_with(&self, cfg: PipelineConfig) -> RunOutcome {
+        let r = self.runner(cfg);
+        r.enqueue("manual", None).await.unwrap();
+        r.run_next().await.unwrap().expect("a run was queued")
+    }
+
+    /// The notifications the runs put into the outbox, oldest first.
+    async fn notifications(&self) -> Vec<warroom_domain::notify::Notification> {
+        let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(1);
+        self.store
+            .claim_due(later, time::Duration::minutes(1), 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| {
+                assert_eq!(m.channel, "ops");
+                m.notification
+            })
+            .collect()
+    }
+
+    /// (sha, subject) on the remote's master, oldest first.
+    fn remote_log(&self) -> Vec<(String, String)> {
+        git(
+            &self.bare,
+            &["log", "--reverse", "--format=%H\t%s", "master"],
+        )
+        .lines()
+        .map(|l| {
+            let (a, b) = l.split_once('\t').unwrap();
+            (a.to_string(), b.to_string())
+        })
+        .collect()
+    }
+
+    fn remote_file(&self, path: &str) -> String {
+        git(&self.bare, &["show", &format!("master:{path}")])
+    }
+
+    fn agent_calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn on_remote_branch(&self, sha: &str) -> bool {
+        Command::new("git")
+            .arg("-C")
+            .arg(&self.bare)
+            .args(["merge-base", "--is-ancestor", sha, "master"])
+            .status()
+            .unwrap()
+            .success()
+    }
+
+    fn assert_clean_worktrees(&self) {
+        let wts = git(&self.clone, &["worktree", "list", "--porcelain"]);
+        assert_eq!(wts.matches("worktree ").count(), 1, "{wts}");
+    }
+
+    /// The pipeline left no work trees or branches behind.
+    fn assert_clean(&self) {
+        self.assert_clean_worktrees();
+        let branches = git(&self.clone, &["branch", "--list", "warroom/*"]);
+        assert!(branches.trim().is_empty(), "{branches}");
+    }
+}
+
+/// The row of the post-mortem's tables that mentions `action` (status row and implementation row).
+fn rows<'a>(doc: &'a str, action: &str) -> Vec<&'a str> {
+    doc.lines()
+        .filter(|l| l.starts_with('|') && l.contains(action))
+        .collect()
+}
+
+fn row_sha(row: &str) -> String {
+    let start = row.find("[`").unwrap() + 2;
+    let end = row[start..].find('`').unwrap() + start;
+    row[start..end].to_string()
+}
+
+#[tokio::test]
+async fn happy_path_implements_every_safe_item_across_documents_in_priority_order() {
+    let repo = Repo::new().await;
+    let before = repo.remote_file(NFS);
+    let out = repo.run().await;
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    let log = repo.remote_log();
+    let subjects: Vec<&str> = log.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "docs: post-mortems [ci skip]",
+            "fix(post-mortem): add alert on CoreDNS SERVFAIL rate [PM-2026-05-02]",
+            "fix(post-mortem): set hard,timeo=600 mount options on all NFS PVs [PM-2026-04-14]",
+            "fix(post-mortem): add Uptime Kuma TCP monitor for the NAS on 2049 [PM-2026-04-14]",
+            "fix(post-mortem): add DNS latency alert [PM-2026-05-02]",
+            "docs: update post-mortem follow-up [PM-2026-04-14] [ci skip]",
+            "docs: update post-mortem follow-up [PM-2026-05-02] [ci skip]",
+        ]
+    );
+    // The fix commits carry the agent's change, and nothing of the post-mortems.
+    let fix = &log[1].0;
+    let files = git(&repo.bare, &["show", "--name-only", "--format=", fix]);
+    assert!(files.trim().starts_with("alerts/"), "{files}");
+
+    let nfs = repo.remote_file(NFS);
+    for action in [MOUNT_ROW, TCP] {
+        let r = rows(&nfs, action);
+        assert_eq!(r.len(), 2, "{action}: {r:?}");
+        assert!(r[0].trim_end().ends_with("| DONE |"), "{}", r[0]);
+        let sha = row_sha(r[1]);
+        assert!(
+            repo.on_remote_branch(&sha),
+            "{sha} is not on the pushed branch"
+        );
+        assert!(
+            r[1].contains("https://git.example/infra/commit/"),
+            "{}",
+            r[1]
+        );
+        assert!(r[1].contains("| warroom-pipeline |"), "{}", r[1]);
+        let subject = git(&repo.bare, &["log", "-1", "--format=%s", &sha]);
+        assert!(subject.starts_with("fix(post-mortem): "), "{subject}");
+    }
+    // Two status cells changed and two rows appended: every other byte is the same.
+    let numstat = git(&repo.bare, &["diff", "--numstat", &log[4].0, &log[5].0]);
+    assert_eq!(numstat.trim(), format!("4\t2\t{NFS}"));
+    assert!(nfs.contains("| P1 | Migrate Immich library to a replicated Longhorn volume | Architecture | needs capacity planning | TODO |"));
+    assert_eq!(before.lines().count() + 2, nfs.lines().count());
+    let dns = repo.remote_file(DNS);
+    assert!(dns.contains("## Follow-up Implementation"), "{dns}");
+    assert!(rows(&dns, SERVFAIL)[0].contains("| DONE |"));
+
+    let run = repo.store.pipeline_run(out.run).await.unwrap();
+    assert_eq!((run.items_done, run.items_total), (4, 4));
+    assert!((run.cost_usd - 2.0).abs() < 1e-9, "{}", run.cost_usd);
+    let lines = repo.store.run_log(out.run, 0).await.unwrap();
+    assert!(lines.iter().any(|l| l.line.contains("pushed")), "{lines:?}");
+    assert!(repo.tmp.path().join("site/index.html").is_file());
+    assert!(
+        std::fs::read_to_string(
+            repo.tmp
+                .path()
+                .join("site/2026-04-14-nfs-stale-handles.html")
+        )
+        .unwrap()
+        .contains("DONE")
+    );
+    repo.assert_clean();
+
+    // A second run finds nothing: the pushed documents say Done.
+    let again = repo.run().await;
+    assert_eq!(again.status, RunStatus::Succeeded);
+    assert!(
+        again.summary.starts_with("nothing to do"),
+        "{}",
+        again.summary
+    );
+    assert_eq!(repo.agent_calls().len(), 4);
+    assert_eq!(repo.remote_log().len(), 7);
+}
+
+#[tokio::test]
+async fn guardrails_refuse_protected_paths_empty_huge_and_failed_changes() {
+    let repo = Repo::new().await;
+    repo.agent_modes(&[
+        ("SERVFAIL", "protected"),
+        ("mount options", "nochange"),
+        ("TCP monitor", "huge"),
+        ("latency", "crash"),
+    ]);
+    let out = repo.run().await;
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    let reasons: Vec<String> = out
+        .items
+        .iter()
+        .map(|i| match &i.outcome {
+            ItemOutcome::Refused { reason } => reason.clone(),
+            o => panic!("{} was not refused: {o:?}", i.action),
+        })
+        .collect();
+    assert!(
+        reasons[0].contains("protected path stacks/vault/main.tf (matches **/vault/**)"),
+        "{}",
+        reasons[0]
+    );
+    assert!(reasons[1].contains("made no change"), "{}", reasons[1]);
+    assert!(
+        reasons[2].contains("5000 lines, over the limit of 500"),
+        "{}",
+        reasons[2]
+    );
+    assert!(
+        reasons[3].contains("agent failed: exited with status 1: agent crashed"),
+        "{}",
+        reasons[3]
+    );
+    let subjects: Vec<String> = repo.remote_log().into_iter().map(|(_, s)| s).collect();
+    assert!(
+        !subjects.iter().any(|s| s.starts_with("fix(")),
+        "{subjects:?}"
+    );
+    let nfs = repo.remote_file(NFS);
+    let r = rows(&nfs, MOUNT_ROW);
+    assert!(r[0].contains("| NEEDS HUMAN REVIEW |"), "{}", r[0]);
+    assert!(
+        r[1].contains("| — | Needs human review: the agent made no change |"),
+        "{}",
+        r[1]
+    );
+    // Nothing of a refused change reached the remote.
+    let tree = git(&repo.bare, &["ls-tree", "-r", "--name-only", "master"]);
+    assert!(!tree.contains("vault") && !tree.contains("huge"), "{tree}");
+    repo.assert_clean();
+}
+
+#[tokio::test]
+async fn plans_that_delete_or_replace_are_refused_and_updates_pass() {
+    let repo = Repo::new().await;
+    repo.plan_modes(&[
+        ("SERVFAIL", "plan-delete.json"),
+        ("mount options", "plan-replace.json"),
+        ("TCP monitor", "plan-replace-cbd.json"),
+        ("latency", "plan-update.json"),
+    ]);
+    let out = repo.run().await;
+    let got: Vec<(String, bool)> = out
+        .items
+        .iter()
+        .map(|i| {
+            (
+                match &i.outcome {
+                    ItemOutcome::Refused { reason } => reason.clone(),
+                    ItemOutcome::Implemented { .. } => "implemented".into(),
+                },
+                matches!(i.outcome, ItemOutcome::Implemented { .. }),
+            )
+        })
+        .collect();
+    assert!(
+        got[0]
+            .0
+            .contains("would delete or replace kubernetes_manifest.rule_")
+            && got[0].0.contains("(delete)"),
+        "{got:?}"
+    );
+    assert!(got[1].0.contains("(delete+create)"), "{got:?}");
+    assert!(got[2].0.contains("(create+delete)"), "{got:?}");
+    assert!(got[3].1, "{got:?}");
+    let subjects: Vec<String> = repo.remote_log().into_iter().map(|(_, s)| s).collect();
+    assert_eq!(
+        subjects.iter().filter(|s| s.starts_with("fix(")).count(),
+        1,
+        "{subjects:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_budget_stops_the_whole_run() {
+    let repo = Repo::new().await;
+    repo.agent_modes(&[("SERVFAIL", "expensive"), ("mount options", "expensive")]);
+    let mut cfg = repo.config();
+    cfg.notify_channels = vec!["ops".into()];
+    let out = repo.run_with(cfg).await;
+    assert_eq!(out.status, RunStatus::Stopped, "{}", out.summary);
+    assert_eq!(
+        repo.agent_calls().len(),
+        2,
+        "later items must not be attempted"
+    );
+    assert!(matches!(
+        out.items[0].outcome,
+        ItemOutcome::Implemented { .. }
+    ));
+    match &out.items[1].outcome {
+        ItemOutcome::Refused { reason } => assert!(
+            reason.contains("budget of $5.00 would be exceeded"),
+            "{reason}"
+        ),
+        o => panic!("{o:?}"),
+    }
+    let nfs = repo.remote_file(NFS);
+    assert!(rows(&nfs, MOUNT_ROW)[0].contains("NEEDS HUMAN REVIEW"));
+    assert!(
+        rows(&nfs, TCP)[0].contains("| TODO |"),
+        "not attempted, still open"
+    );
+    let run = repo.store.pipeline_run(out.run).await.unwrap();
+    assert_eq!(run.status, RunStatus::Stopped);
+    assert_eq!((run.items_done, run.items_total), (2, 4));
+    let sent = repo.notifications().await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        sent[0].title,
+        format!("Post-mortem follow-ups: run {} stopped", out.run)
+    );
+    assert!(sent[0].incident.is_none());
+    assert!(
+        sent[0].text.contains("1 implemented, 1 need human review"),
+        "{}",
+        sent[0].text
+    );
+    assert!(
+        sent[0].text.contains("stopped early: the budget"),
+        "{}",
+        sent[0].text
+    );
+}
+
+fn process_gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        // A zombie waiting for init to reap it is dead too.
+        Ok(stat) => stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z')),
+    }
+}
+
+#[tokio::test]
+async fn a_timed_out_agent_is_killed_with_its_whole_process_group() {
+    let repo = Repo::new().await;
+    repo.agent_modes(&[("SERVFAIL", "orphan-hang")]);
+    let mut cfg = repo.config();
+    cfg.item_timeout = Duration::from_secs(2);
+    let r = repo.runner(cfg);
+    r.enqueue("manual", None).await.unwrap();
+    let started = std::time::Instant::now();
+    let out = r.run_next().await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    match &out.items[0].outcome {
+        ItemOutcome::Refused { reason } => {
+            assert!(reason.contains("timed out after 2s"), "{reason}")
+        }
+        o => panic!("{o:?}"),
+    }
+    let child = std::fs::read_to_string(repo.log.with_extension("log.child")).unwrap();
+    let child = child.trim();
+    let mut gone = false;
+    for _ in 0..50 {
+        if process_gone(child) {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the agent's child {child} outlived it");
+    // The other items went on.
+    assert_eq!(
+        out.items
+            .iter()
+            .filter(|i| matches!(i.outcome, ItemOutcome::Implemented { .. }))
+            .count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn a_finished_agents_children_are_killed_its_cost_is_required_and_its_env_is_scrubbed() {
+    let repo = Repo::new().await;
+    repo.agent_modes(&[
+        ("SERVFAIL", "orphan-exit"),
+        ("mount options", "noisy-json"),
+        ("TCP monitor", "envdump"),
+        ("latency", "postmortem"),
+    ]);
+    let out = repo.run().await;
+    assert!(
+        matches!(out.items[0].outcome, ItemOutcome::Implemented { .. }),
+        "{:?}",
+        out.items[0]
+    );
+    // The agent sees the pass list and its item, none of the rest of our environment (cargo
+    // sets CARGO_PKG_NAME for this test process).
+    let env = std::fs::read_to_string(repo.log.with_extension("log.env")).unwrap();
+    assert!(env.lines().any(|l| l.starts_with("PATH=")), "{env}");
+    assert!(env.contains("WARROOM_ITEM_TYPE=Monitor"), "{env}");
+    assert!(!env.contains("CARGO_PKG_NAME"), "{env}");
+    // Without a cost the budget cannot be enforced, so the change is not taken.
+    match &out.items[1].outcome {
+        ItemOutcome::Refused { reason } => {
+            assert!(reason.contains("no total_cost_usd"), "{reason}")
+        }
+        o => panic!("{o:?}"),
+    }
+    // An agent may not mark its own work in the post-mortem.
+    match &out.items[3].outcome {
+        ItemOutcome::Refused { reason } => {
+            assert!(
+                reason.contains(
+                    "edits the post-mortem folder (docs/post-mortems/2026-05-02-dns-outage.md)"
+                ),
+                "{reason}"
+            )
+        }
+        o => panic!("{o:?}"),
+    }
+    let child = std::fs::read_to_string(repo.log.with_extension("log.child")).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(process_gone(child.trim()));
+}
+
+#[tokio::test]
+async fn an_interrupted_run_resumes_without_redoing_anything() {
+    let repo = Repo::new().await;
+    repo.agent_modes(&[("mount options", "slow-once")]);
+    let first = repo.runner(repo.config());
+    first.enqueue("webhook", Some("delivery-1")).await.unwrap();
+    // The runner dies while the second item's agent is still working: its future is dropped
+    // mid-run, without finishing the run or releasing the lease.
+    let killed = tokio::time::timeout(Duration::from_secs(8), first.run_next()).await;
+    assert!(killed.is_err(), "the run should still have been working");
+    let run = repo.store.list_runs(1).await.unwrap().remove(0);
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.items_done, 1);
+    // Nothing was pushed yet.
+    assert_eq!(repo.remote_log().len(), 1);
+
+    // Another runner, once the lease has expired, resumes the same run.
+    let later: Arc<dyn Clock> = Arc::new(ManualClock::new(
+        time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    ));
+    let second = Runner::new(repo.store.clone(), later, repo.config(), "runner-2");
+    let out = second.run_next().await.unwrap().unwrap();
+    assert_eq!(out.run, run.id);
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    let run = repo.store.pipeline_run(run.id).await.unwrap();
+    assert_eq!(run.attempts, 2);
+    let calls = repo.agent_calls();
+    let count = |id_mode: &str| calls.iter().filter(|c| c.ends_with(id_mode)).count();
+    assert_eq!(calls.len(), 5, "{calls:?}");
+    assert_eq!(count("slow-once"), 2, "{calls:?}");
+    let subjects: Vec<String> = repo.remote_log().into_iter().map(|(_, s)| s).collect();
+    let fixes: Vec<&String> = subjects.iter().filter(|s| s.starts_with("fix(")).collect();
+    assert_eq!(fixes.len(), 4, "{subjects:?}");
+    let unique: std::collections::BTreeSet<&&String> = fixes.iter().collect();
+    assert_eq!(unique.len(), 4, "{subjects:?}");
+    repo.assert_clean();
+}
+
+#[tokio::test]
+async fn a_remote_that_moved_is_rebased_onto_and_pushed_once_more() {
+    let repo = Repo::new().await;
+    repo.agent_modes(&[("SERVFAIL", "advance")]);
+    let out = repo.run().await;
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    let log = repo.remote_log();
+    let subjects: Vec<&str> = log.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(
+        subjects[1], "unrelated change by someone else",
+        "{subjects:?}"
+    );
+    assert_eq!(subjects.iter().filter(|s| s.starts_with("fix(")).count(), 4);
+    for (doc, action) in [(NFS, MOUNT_ROW), (DNS, SERVFAIL)] {
+        let text = repo.remote_file(doc);
+        let sha = row_sha(rows(&text, action)[1]);
+        assert!(
+            repo.on_remote_branch(&sha),
+            "{sha} not on the pushed branch"
+        );
+    }
+    let lines = repo.store.run_log(out.run, 0).await.unwrap();
+    assert!(
+        lines.iter().any(|l| l.line.contains("push rejected")),
+        "{lines:?}"
+    );
+    repo.assert_clean();
+}
+
+#[tokio::test]
+async fn a_conflicting_remote_fails_the_run_loudly_and_releases_its_items() {
+    let repo = Repo::new().await;
+    repo.agent_modes(&[("SERVFAIL", "conflict")]);
+    let mut cfg = repo.config();
+    cfg.notify_channels = vec!["ops".into()];
+    let out = repo.run_with(cfg).await;
+    assert_eq!(out.status, RunStatus::Failed);
+    assert!(
+        out.summary.contains("step push") && out.summary.contains("conflicts"),
+        "{}",
+        out.summary
+    );
+    let run = repo.store.pipeline_run(out.run).await.unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.error.unwrap().contains("rebase by hand"));
+    // Only the other person's commit is on the remote; the items can be tried again.
+    let subjects: Vec<String> = repo.remote_log().into_iter().map(|(_, s)| s).collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    let records = repo
+        .store
+        .item_records(&repo.config().repo_key)
+        .await
+        .unwrap();
+    assert!(records.is_empty(), "{records:?}");
+    // The notification names the item, the step and the error.
+    let sent = repo.notifications().await;
+    assert!(sent[0].title.ends_with("FAILED"), "{}", sent[0].title);
+    assert!(sent[0].text.starts_with("item "), "{}", sent[0].text);
+    assert!(sent[0].text.contains("step push:"), "{}", sent[0].text);
+}
+
+#[tokio::test]
+async fn dry_run_lists_the_plan_and_changes_nothing_and_approval_lets_unsafe_items_through() {
+    let repo = Repo::new().await;
+    let r = repo.runner(repo.config());
+    let plan = r.dry_run().await.unwrap();
+    let actions: Vec<&str> = plan.iter().map(|p| p.action.as_str()).collect();
+    assert_eq!(actions, [SERVFAIL, MOUNT, TCP, LATENCY]);
+    assert_eq!(
+        plan[0].commit_message,
+        "fix(post-mortem): add alert on CoreDNS SERVFAIL rate [PM-2026-05-02]"
+    );
+    assert_eq!(repo.remote_log().len(), 1);
+    assert!(repo.agent_calls().is_empty());
+
+    let nfs = repo.remote_file(NFS);
+    let parsed = warroom_postmortem::parse_document("2026-04-14-nfs-stale-handles.md", &nfs);
+    let arch = parsed
+        .items
+        .iter()
+        .find(|i| i.action.starts_with("Migrate Immich"))
+        .unwrap();
+    assert!(!arch.safe);
+    repo.store
+        .approve_item(
+            &repo.config().repo_key,
+            &arch.id,
+            "ana",
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let plan = r.dry_run().await.unwrap();
+    assert_eq!(plan.len(), 5);
+    // P1 like the mount options, and after them in the same document.
+    assert_eq!(plan[2].why, "approved");
+    assert!(plan[2].action.starts_with("Migrate Immich"));
+    let out = repo.run().await;
+    assert_eq!(out.items.len(), 5, "{}", out.summary);
+    let nfs = repo.remote_file(NFS);
+    assert!(rows(&nfs, "Migrate Immich")[0].contains("| DONE |"));
+}
+
+#[tokio::test]
+async fn the_worker_loop_sweeps_and_runs_without_any_trigger() {
+    let repo = Repo::new().await;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(warroom_pipeline::run_worker(
+        repo.runner(repo.config()),
+        Duration::from_millis(100),
+        Some(Duration::from_millis(300)),
+        stopped,
+    ));
+    let mut swept = None;
+    for _ in 0..300 {
+        let runs = repo.store.list_runs(50).await.unwrap();
+        // Oldest first: the first sweep did the work, later ones found nothing.
+        if let Some(r) = runs
+            .iter()
+            .rev()
+            .find(|r| r.trigger == "sweep" && r.status == RunStatus::Succeeded)
+        {
+            swept = Some(r.clone());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+    let swept = swept.expect("a sweep run succeeded");
+    assert_eq!((swept.items_done, swept.items_total), (4, 4));
+    assert_eq!(repo.remote_log().len(), 7);
+    assert_eq!(
+        repo.agent_calls().len(),
+        4,
+        "later sweeps find nothing to do"
+    );
+}
+
+#[tokio::test]
+async fn a_crash_right_after_the_push_lands_is_resumed_without_a_second_push_or_row() {
+    let repo = Repo::new().await;
+    // The remote accepts the push, then keeps the pusher waiting: the runner is "killed" in
+    // that window, after the push landed and before the store recorded it.
+    let hook = repo.bare.join("hooks/post-receive");
+    let marker = repo.tmp.path().join("hook-ran");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nif [ ! -e {m} ]; then touch {m}; sleep 30; fi\n",
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod").arg("+x").arg(&hook).status().unwrap();
+    let first = repo.runner(repo.config());
+    first.enqueue("manual", None).await.unwrap();
+    let mut killed = false;
+    let mut run = Box::pin(first.run_next());
+    for _ in 0..300 {
+        tokio::select! {
+            _ = &mut run => break,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+        if marker.exists() {
+            killed = true;
+            break;
+        }
+    }
+    // Dropping the future is what a killed runner looks like from inside: no finish, no
+    // record, the heartbeat stopped.
+    drop(run);
+    assert!(killed, "the push never reached the remote");
+    assert_eq!(repo.remote_log().len(), 7, "the push landed");
+
+    let later: Arc<dyn Clock> = Arc::new(ManualClock::new(
+        time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+    ));
+    let second = Runner::new(repo.store.clone(), later, repo.config(), "runner-2");
+    let out = second.run_next().await.unwrap().unwrap();
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    assert_eq!(repo.remote_log().len(), 7, "nothing pushed twice");
+    let nfs = repo.remote_file(NFS);
+    assert_eq!(
+        rows(&nfs, MOUNT_ROW).len(),
+        2,
+        "one status row, one implementation row"
+    );
+    assert_eq!(repo.agent_calls().len(), 4);
+    let records = repo
+        .store
+        .item_records(&repo.config().repo_key)
+        .await
+        .unwrap();
+    assert!(
+        records
+            .iter()
+            .all(|r| r.state == warroom_store::ItemState::Done),
+        "{records:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_agent_fails_the_run_instead_of_handing_every_item_to_people() {
+    let repo = Repo::new().await;
+    let mut cfg = repo.config();
+    cfg.agent = vec!["/nonexistent/agent".into()];
+    let out = repo.run_with(cfg).await;
+    assert_eq!(out.status, RunStatus::Failed);
+    assert!(
+        out.summary
+            .contains("step agent: cannot start `/nonexistent/agent`"),
+        "{}",
+        out.summary
+    );
+    assert_eq!(repo.remote_log().len(), 1, "nothing pushed");
+    assert!(
+        repo.store
+            .item_records(&repo.config().repo_key)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    repo.assert_clean_worktrees();
+}

@@ -1,0 +1,420 @@
+//! The whole pipeline through the binary: a signed push webhook to `warroom serve`, its worker
+//! running the scripted agent against real git repositories, the server killed mid-run and
+//! restarted, the run resumed with nothing done twice; and `warroom pipeline run|status|log`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
+
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+use warroom_testkit::{Backend, fresh_database};
+
+use crate::cli::{Server, ok, run};
+
+const SECRET: &str = "e2e-webhook-secret-0123456789";
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../warroom-pipeline/tests/fixtures")
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "seed")
+        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
+        .env("GIT_COMMITTER_NAME", "seed")
+        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A bare remote with the fixture post-mortems, the pipeline's clone, and a config file.
+fn setup(dir: &Path, modes: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let bare = dir.join("remote.git");
+    let seed = dir.join("seed");
+    let clone = dir.join("infra");
+    git(
+        dir,
+        &[
+            "init",
+            "-q",
+            "--bare",
+            "-b",
+            "master",
+            bare.to_str().unwrap(),
+        ],
+    );
+    std::fs::create_dir_all(seed.join("docs/post-mortems")).unwrap();
+    git(&seed, &["init", "-q", "-b", "master"]);
+    for e in std::fs::read_dir(fixtures().join("postmortems")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(
+            &p,
+            seed.join("docs/post-mortems").join(p.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    git(&seed, &["add", "-A"]);
+    git(&seed, &["commit", "-qm", "docs: post-mortems [ci skip]"]);
+    git(&seed, &["push", "-q", bare.to_str().unwrap(), "master"]);
+    git(
+        dir,
+        &[
+            "clone",
+            "-q",
+            bare.to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(dir.join("modes"), modes).unwrap();
+    let agent = json!([
+        "bash",
+        fixtures().join("fake-agent.sh"),
+        "--modes",
+        dir.join("modes"),
+        "--log",
+        dir.join("agent.log"),
+        "--remote",
+        bare
+    ]);
+    let config = dir.join("warroom.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[pipeline]\nrepo = {:?}\nagent = {agent}\nitem_timeout_secs = 40\ncommand_timeout_secs = 10\nrun_timeout_secs = 300\nlease_secs = 3\nsweep_secs = 0\nsite_dir = {:?}\nwebhook_secret_env = \"WR_E2E_SECRET\"\nrepository = \"ops/infra\"\n",
+            clone.display().to_string(),
+            dir.join("site").display().to_string()
+        ),
+    )
+    .unwrap();
+    (bare, clone, config)
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    let hex: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("sha256={hex}")
+}
+
+fn subjects(bare: &Path) -> Vec<String> {
+    git(bare, &["log", "--reverse", "--format=%s", "master"])
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+async fn run_status(url: &str, http: &reqwest::Client, token: &str, run: i64) -> Value {
+    let r = http
+        .get(format!("{url}/api/v1/pipeline/runs/{run}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redoing_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, _clone, config) = setup(dir.path(), "mount options=slow-once\n");
+    let db = fresh_database(Backend::Sqlite).await.unwrap();
+    let cfg = config.to_str().unwrap();
+    let env = [("WR_E2E_SECRET", SECRET)];
+    let token = ok(&run(
+        dir.path(),
+        &env,
+        &[
+            "token",
+            "create",
+            "--role",
+            "viewer",
+            "--name",
+            "e2e",
+            "--config",
+            cfg,
+            "--database",
+            &db.url,
+        ],
+    ))
+    .trim()
+    .to_string();
+    let server = Server::start_with(&db.url, dir.path(), &["--config", cfg], &env);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let body = serde_json::to_vec(&json!({
+        "ref": "refs/heads/master",
+        "after": git(&bare, &["rev-parse", "master"]).trim(),
+        "repository": { "full_name": "ops/infra" },
+        "commits": [{ "added": ["docs/post-mortems/2026-04-14-nfs-stale-handles.md"], "modified": [], "removed": [] }],
+    }))
+    .unwrap();
+    let resp = http
+        .post(format!("{}/hooks/git", server.url))
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", sign(&body))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 202);
+    let v: Value = resp.json().await.unwrap();
+    let id = v["run"].as_i64().unwrap();
+
+    // Wait until the first item is committed and the second one's agent is working (it has
+    // logged its call and is sleeping).
+    let mut seen = false;
+    for _ in 0..300 {
+        let s = run_status(&server.url, &http, &token, id).await;
+        let calls = std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+        if s["run"]["items_done"] == 1 && calls.lines().count() == 2 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the run never got to its second item");
+    drop(server); // SIGKILL: no shutdown, no lease released
+    assert_eq!(
+        subjects(&bare).len(),
+        1,
+        "nothing was pushed before the kill"
+    );
+
+    let server = Server::start_with(&db.url, dir.path(), &["--config", cfg], &env);
+    let mut done = Value::Null;
+    for _ in 0..600 {
+        let s = run_status(&server.url, &http, &token, id).await;
+        if s["run"]["status"] != "running" && s["run"]["status"] != "queued" {
+            done = s;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["run"]["status"], "succeeded", "{done}");
+    assert_eq!(done["run"]["attempts"], 2, "{done}");
+    assert_eq!(
+        (
+            done["run"]["items_done"].as_i64(),
+            done["run"]["items_total"].as_i64()
+        ),
+        (Some(4), Some(4))
+    );
+    let lines: Vec<&str> = done["log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["line"].as_str())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("already committed") && l.contains("(resumed)")),
+        "{lines:?}"
+    );
+
+    let calls = std::fs::read_to_string(dir.path().join("agent.log")).unwrap();
+    assert_eq!(
+        calls.lines().count(),
+        5,
+        "one item twice (killed mid-way), the others once: {calls}"
+    );
+    let subjects = subjects(&bare);
+    let fixes: Vec<&String> = subjects
+        .iter()
+        .filter(|s| s.starts_with("fix(post-mortem): "))
+        .collect();
+    assert_eq!(fixes.len(), 4, "{subjects:?}");
+    let unique: std::collections::BTreeSet<&&String> = fixes.iter().collect();
+    assert_eq!(unique.len(), 4, "{subjects:?}");
+    assert!(
+        subjects
+            .iter()
+            .any(|s| s == "docs: update post-mortem follow-up [PM-2026-04-14] [ci skip]")
+    );
+    assert!(dir.path().join("site/index.html").is_file());
+
+    // The same push delivered again: the same run, nothing new.
+    let again: Value = http
+        .post(format!("{}/hooks/git", server.url))
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", sign(&body))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (again["run"].as_i64(), &again["duplicate"]),
+        (Some(id), &json!(true))
+    );
+
+    // The CLI sees the same store.
+    let status = ok(&run(
+        dir.path(),
+        &env,
+        &["pipeline", "status", "--config", cfg, "--database", &db.url],
+    ));
+    assert!(
+        status.contains("succeeded") && status.contains("4/4"),
+        "{status}"
+    );
+    let log = ok(&run(
+        dir.path(),
+        &env,
+        &[
+            "pipeline",
+            "log",
+            &id.to_string(),
+            "--follow",
+            "--config",
+            cfg,
+            "--database",
+            &db.url,
+        ],
+    ));
+    assert!(log.contains("pushed"), "{log}");
+}
+
+#[tokio::test]
+async fn pipeline_run_by_hand_with_a_dry_run_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bare, clone, config) = setup(dir.path(), "");
+    // No [pipeline] needed for a run by hand: --repo and the defaults (with our agent).
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            &format!("repo = {:?}\n", clone.display().to_string()),
+            "repo = \"/nonexistent\"\n",
+        ),
+    )
+    .unwrap();
+    let db = fresh_database(Backend::Sqlite).await.unwrap();
+    let cfg = config.to_str().unwrap();
+    let repo = clone.to_str().unwrap();
+    let env = [("WR_E2E_SECRET", SECRET)];
+    let e = run(
+        dir.path(),
+        &env,
+        &[
+            "pipeline",
+            "run",
+            "--repo",
+            repo,
+            "--dry-run",
+            "--config",
+            cfg,
+            "--database",
+            &db.url,
+        ],
+    );
+    assert!(!e.status.success());
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("pipeline.repo:"),
+        "the config's own repo is still checked"
+    );
+    std::fs::write(&config, text).unwrap();
+    let plan = ok(&run(
+        dir.path(),
+        &env,
+        &[
+            "pipeline",
+            "run",
+            "--repo",
+            repo,
+            "--dry-run",
+            "--config",
+            cfg,
+            "--database",
+            &db.url,
+        ],
+    ));
+    assert!(
+        plan.contains("fix(post-mortem): add alert on CoreDNS SERVFAIL rate [PM-2026-05-02]"),
+        "{plan}"
+    );
+    assert!(plan.contains("budget $5.00"), "{plan}");
+    assert_eq!(subjects(&bare).len(), 1, "a dry run changes nothing");
+    let out = ok(&run(
+        dir.path(),
+        &env,
+        &[
+            "pipeline",
+            "run",
+            "--repo",
+            repo,
+            "--config",
+            cfg,
+            "--database",
+            &db.url,
+        ],
+    ));
+    assert!(out.contains("4 implemented, 0 need human review"), "{out}");
+    assert_eq!(subjects(&bare).len(), 7);
+    let out = ok(&run(
+        dir.path(),
+        &env,
+        &[
+            "pipeline",
+            "run",
+            "--repo",
+            repo,
+            "--config",
+            cfg,
+            "--database",
+            &db.url,
+        ],
+    ));
+    assert!(out.contains("nothing to do"), "{out}");
+    let e = run(
+        dir.path(),
+        &env,
+        &[
+            "pipeline",
+            "approve",
+            "xyz",
+            "--config",
+            cfg,
+            "--database",
+            &db.url,
+        ],
+    );
+    assert!(String::from_utf8_lossy(&e.stderr).contains("not an item id"));
+    let e = run(
+        dir.path(),
+        &env,
+        &[
+            "pipeline",
+            "log",
+            "99",
+            "--config",
+            cfg,
+            "--database",
+            &db.url,
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("pipeline run 99 not found"),
+        "{}",
+        String::from_utf8_lossy(&e.stderr)
+    );
+}
