@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "checks",
         sql: include_str!("../migrations/0006_checks.sql"),
     },
+    Migration {
+        version: 9,
+        name: "api_monitors",
+        sql: include_str!("../migrations/0009_api_monitors.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

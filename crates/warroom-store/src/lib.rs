@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod monitors;
 pub mod records;
 pub mod sql;
 
@@ -20,6 +21,7 @@ use warroom_domain::{DomainError, Incident, IncidentNumber, TimelineEvent, servi
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
+pub use monitors::{MonitorStore, StoredMonitor};
 pub use records::{
     AlertIn, ApiToken, Change, CheckRecord, HealthChange, IncidentFilter, IngestOutcome,
     NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus, Retention, ServiceHealth, StoredAlert,
@@ -204,7 +206,7 @@ pub trait CheckStore: Send + Sync {
 /// Everything, for the wiring code.
 #[async_trait]
 pub trait Store:
-    IncidentStore + ServiceStore + TokenStore + OutboxStore + AlertStore + CheckStore
+    IncidentStore + ServiceStore + TokenStore + OutboxStore + AlertStore + CheckStore + MonitorStore
 {
     /// Is the database reachable?
     async fn ping(&self) -> Result<()>;

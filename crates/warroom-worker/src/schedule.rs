@@ -11,15 +11,15 @@
 //!
 //! Time is tokio's clock, so tests run "30 s later" instantly with `tokio::time::pause()`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use warroom_domain::monitor::{FlapState, Monitor, MonitorStatus, Transition};
 
@@ -70,6 +70,7 @@ pub struct Stats {
     ticks_skipped: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    scheduled: AtomicUsize,
     drift: Mutex<DriftWindow>,
 }
 
@@ -93,6 +94,8 @@ pub struct StatsSnapshot {
     pub in_flight: usize,
     /// Most checks ever running at once.
     pub max_in_flight: usize,
+    /// Monitors being run now (config and API ones).
+    pub scheduled: usize,
     /// Median drift over the window.
     pub drift_p50: Duration,
     /// 99th percentile drift over the window.
@@ -126,6 +129,7 @@ impl Stats {
             ticks_skipped: self.ticks_skipped.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
+            scheduled: self.scheduled.load(Ordering::Relaxed),
             drift_p50: p50,
             drift_p99: p99,
             drift_max: max,
@@ -203,10 +207,26 @@ impl<C: Checker> Scheduler<C> {
         wall_now: OffsetDateTime,
         shutdown: impl Future<Output = ()>,
     ) {
+        let (_keep, set) = watch::channel(monitors);
+        self.run_set(set, events, wall_now, shutdown).await;
+    }
+
+    /// Like [`Scheduler::run`], but the set of monitors can change while it runs: every value
+    /// sent on `set` replaces the set. A monitor whose definition is unchanged keeps running
+    /// undisturbed (its phase and flap state); a removed one stops before its next check; a new
+    /// or changed one starts at its next phase point, so adding monitors never causes a burst.
+    pub async fn run_set(
+        &self,
+        mut set: watch::Receiver<Vec<Monitor>>,
+        events: mpsc::Sender<ProbeEvent>,
+        wall_now: OffsetDateTime,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let start = Instant::now();
         let permits = Arc::new(Semaphore::new(self.config.max_concurrency.max(1)));
         let mut tasks = JoinSet::new();
-        for monitor in monitors {
+        let mut running: HashMap<String, (Monitor, AbortHandle)> = HashMap::new();
+        let spawn = |tasks: &mut JoinSet<()>, monitor: Monitor| {
             let ctx = MonitorTask {
                 checker: Arc::clone(&self.checker),
                 stats: Arc::clone(&self.stats),
@@ -215,23 +235,70 @@ impl<C: Checker> Scheduler<C> {
                 start,
                 wall_start: wall_now,
             };
-            tasks.spawn(ctx.run(monitor));
-        }
-        drop(events);
-        let any = !tasks.is_empty();
-        tokio::select! {
-            () = shutdown => {}
-            // Tasks end only when the receiver is gone. With no monitors at all there is nothing
-            // to notice that, so only shutdown ends the run, as it does for a configured one.
-            () = async {
-                while tasks.join_next().await.is_some() {}
-                if !any {
-                    std::future::pending::<()>().await;
+            let first = next_phase_point(start, Instant::now(), &monitor);
+            tasks.spawn(ctx.run(monitor, first))
+        };
+        let mut apply = |tasks: &mut JoinSet<()>, wanted: Vec<Monitor>| {
+            let mut keep: HashMap<String, (Monitor, AbortHandle)> = HashMap::new();
+            for m in wanted {
+                match running.remove(&m.id) {
+                    Some((old, handle)) if old == m => {
+                        keep.insert(m.id.clone(), (old, handle));
+                    }
+                    previous => {
+                        if let Some((_, handle)) = previous {
+                            handle.abort();
+                        }
+                        let handle = spawn(tasks, m.clone());
+                        keep.insert(m.id.clone(), (m, handle));
+                    }
                 }
-            } => {}
+            }
+            for (_, (_, handle)) in running.drain() {
+                handle.abort();
+            }
+            running = keep;
+            self.stats.scheduled.store(running.len(), Ordering::Relaxed);
+        };
+        let initial = set.borrow_and_update().clone();
+        apply(&mut tasks, initial);
+        let mut set_open = true;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                changed = set.changed(), if set_open => match changed {
+                    Ok(()) => {
+                        let wanted = set.borrow_and_update().clone();
+                        apply(&mut tasks, wanted);
+                    }
+                    // Nobody can change the set any more; keep running the current one.
+                    Err(_) => set_open = false,
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {
+                    // Tasks end on their own only when the receiver is gone (aborted ones end
+                    // too, and are simply reaped here).
+                    if events.is_closed() {
+                        break;
+                    }
+                }
+            }
         }
         tasks.shutdown().await;
+        self.stats.scheduled.store(0, Ordering::Relaxed);
     }
+}
+
+/// The first planned time at or after `now` on the monitor's grid `start + offset + k × interval`,
+/// so a monitor added later keeps the phase it would have had from the start.
+fn next_phase_point(start: Instant, now: Instant, monitor: &Monitor) -> Instant {
+    let base = start + first_run_offset(&monitor.id, monitor.interval);
+    if now <= base {
+        return base;
+    }
+    let interval = monitor.interval.as_nanos().max(1);
+    let k = (now - base).as_nanos().div_ceil(interval);
+    base + monitor.interval * u32::try_from(k).unwrap_or(u32::MAX)
 }
 
 struct MonitorTask<C> {
@@ -244,9 +311,9 @@ struct MonitorTask<C> {
 }
 
 impl<C: Checker> MonitorTask<C> {
-    async fn run(self, monitor: Monitor) {
+    async fn run(self, monitor: Monitor, first: Instant) {
         let interval = monitor.interval;
-        let mut planned = self.start + first_run_offset(&monitor.id, interval);
+        let mut planned = first;
         let mut flap = FlapState::default();
         loop {
             tokio::time::sleep_until(planned).await;
