@@ -42,6 +42,38 @@ impl MonitorBoard {
         }
     }
 
+    /// Replaces the set of monitors (API monitors come and go while warroom runs). Unchanged
+    /// monitors keep their status; a changed one starts over as pending, as the scheduler
+    /// restarts its flap damping. A monitor that was DOWN and is removed or changed has its
+    /// alert resolved, returned here, so its incident is not held open by a check that no
+    /// longer runs; if the changed monitor still fails it goes DOWN again and rejoins.
+    pub fn replace_monitors(&mut self, monitors: &[Monitor], now: OffsetDateTime) -> Vec<Alert> {
+        let mut old = std::mem::take(&mut self.monitors);
+        let mut resolved = Vec::new();
+        for m in monitors {
+            let status = match old.remove(&m.id) {
+                Some((prev, status)) if prev == *m => status,
+                Some((prev, status)) => {
+                    if status == MonitorStatus::Down {
+                        resolved.push((prev, "monitor redefined; checking it afresh"));
+                    }
+                    MonitorStatus::Pending
+                }
+                None => MonitorStatus::Pending,
+            };
+            self.monitors.insert(m.id.clone(), (m.clone(), status));
+        }
+        for (_, (prev, status)) in old {
+            if status == MonitorStatus::Down {
+                resolved.push((prev, "monitor deleted; no longer checked"));
+            }
+        }
+        resolved
+            .into_iter()
+            .map(|(m, why)| self.alert(&m, false, Severity::Sev3, why, now))
+            .collect()
+    }
+
     /// The decision tree's signals for one service, from its monitors.
     pub fn signals(&self, service: &str) -> Signals {
         let of: Vec<&(Monitor, MonitorStatus)> = self
@@ -91,6 +123,17 @@ impl MonitorBoard {
         let severity = classify(&signals, None)
             .map(|c| c.severity)
             .unwrap_or(Severity::Sev3);
+        Some(self.alert(&monitor, firing, severity, detail, now))
+    }
+
+    fn alert(
+        &self,
+        monitor: &Monitor,
+        firing: bool,
+        severity: Severity,
+        detail: &str,
+        now: OffsetDateTime,
+    ) -> Alert {
         let mut labels = LabelSet::new();
         labels.insert("alertname".into(), "MonitorDown".into());
         labels.insert("monitor".into(), monitor.id.clone());
@@ -99,14 +142,14 @@ impl MonitorBoard {
         let mut annotations = LabelSet::new();
         annotations.insert("summary".into(), format!("{} is down", monitor.name));
         annotations.insert("description".into(), detail.to_owned());
-        Some(Alert {
-            fingerprint: fingerprint(&identity(&monitor)),
+        Alert {
+            fingerprint: fingerprint(&identity(monitor)),
             labels,
             annotations,
             starts_at: now,
             ends_at: if firing { None } else { Some(now) },
             generator_url: None,
-        })
+        }
     }
 }
 
@@ -175,6 +218,33 @@ mod tests {
                 .is_none()
         );
         assert!(b.transition("nope", MonitorStatus::Down, "", t).is_none());
+    }
+
+    #[test]
+    fn removing_or_redefining_a_down_monitor_resolves_its_alert() {
+        let t = datetime!(2026-01-12 14:30 UTC);
+        let all = monitors();
+        let mut b = MonitorBoard::new(&all);
+        let fired = b
+            .transition("worker", MonitorStatus::Down, "refused", t)
+            .unwrap();
+        b.transition("web", MonitorStatus::Up, "", t);
+        // Unchanged monitors keep their state: nothing to resolve.
+        assert!(b.replace_monitors(&all, t).is_empty());
+        // The DOWN one is deleted: its alert resolves, with the same identity.
+        let resolved = b.replace_monitors(&all[..2], t);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].fingerprint, fired.fingerprint);
+        assert_eq!(resolved[0].ends_at, Some(t));
+        assert!(resolved[0].annotations["description"].contains("deleted"));
+        // web stayed UP through the change, so a failure is a fresh DOWN.
+        assert!(b.transition("web", MonitorStatus::Up, "", t).is_none());
+        let mut changed = all[0].clone();
+        changed.interval = std::time::Duration::from_secs(60);
+        b.transition("web", MonitorStatus::Down, "503", t).unwrap();
+        let resolved = b.replace_monitors(&[changed, all[1].clone()], t);
+        assert_eq!(resolved.len(), 1, "redefining a DOWN monitor resolves it");
+        assert!(b.transition("web", MonitorStatus::Pending, "", t).is_none());
     }
 }
 

@@ -39,8 +39,11 @@ pub trait MonitorStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<StoredMonitor>;
     /// Replaces a monitor's spec; [`StoreError::NotFound`] when there is none with its id.
-    async fn replace_monitor(&self, spec: &MonitorSpec, now: OffsetDateTime)
-    -> Result<StoredMonitor>;
+    async fn replace_monitor(
+        &self,
+        spec: &MonitorSpec,
+        now: OffsetDateTime,
+    ) -> Result<StoredMonitor>;
     /// Deletes a monitor; false when there was none. Its check history stays until retention
     /// removes it, so uptime reports do not lose a deleted monitor's past at once.
     async fn delete_monitor(&self, id: &str) -> Result<bool>;
@@ -123,13 +126,14 @@ impl MonitorStore for SqlStore {
         now: OffsetDateTime,
     ) -> Result<StoredMonitor> {
         let (_gate, mut tx) = self.begin_write_tx().await?;
-        let updated = sqlx::query("UPDATE api_monitors SET spec = $2, updated_at = $3 WHERE id = $1")
-            .bind(&spec.id)
-            .bind(spec_json(spec)?)
-            .bind(rfc3339(now))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let updated =
+            sqlx::query("UPDATE api_monitors SET spec = $2, updated_at = $3 WHERE id = $1")
+                .bind(&spec.id)
+                .bind(spec_json(spec)?)
+                .bind(rfc3339(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if updated == 0 {
             return Err(StoreError::NotFound {
                 what: "monitor",
@@ -137,7 +141,9 @@ impl MonitorStore for SqlStore {
             });
         }
         bump_version(&mut tx).await?;
-        let row = sqlx::query("SELECT spec, created_by, created_at, updated_at FROM api_monitors WHERE id = $1")
+        let row = sqlx::query(
+            "SELECT spec, created_by, created_at, updated_at FROM api_monitors WHERE id = $1",
+        )
         .bind(&spec.id)
         .fetch_one(&mut *tx)
         .await?;
@@ -160,7 +166,9 @@ impl MonitorStore for SqlStore {
     }
 
     async fn api_monitor(&self, id: &str) -> Result<Option<StoredMonitor>> {
-        let row = sqlx::query("SELECT spec, created_by, created_at, updated_at FROM api_monitors WHERE id = $1")
+        let row = sqlx::query(
+            "SELECT spec, created_by, created_at, updated_at FROM api_monitors WHERE id = $1",
+        )
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
@@ -168,9 +176,11 @@ impl MonitorStore for SqlStore {
     }
 
     async fn api_monitors(&self) -> Result<Vec<StoredMonitor>> {
-        let rows = sqlx::query("SELECT spec, created_by, created_at, updated_at FROM api_monitors ORDER BY id")
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT spec, created_by, created_at, updated_at FROM api_monitors ORDER BY id",
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(monitor_from_row).collect()
     }
 

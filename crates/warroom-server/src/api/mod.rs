@@ -4,5 +4,6 @@ pub mod alerts;
 pub mod classify;
 pub mod incidents;
 pub mod metrics;
+pub mod monitors;
 pub mod services;
 pub mod tokens;

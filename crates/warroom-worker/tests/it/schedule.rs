@@ -256,7 +256,9 @@ async fn the_monitor_set_changes_while_running_without_disturbing_unchanged_moni
     let t0 = tokio::time::Instant::now();
     let changes = async {
         tokio::time::sleep(Duration::from_secs(35)).await;
-        set_tx.send(vec![fake("kept", 10), fake("added", 10)]).unwrap();
+        set_tx
+            .send(vec![fake("kept", 10), fake("added", 10)])
+            .unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
         set_tx.send(vec![fake("kept", 10)]).unwrap();
         tokio::time::sleep(Duration::from_secs(30)).await;
@@ -271,7 +273,10 @@ async fn the_monitor_set_changes_while_running_without_disturbing_unchanged_moni
     // Kept ran every 10 s on its phase through both changes: 95 s of runs, none skipped.
     assert!(kept.len() >= 9, "{}", kept.len());
     for w in kept.windows(2) {
-        assert_eq!(w[1].started_at - w[0].started_at, time::Duration::seconds(10));
+        assert_eq!(
+            w[1].started_at - w[0].started_at,
+            time::Duration::seconds(10)
+        );
     }
     // Added ran only while it was in the set, on its own phase grid (not in a burst at 35 s).
     let added = &runs["added"];
@@ -287,5 +292,9 @@ async fn the_monitor_set_changes_while_running_without_disturbing_unchanged_moni
     }
     assert_eq!(added.len(), 3);
     assert_eq!(t0.elapsed(), Duration::from_secs(95));
-    assert_eq!(s.stats().snapshot().scheduled, 0, "nothing runs after the run");
+    assert_eq!(
+        s.stats().snapshot().scheduled,
+        0,
+        "nothing runs after the run"
+    );
 }

@@ -518,12 +518,16 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                         s(m, "id"),
                         s(m, "service"),
                         s(m, "interval_secs"),
+                        s(m, "source"),
                         pct(&m["uptime_24h"]),
                         pct(&m["uptime_30d"]),
                     ]
                 })
                 .collect();
-            output::table(&["MONITOR", "SERVICE", "EVERY (S)", "24H", "30D"], &rows);
+            output::table(
+                &["MONITOR", "SERVICE", "EVERY (S)", "SOURCE", "24H", "30D"],
+                &rows,
+            );
         }
         Command::Oncall { .. } => {
             for sch in v["schedules"].as_array().into_iter().flatten() {

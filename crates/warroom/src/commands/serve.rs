@@ -58,9 +58,8 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
     })?;
     let addr = listener.local_addr()?;
     let mut settings = settings(&checked);
-    let scheduler = if checked.monitors.is_empty() {
-        None
-    } else {
+    // Always running, even with no [[monitors]]: monitors can be added through the API.
+    let scheduler = {
         let prober =
             warroom_worker::Prober::new().context("building the HTTP client for monitors")?;
         let scheduler =
@@ -205,9 +204,14 @@ fn spawn_monitors(
     let count = monitors.len();
     let now = state.clock.now();
     let mut sched_stop = stop.clone();
+    let (set_tx, set_rx) = tokio::sync::watch::channel(monitors.clone());
+    let config_monitors = monitors;
+    let mut reloader = super::monitor_set::Reloader::default();
+    let mut reload = tokio::time::interval(super::monitor_set::RELOAD_EVERY);
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let run = tokio::spawn(async move {
         scheduler
-            .run(monitors, tx, now, async move {
+            .run_set(set_rx, tx, now, async move {
                 let _ = sched_stop.changed().await;
             })
             .await
@@ -224,6 +228,17 @@ fn spawn_monitors(
                         let checks = std::mem::take(&mut batch);
                         if let Err(e) = state.store.record_checks(&checks).await {
                             tracing::warn!(error = %e, checks = checks.len(), "could not store check results");
+                        }
+                    }
+                }
+                _ = reload.tick() => {
+                    if let Some(set) = reloader.poll(state.store.as_ref(), &config_monitors).await {
+                        let resolved = board.replace_monitors(&set, state.clock.now());
+                        let _ = set_tx.send(set);
+                        if !resolved.is_empty()
+                            && let Err(e) = warroom_server::api::alerts::ingest(&state, resolved).await
+                        {
+                            tracing::error!(error = ?e, "could not resolve the alerts of removed monitors");
                         }
                     }
                 }
@@ -282,6 +297,12 @@ fn monitor_metrics(s: &warroom_worker::StatsSnapshot) -> String {
         "counter",
         "Planned checks dropped because a monitor fell an interval behind.",
         vec![format!(" {}", s.ticks_skipped)],
+    );
+    metric(
+        "warroom_monitors_scheduled",
+        "gauge",
+        "Monitors being checked now (config and API ones).",
+        vec![format!(" {}", s.scheduled)],
     );
     metric(
         "warroom_checks_in_flight",

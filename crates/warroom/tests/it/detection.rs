@@ -172,3 +172,245 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
         }
     }
 }
+
+/// A target whose status can be changed, counting the requests it gets.
+async fn counting_target() -> (String, Arc<AtomicU16>, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::AtomicUsize;
+    type S = (Arc<AtomicU16>, Arc<AtomicUsize>);
+    let status = Arc::new(AtomicU16::new(200));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/health",
+            get(|State((s, h)): State<S>| async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap()
+            }),
+        )
+        .with_state((status.clone(), hits.clone()));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/health", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (url, status, hits)
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let st = r.status();
+    let text = r.text().await.unwrap();
+    (
+        st,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+async fn poll_until(what: &str, within: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f().await {
+        assert!(t0.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_monitor_created_through_the_api_opens_an_incident_and_deleting_it_stops_its_checks() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for b in backends() {
+        let db = fresh_database(b).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path();
+        let (url, status, hits) = counting_target().await;
+        status.store(500, Ordering::SeqCst);
+        let port = url
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let cfg = dir.join("w.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[monitors]]\nid = \"cfg-port\"\nservice = \"edge\"\ninterval_secs = 5\n\
+                 [monitors.check]\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+            ),
+        )
+        .unwrap();
+        let token = |role: &str| {
+            ok(&run(
+                dir,
+                &[],
+                &[
+                    "token",
+                    "create",
+                    "--role",
+                    role,
+                    "--name",
+                    role,
+                    "--database",
+                    &db.url,
+                ],
+            ))
+            .trim()
+            .to_owned()
+        };
+        let (responder, viewer) = (token("responder"), token("viewer"));
+        let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
+        let api = format!("{}/api/v1/monitors", server.url);
+        let spec = serde_json::json!({
+            "id": "shop-web", "service": "shop", "user_facing": true, "interval_secs": 1,
+            "timeout_ms": 500, "failures_to_down": 2, "successes_to_up": 1,
+            "check": { "kind": "http", "url": url }
+        });
+        use reqwest::Method;
+
+        // Bad input is refused naming the JSON path, and nothing is stored.
+        let mut bad = spec.clone();
+        bad["interval_secs"] = 0.into();
+        let (st, v) = call(Method::POST, &api, &responder, Some(bad)).await;
+        assert_eq!(st, 422, "{b:?}: {v}");
+        assert_eq!(v["details"]["field"], "$.interval_secs", "{v}");
+        let mut bad = spec.clone();
+        bad["check"]["url"] = "ftp://nope".into();
+        let (st, v) = call(Method::POST, &api, &responder, Some(bad)).await;
+        assert_eq!(
+            (st.as_u16(), v["details"]["field"].as_str()),
+            (422, Some("$.check.url")),
+            "{v}"
+        );
+        let mut bad = spec.clone();
+        bad["check"]["keywrod"] = "ok".into();
+        let (st, v) = call(Method::POST, &api, &responder, Some(bad)).await;
+        assert_eq!(st, 422, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("keywrod"), "{v}");
+        let mut bad = spec.clone();
+        bad["id"] = "has space".into();
+        let (st, v) = call(Method::POST, &api, &responder, Some(bad)).await;
+        assert_eq!(
+            (st.as_u16(), v["details"]["field"].as_str()),
+            (422, Some("$.id")),
+            "{v}"
+        );
+        let (st, _) = call(Method::POST, &api, &viewer, Some(spec.clone())).await;
+        assert_eq!(st, 403, "{b:?}: viewers read, they do not write");
+        // Config monitors are read-only through the API.
+        let mut clash = spec.clone();
+        clash["id"] = "cfg-port".into();
+        let (st, v) = call(Method::POST, &api, &responder, Some(clash)).await;
+        assert_eq!(st, 409, "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("config file"),
+            "{v}"
+        );
+        let (st, _) = call(Method::DELETE, &format!("{api}/cfg-port"), &responder, None).await;
+        assert_eq!(st, 409);
+        let (st, _) = call(
+            Method::PUT,
+            &format!("{api}/cfg-port"),
+            &responder,
+            Some(spec.clone()),
+        )
+        .await;
+        assert_eq!(st, 409);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "{b:?}: nothing was scheduled by refused writes"
+        );
+
+        let (st, v) = call(Method::POST, &api, &responder, Some(spec.clone())).await;
+        assert_eq!(st, 201, "{b:?}: {v}");
+        assert_eq!(v["source"], "api");
+        let (st, _) = call(Method::POST, &api, &responder, Some(spec.clone())).await;
+        assert_eq!(st, 409, "{b:?}: the id is taken");
+
+        // The running scheduler picks it up without a restart; the failing target opens the incident.
+        let env = [
+            ("WARROOM_URL", server.url.as_str()),
+            ("WARROOM_TOKEN", responder.as_str()),
+        ];
+        poll_until("incident opened", Duration::from_secs(10), async || {
+            !incidents(dir, &env).is_empty()
+        })
+        .await;
+        let i = &incidents(dir, &env)[0];
+        assert_eq!(i["services"], serde_json::json!(["shop"]), "{b:?}: {i}");
+        let (_, list) = call(Method::GET, &api, &viewer, None).await;
+        let sources: Vec<(&str, &str)> = list["monitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["id"].as_str().unwrap(), m["source"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            sources,
+            [("cfg-port", "config"), ("shop-web", "api")],
+            "{list}"
+        );
+        let cli = ok(&run(dir, &env, &["monitors"]));
+        assert!(cli.contains("shop-web") && cli.contains("api"), "{cli}");
+
+        // PUT replaces it (the id may be left out of the body).
+        let mut slower = spec.clone();
+        slower.as_object_mut().unwrap().remove("id");
+        slower["interval_secs"] = 2.into();
+        let (st, v) = call(
+            Method::PUT,
+            &format!("{api}/shop-web"),
+            &responder,
+            Some(slower),
+        )
+        .await;
+        assert_eq!(
+            (st.as_u16(), v["interval_secs"].as_u64()),
+            (200, Some(2)),
+            "{v}"
+        );
+
+        // Deleted: it stops being checked, and its alert resolves so the incident calms.
+        let (st, _) = call(Method::DELETE, &format!("{api}/shop-web"), &responder, None).await;
+        assert_eq!(st, 204);
+        let (st, _) = call(Method::GET, &format!("{api}/shop-web"), &viewer, None).await;
+        assert_eq!(st, 404);
+        let metrics = format!("{}/metrics", server.url);
+        poll_until(
+            "scheduler dropped the monitor",
+            Duration::from_secs(5),
+            async || {
+                reqwest::get(&metrics)
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+                    .contains("warroom_monitors_scheduled 1\n")
+            },
+        )
+        .await;
+        poll_until("incident calmed", Duration::from_secs(5), async || {
+            incidents(dir, &env)[0]["status"] == "monitoring"
+        })
+        .await;
+        let seen = hits.load(Ordering::SeqCst);
+        // Three of its (last, 2 s) intervals without a request prove it is no longer checked.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            seen,
+            "{b:?}: still being checked"
+        );
+    }
+}

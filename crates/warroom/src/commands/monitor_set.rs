@@ -1,0 +1,66 @@
+//! The set of monitors `serve` runs: the config's, plus the API's from the store, reloaded when
+//! the store's monitor-set version moves. Polling the version (one indexed row, once a second)
+//! keeps the server and the scheduler meeting only through the store, and also picks up
+//! changes made through another `serve` on the same database.
+
+use std::collections::BTreeSet;
+use warroom_domain::monitor::Monitor;
+use warroom_store::Store;
+
+/// How often the scheduler looks for API changes: an added monitor starts, and a deleted one
+/// stops, within this much time.
+pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Remembers the version last loaded.
+#[derive(Debug, Default)]
+pub struct Reloader {
+    seen: Option<i64>,
+}
+
+impl Reloader {
+    /// The new full set when the stored one changed since the last call (always on the first
+    /// call); `None` when unchanged or the database could not be read (the running set stays).
+    pub async fn poll(&mut self, store: &dyn Store, config: &[Monitor]) -> Option<Vec<Monitor>> {
+        let version = match store.monitor_set_version().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the monitor set version; keeping the running monitors");
+                return None;
+            }
+        };
+        if self.seen == Some(version) {
+            return None;
+        }
+        let stored = match store.api_monitors().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot load API monitors; keeping the running monitors");
+                return None;
+            }
+        };
+        self.seen = Some(version);
+        let mut ids: BTreeSet<&str> = config.iter().map(|m| m.id.as_str()).collect();
+        let mut set = config.to_vec();
+        for s in &stored {
+            if !ids.insert(s.spec.id.as_str()) {
+                tracing::warn!(monitor.id = %s.spec.id, "an API monitor has the id of a config monitor; running the config one");
+                continue;
+            }
+            // Stored specs were validated when written; a rule tightened by an upgrade must not
+            // stop every other monitor, so only this one is skipped.
+            match s.spec.validate(&format!("monitor {}", s.spec.id)) {
+                Ok(m) => set.push(m),
+                Err(e) => {
+                    tracing::warn!(monitor.id = %s.spec.id, error = %e, "stored monitor does not validate; not running it")
+                }
+            }
+        }
+        tracing::info!(
+            monitors = set.len(),
+            api = set.len() - config.len(),
+            version,
+            "monitor set loaded"
+        );
+        Some(set)
+    }
+}
