@@ -1,18 +1,24 @@
 //! From monitors to incidents: a DOWN or UP transition becomes an alert, so that checks and
 //! Prometheus alerts share one path into incidents (grouping, severity, paging, recovery).
 //!
-//! The alert's severity comes from the decision tree over the service's own monitors: users can
-//! access the service while any of its user-facing monitors is up, and the failing share is the
-//! share of its monitors that are down.
+//! The alert's severity comes from the decision tree over the service's own monitors, with the
+//! sliding-window signals of [`crate::window`] (users can access, failing and 5xx share,
+//! recovering, latency against the service's baseline). While a monitor is DOWN the board
+//! re-assesses the service as results arrive; [`review_severity`] turns a new assessment into an
+//! automatic raise or a downgrade that is only suggested.
 
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 use crate::{
-    Severity, Signals,
+    Classification, Severity, Signals,
     alert::{Alert, LabelSet, fingerprint},
+    classifier::SeverityBasis,
     classify,
     monitor::{Monitor, MonitorStatus},
+    window::{
+        CheckSample, MonitorHistory, MonitorView, WindowConfig, WindowSignals, window_signals,
+    },
 };
 
 /// The label values the default severity mapping reads, by severity.
@@ -25,82 +31,207 @@ fn severity_label(s: Severity) -> &'static str {
     }
 }
 
-/// What every monitor last said.
+/// What every monitor last said, and its recent results for the sliding-window signals.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorBoard {
-    monitors: BTreeMap<String, (Monitor, MonitorStatus)>,
+    monitors: BTreeMap<String, Entry>,
+    window: WindowConfig,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    monitor: Monitor,
+    status: MonitorStatus,
+    history: MonitorHistory,
+}
+
+impl Entry {
+    fn new(monitor: Monitor) -> Self {
+        Entry {
+            monitor,
+            status: MonitorStatus::Pending,
+            history: MonitorHistory::default(),
+        }
+    }
+}
+
+/// A severity the signals arrived at, with what it was decided from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// The decision tree's answer and trace.
+    pub classification: Classification,
+    /// The window's signals.
+    pub signals: WindowSignals,
+    /// The signals in words, for the timeline.
+    pub reason: String,
+}
+
+/// What to do with an open incident's severity after a new assessment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeverityReview {
+    /// The signals are worse than the incident: raise it (automatic, with a timeline event).
+    Raise(Severity),
+    /// The signals are better: suggest lowering it, once per suggested level; never applied.
+    SuggestDowngrade(Severity),
+    /// Nothing to do.
+    Keep,
+}
+
+/// Raises automatically, only suggests a downgrade, and does not repeat a suggestion already
+/// made for the same level (`already_suggested`: the last suggestion since the severity last
+/// changed).
+pub fn review_severity(
+    current: Severity,
+    assessed: Severity,
+    already_suggested: Option<Severity>,
+) -> SeverityReview {
+    if assessed.is_more_severe_than(current) {
+        SeverityReview::Raise(assessed)
+    } else if current.is_more_severe_than(assessed) && already_suggested != Some(assessed) {
+        SeverityReview::SuggestDowngrade(assessed)
+    } else {
+        SeverityReview::Keep
+    }
 }
 
 impl MonitorBoard {
-    /// A board of monitors, all pending.
+    /// A board of monitors, all pending, with the default window (5 minutes, 1 hour baseline).
     pub fn new(monitors: &[Monitor]) -> Self {
+        Self::with_window(monitors, WindowConfig::default())
+    }
+
+    /// A board with a configured window.
+    pub fn with_window(monitors: &[Monitor], window: WindowConfig) -> Self {
         MonitorBoard {
             monitors: monitors
                 .iter()
-                .map(|m| (m.id.clone(), (m.clone(), MonitorStatus::Pending)))
+                .map(|m| (m.id.clone(), Entry::new(m.clone())))
                 .collect(),
+            window,
         }
     }
 
+    /// The window in force.
+    pub fn window(&self) -> &WindowConfig {
+        &self.window
+    }
+
     /// Replaces the set of monitors (API monitors come and go while warroom runs). Unchanged
-    /// monitors keep their status; a changed one starts over as pending, as the scheduler
-    /// restarts its flap damping. A monitor that was DOWN and is removed or changed has its
-    /// alert resolved, returned here, so its incident is not held open by a check that no
-    /// longer runs; if the changed monitor still fails it goes DOWN again and rejoins.
+    /// monitors keep their status and history; a changed one starts over as pending, as the
+    /// scheduler restarts its flap damping. A monitor that was DOWN and is removed or changed
+    /// has its alert resolved, returned here, so its incident is not held open by a check that
+    /// no longer runs; if the changed monitor still fails it goes DOWN again and rejoins.
     pub fn replace_monitors(&mut self, monitors: &[Monitor], now: OffsetDateTime) -> Vec<Alert> {
         let mut old = std::mem::take(&mut self.monitors);
         let mut resolved = Vec::new();
         for m in monitors {
-            let status = match old.remove(&m.id) {
-                Some((prev, status)) if prev == *m => status,
-                Some((prev, status)) => {
-                    if status == MonitorStatus::Down {
-                        resolved.push((prev, "monitor redefined; checking it afresh"));
+            let entry = match old.remove(&m.id) {
+                Some(e) if e.monitor == *m => e,
+                Some(e) => {
+                    if e.status == MonitorStatus::Down {
+                        resolved.push((e.monitor, "monitor redefined; checking it afresh"));
                     }
-                    MonitorStatus::Pending
+                    Entry::new(m.clone())
                 }
-                None => MonitorStatus::Pending,
+                None => Entry::new(m.clone()),
             };
-            self.monitors.insert(m.id.clone(), (m.clone(), status));
+            self.monitors.insert(m.id.clone(), entry);
         }
-        for (_, (prev, status)) in old {
-            if status == MonitorStatus::Down {
-                resolved.push((prev, "monitor deleted; no longer checked"));
+        for (_, e) in old {
+            if e.status == MonitorStatus::Down {
+                resolved.push((e.monitor, "monitor deleted; no longer checked"));
             }
         }
         resolved
             .into_iter()
-            .map(|(m, why)| self.alert(&m, false, Severity::Sev3, why, now))
+            .map(|(m, why)| alert(&m, false, Severity::Sev3, why, now))
             .collect()
     }
 
-    /// The decision tree's signals for one service, from its monitors.
-    pub fn signals(&self, service: &str) -> Signals {
-        let of: Vec<&(Monitor, MonitorStatus)> = self
+    /// Adds a check result to the monitor's history (ignored for unknown monitors: a result of
+    /// one just removed can still be in flight).
+    pub fn record(&mut self, monitor_id: &str, sample: CheckSample) {
+        if let Some(e) = self.monitors.get_mut(monitor_id) {
+            e.history.record(sample, &self.window);
+        }
+    }
+
+    /// The service a monitor belongs to.
+    pub fn service_of(&self, monitor_id: &str) -> Option<&str> {
+        self.monitors
+            .get(monitor_id)
+            .map(|e| e.monitor.service.as_str())
+    }
+
+    /// The sliding-window signals of one service at `now`.
+    pub fn window_signals(&self, service: &str, now: OffsetDateTime) -> WindowSignals {
+        let views: Vec<MonitorView<'_>> = self
             .monitors
             .values()
-            .filter(|(m, _)| m.service.as_str() == service)
+            .filter(|e| e.monitor.service.as_str() == service)
+            .map(|e| MonitorView {
+                user_facing: e.monitor.user_facing,
+                status: e.status,
+                history: &e.history,
+            })
             .collect();
-        let down = of.iter().filter(|(_, s)| *s == MonitorStatus::Down).count();
-        let user_facing: Vec<&&(Monitor, MonitorStatus)> =
-            of.iter().filter(|(m, _)| m.user_facing).collect();
+        window_signals(&views, now, &self.window)
+    }
+
+    /// The decision tree's signals for one service: the window's, or, before any result is in
+    /// the window, the share of its monitors that are DOWN.
+    pub fn signals(&self, service: &str, now: OffsetDateTime) -> Signals {
+        let w = self.window_signals(service, now);
+        if w.checks > 0 {
+            return w.to_signals();
+        }
+        let of: Vec<&Entry> = self
+            .monitors
+            .values()
+            .filter(|e| e.monitor.service.as_str() == service)
+            .collect();
+        let down = of
+            .iter()
+            .filter(|e| e.status == MonitorStatus::Down)
+            .count();
         Signals {
-            users_can_access: if user_facing.is_empty() {
-                None
-            } else {
-                Some(user_facing.iter().any(|(_, s)| *s != MonitorStatus::Down))
-            },
-            failing_percent: if of.is_empty() {
-                None
-            } else {
-                Some(down as f64 * 100.0 / of.len() as f64)
-            },
+            users_can_access: w.users_can_access,
+            failing_percent: (!of.is_empty()).then(|| down as f64 * 100.0 / of.len() as f64),
             ..Default::default()
         }
     }
 
+    /// The severity the signals give a service while any of its monitors is DOWN (`None`
+    /// otherwise: then the monitors hold no incident open).
+    pub fn assess(&self, service: &str, now: OffsetDateTime) -> Option<Assessment> {
+        let any_down = self
+            .monitors
+            .values()
+            .any(|e| e.monitor.service.as_str() == service && e.status == MonitorStatus::Down);
+        if !any_down {
+            return None;
+        }
+        let signals = self.window_signals(service, now);
+        let classification = self.classification(service, now);
+        Some(Assessment {
+            reason: format!("monitors' signals {}", signals.describe(&self.window)),
+            classification,
+            signals,
+        })
+    }
+
+    fn classification(&self, service: &str, now: OffsetDateTime) -> Classification {
+        // No user-facing monitor and no failures known: the tree cannot say; a single failing
+        // internal check is a team matter, not a page.
+        classify(&self.signals(service, now), None).unwrap_or_else(|_| Classification {
+            severity: Severity::Sev3,
+            basis: SeverityBasis::DecisionTree,
+            trace: vec![],
+        })
+    }
+
     /// Records a monitor's new status; returns the alert when it went DOWN (firing) or came back
-    /// UP from DOWN (resolved).
+    /// UP from DOWN (resolved). Record the result that caused it first, so the severity sees it.
     pub fn transition(
         &mut self,
         monitor_id: &str,
@@ -108,48 +239,42 @@ impl MonitorBoard {
         detail: &str,
         now: OffsetDateTime,
     ) -> Option<Alert> {
-        let (monitor, status) = self.monitors.get_mut(monitor_id)?;
-        let from = *status;
-        *status = to;
-        let monitor = monitor.clone();
+        let entry = self.monitors.get_mut(monitor_id)?;
+        let from = entry.status;
+        entry.status = to;
+        let monitor = entry.monitor.clone();
         let firing = match (from, to) {
             (_, MonitorStatus::Down) if from != MonitorStatus::Down => true,
             (MonitorStatus::Down, MonitorStatus::Up) => false,
             _ => return None,
         };
-        let signals = self.signals(monitor.service.as_str());
-        // No user-facing monitor and no failures known: the tree cannot say; a single failing
-        // internal check is a team matter, not a page.
-        let severity = classify(&signals, None)
-            .map(|c| c.severity)
-            .unwrap_or(Severity::Sev3);
-        Some(self.alert(&monitor, firing, severity, detail, now))
+        let severity = self.classification(monitor.service.as_str(), now).severity;
+        Some(alert(&monitor, firing, severity, detail, now))
     }
+}
 
-    fn alert(
-        &self,
-        monitor: &Monitor,
-        firing: bool,
-        severity: Severity,
-        detail: &str,
-        now: OffsetDateTime,
-    ) -> Alert {
-        let mut labels = LabelSet::new();
-        labels.insert("alertname".into(), "MonitorDown".into());
-        labels.insert("monitor".into(), monitor.id.clone());
-        labels.insert("service".into(), monitor.service.to_string());
-        labels.insert("severity".into(), severity_label(severity).into());
-        let mut annotations = LabelSet::new();
-        annotations.insert("summary".into(), format!("{} is down", monitor.name));
-        annotations.insert("description".into(), detail.to_owned());
-        Alert {
-            fingerprint: fingerprint(&identity(monitor)),
-            labels,
-            annotations,
-            starts_at: now,
-            ends_at: if firing { None } else { Some(now) },
-            generator_url: None,
-        }
+fn alert(
+    monitor: &Monitor,
+    firing: bool,
+    severity: Severity,
+    detail: &str,
+    now: OffsetDateTime,
+) -> Alert {
+    let mut labels = LabelSet::new();
+    labels.insert("alertname".into(), "MonitorDown".into());
+    labels.insert("monitor".into(), monitor.id.clone());
+    labels.insert("service".into(), monitor.service.to_string());
+    labels.insert("severity".into(), severity_label(severity).into());
+    let mut annotations = LabelSet::new();
+    annotations.insert("summary".into(), format!("{} is down", monitor.name));
+    annotations.insert("description".into(), detail.to_owned());
+    Alert {
+        fingerprint: fingerprint(&identity(monitor)),
+        labels,
+        annotations,
+        starts_at: now,
+        ends_at: if firing { None } else { Some(now) },
+        generator_url: None,
     }
 }
 
@@ -218,6 +343,79 @@ mod tests {
                 .is_none()
         );
         assert!(b.transition("nope", MonitorStatus::Down, "", t).is_none());
+    }
+
+    #[test]
+    fn severity_is_raised_automatically_and_a_downgrade_only_suggested_once() {
+        use Severity::*;
+        assert_eq!(
+            review_severity(Sev2, Sev1, None),
+            SeverityReview::Raise(Sev1)
+        );
+        assert_eq!(review_severity(Sev2, Sev2, None), SeverityReview::Keep);
+        assert_eq!(
+            review_severity(Sev1, Sev3, None),
+            SeverityReview::SuggestDowngrade(Sev3)
+        );
+        assert_eq!(
+            review_severity(Sev1, Sev3, Some(Sev3)),
+            SeverityReview::Keep
+        );
+        assert_eq!(
+            review_severity(Sev1, Sev2, Some(Sev3)),
+            SeverityReview::SuggestDowngrade(Sev2),
+            "a different level is a new suggestion"
+        );
+    }
+
+    #[test]
+    fn the_assessment_follows_the_window_as_results_arrive() {
+        let t = datetime!(2026-01-12 14:30 UTC);
+        let mut b = MonitorBoard::new(&monitors());
+        let sample = |at, ok| CheckSample {
+            at,
+            ok,
+            crashed: !ok,
+            latency_ms: 20,
+        };
+        let mut now = t;
+        for id in ["web", "api-health", "worker"] {
+            b.record(id, sample(now, true));
+            b.transition(id, MonitorStatus::Up, "", now);
+        }
+        assert!(
+            b.assess("api", now).is_none(),
+            "nothing DOWN, nothing to assess"
+        );
+        for _ in 0..3 {
+            now += time::Duration::seconds(30);
+            b.record("web", sample(now, false));
+            b.record("api-health", sample(now, true));
+            b.record("worker", sample(now, true));
+        }
+        b.transition("web", MonitorStatus::Down, "HTTP 503", now)
+            .unwrap();
+        let a = b.assess("api", now).unwrap();
+        // web failed 3 of 4, the others none: a quarter of checks fail, users still get in.
+        assert_eq!(a.signals.failing_percent, Some(25.0));
+        assert_eq!(a.signals.users_can_access, Some(true));
+        assert_eq!(a.classification.severity, Severity::Sev2);
+        assert!(
+            a.reason.contains("failing 25% of 12 checks"),
+            "{}",
+            a.reason
+        );
+        // api-health starts failing without being DOWN yet: the share passes 50% → SEV1.
+        for _ in 0..4 {
+            now += time::Duration::seconds(30);
+            b.record("web", sample(now, false));
+            b.record("api-health", sample(now, false));
+            b.record("worker", sample(now, false));
+        }
+        assert_eq!(
+            b.assess("api", now).unwrap().classification.severity,
+            Severity::Sev1
+        );
     }
 
     #[test]

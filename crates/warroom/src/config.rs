@@ -45,6 +45,52 @@ pub struct Config {
     pub silences: Vec<SilenceConfig>,
     /// How long check results are kept.
     pub retention: RetentionSection,
+    /// The sliding window monitors' signals are derived over.
+    pub detection: DetectionSection,
+}
+
+/// The sliding window of the decision tree's signals from monitors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionSection {
+    /// How far back failing share, recovering and current latency look.
+    pub window_secs: i64,
+    /// How far before the window the latency baseline looks.
+    pub baseline_secs: i64,
+}
+
+impl Default for DetectionSection {
+    fn default() -> Self {
+        let d = warroom_domain::window::WindowConfig::default();
+        DetectionSection {
+            window_secs: d.window.whole_seconds(),
+            baseline_secs: d.baseline.whole_seconds(),
+        }
+    }
+}
+
+fn check_detection(
+    d: &DetectionSection,
+    problems: &mut Vec<String>,
+) -> warroom_domain::window::WindowConfig {
+    // Two checks per half-window at the fastest interval (1 s) is the least that shows a trend.
+    if d.window_secs < 4 {
+        problems.push(format!(
+            "detection.window_secs: {} is too short; use at least 4 (the window is halved to see a trend)",
+            d.window_secs
+        ));
+    }
+    if d.baseline_secs < 60 {
+        problems.push(format!(
+            "detection.baseline_secs: {} is too short for a latency baseline; use at least 60",
+            d.baseline_secs
+        ));
+    }
+    warroom_domain::window::WindowConfig {
+        window: time::Duration::seconds(d.window_secs.max(4)),
+        baseline: time::Duration::seconds(d.baseline_secs.max(60)),
+        ..Default::default()
+    }
 }
 
 /// Retention of check results (raw, then 5-minute and hourly rollups).
@@ -212,6 +258,7 @@ impl Default for Config {
             monitors: vec![],
             silences: vec![],
             retention: RetentionSection::default(),
+            detection: DetectionSection::default(),
         }
     }
 }
@@ -231,6 +278,8 @@ pub struct Checked {
     pub alerts: warroom_server::api::alerts::AlertSettings,
     /// Validated monitors.
     pub monitors: Vec<warroom_domain::monitor::Monitor>,
+    /// The monitors' signal window.
+    pub window: warroom_domain::window::WindowConfig,
 }
 
 /// Loads from the file (if any) and the environment. A named file that does not exist is an
@@ -350,6 +399,7 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
             problems.push(format!("retention.{key}: must be at least 1"));
         }
     }
+    let window = check_detection(&config.detection, &mut problems);
     let mut alerts = check_alerts(&config.alerts, &mut problems);
     alerts.silences = check_silences(&config.silences, &mut problems);
     let monitors = match warroom_domain::monitor::validate_monitors(&config.monitors) {
@@ -400,6 +450,7 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
         ack_links,
         alerts,
         monitors,
+        window,
         config,
     })
 }
@@ -770,6 +821,20 @@ mod tests {
             e.contains("people[0].contacts[0]: no channel named `pager`"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_detection_window_is_checked_with_its_keys() {
+        let c = parse("[detection]\nwindow_secs = 60\n").unwrap();
+        assert_eq!(c.window.window, time::Duration::minutes(1));
+        assert_eq!(c.window.baseline, time::Duration::hours(1));
+        let e = parse("[detection]\nwindow_secs = 1\nbaseline_secs = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("detection.window_secs: 1 is too short"), "{e}");
+        assert!(e.contains("detection.baseline_secs: 5 is too short"), "{e}");
+        let e = parse("[detection]\nwindow = 60\n").unwrap_err().to_string();
+        assert!(e.contains("window"), "{e}");
     }
 
     #[test]

@@ -219,9 +219,18 @@ fn summary_of(a: &StoredAlert) -> String {
 
 fn evidence(a: &StoredAlert) -> EventKind {
     let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // The description is where the error and latency are (monitors put them there), so the
+    // incident carries them, not only the summary.
+    let detail = match (
+        a.annotations.get("summary"),
+        a.annotations.get("description"),
+    ) {
+        (Some(_), Some(d)) if !d.trim().is_empty() => format!(": {}", d.trim()),
+        _ => String::new(),
+    };
     EventKind::Note {
         text: format!(
-            "Alert firing: {} since {} ({})",
+            "Alert firing: {}{detail} since {} ({})",
             summary_of(a),
             warroom_domain::timefmt::hm_utc(a.starts_at),
             labels.join(", ")

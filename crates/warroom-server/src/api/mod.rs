@@ -2,6 +2,7 @@
 
 pub mod alerts;
 pub mod classify;
+pub mod detection;
 pub mod incidents;
 pub mod metrics;
 pub mod monitors;

@@ -64,3 +64,70 @@ impl Reloader {
         Some(set)
     }
 }
+
+/// What the signals need of a check result.
+pub fn sample(event: &warroom_worker::ProbeEvent) -> warroom_domain::window::CheckSample {
+    warroom_domain::window::CheckSample {
+        at: event.started_at,
+        ok: event.result.outcome.is_success(),
+        crashed: event.result.failure == Some(warroom_domain::monitor::FailureKind::Crashed),
+        latency_ms: u32::try_from(event.result.latency.as_millis()).unwrap_or(u32::MAX),
+    }
+}
+
+/// The evidence a transition's alert carries into the incident: the runbook's failure kind, the
+/// error, the status and the latency.
+pub fn detail(event: &warroom_worker::ProbeEvent) -> String {
+    let r = &event.result;
+    let mut facts = Vec::new();
+    if let Some(e) = &r.error {
+        facts.push(e.clone());
+    }
+    if let Some(code) = r.status_code {
+        facts.push(format!("HTTP {code}"));
+    }
+    facts.push(format!("{} ms", r.latency.as_millis()));
+    match r.failure {
+        Some(f) => format!("{f} ({})", facts.join("; ")),
+        None => format!("recovered ({})", facts.join("; ")),
+    }
+}
+
+/// The severity last assessed per service while its monitors are DOWN, so that the incident is
+/// reviewed only when the assessment changes, not on every check.
+#[derive(Debug, Default)]
+pub struct Assessed {
+    by_service: std::collections::HashMap<String, warroom_domain::Severity>,
+}
+
+impl Assessed {
+    /// Re-assesses the event's service and, when the severity the signals give has changed,
+    /// raises its open incident or suggests a downgrade.
+    pub async fn review(
+        &mut self,
+        board: &warroom_domain::detection::MonitorBoard,
+        event: &warroom_worker::ProbeEvent,
+        state: &warroom_server::AppState,
+    ) {
+        let Some(service) = board.service_of(&event.monitor_id) else {
+            return;
+        };
+        let Some(a) = board.assess(service, event.started_at) else {
+            self.by_service.remove(service);
+            return;
+        };
+        if self.by_service.get(service) == Some(&a.classification.severity) {
+            return;
+        }
+        match warroom_server::api::detection::review_monitor_severity(state, service, &a).await {
+            Ok(_) => {
+                self.by_service
+                    .insert(service.to_owned(), a.classification.severity);
+            }
+            // Not remembered, so the next result tries again.
+            Err(e) => {
+                tracing::warn!(service.slug = %service, error = ?e, "could not re-evaluate severity")
+            }
+        }
+    }
+}

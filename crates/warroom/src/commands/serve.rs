@@ -99,6 +99,7 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
         workers.extend(spawn_monitors(
             scheduler,
             checked.monitors.clone(),
+            checked.window,
             state.clone(),
             stop_tx.subscribe(),
         ));
@@ -196,11 +197,13 @@ fn spawn_workers(
 fn spawn_monitors(
     scheduler: warroom_worker::Scheduler<warroom_worker::Prober>,
     monitors: Vec<warroom_domain::monitor::Monitor>,
+    window: warroom_domain::window::WindowConfig,
     state: AppState,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    let mut board = warroom_domain::detection::MonitorBoard::new(&monitors);
+    let mut board = warroom_domain::detection::MonitorBoard::with_window(&monitors, window);
+    let mut assessed = super::monitor_set::Assessed::default();
     let count = monitors.len();
     let now = state.clock.now();
     let mut sched_stop = stop.clone();
@@ -250,12 +253,12 @@ fn spawn_monitors(
                         ok: event.result.outcome.is_success(),
                         latency_ms: i64::try_from(event.result.latency.as_millis()).unwrap_or(i64::MAX),
                     });
+                    board.record(&event.monitor_id, super::monitor_set::sample(&event));
+                    // Before this event's transition: a fresh DOWN is assessed from the next
+                    // result on, after its alert has opened or joined the incident.
+                    assessed.review(&board, &event, &state).await;
                     let Some(t) = event.transition else { continue };
-                    let detail = match (&event.result.failure, &event.result.error) {
-                        (Some(f), Some(e)) => format!("{f:?}: {e}"),
-                        (Some(f), None) => format!("{f:?}"),
-                        (None, _) => "recovered".to_owned(),
-                    };
+                    let detail = super::monitor_set::detail(&event);
                     tracing::info!(monitor.id = %event.monitor_id, from = ?t.from, to = ?t.to, "monitor changed state");
                     if let Some(alert) = board.transition(&event.monitor_id, t.to, &detail, state.clock.now())
                         && let Err(e) = warroom_server::api::alerts::ingest(&state, vec![alert]).await

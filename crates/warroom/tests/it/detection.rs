@@ -414,3 +414,122 @@ async fn a_monitor_created_through_the_api_opens_an_incident_and_deleting_it_sto
         );
     }
 }
+
+#[tokio::test]
+async fn severity_follows_the_window_raised_automatically_and_a_downgrade_only_suggested() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for b in backends() {
+        let db = fresh_database(b).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path();
+        let (url_a, status_a) = target().await;
+        let (url_b, status_b) = target().await;
+        let monitor = |id: &str, url: &str, failures: u32| {
+            format!(
+                "[[monitors]]\nid = \"{id}\"\nservice = \"pay\"\nuser_facing = true\ninterval_secs = 1\ntimeout_ms = 500\n\
+                 failures_to_down = {failures}\nsuccesses_to_up = 1\n[monitors.check]\nkind = \"http\"\nurl = \"{url}\"\n"
+            )
+        };
+        let cfg = dir.join("w.toml");
+        // A short window so the test sees the share move in seconds; b-api never turns DOWN, so
+        // only the window's failing share can change the severity.
+        std::fs::write(
+            &cfg,
+            format!(
+                "[detection]\nwindow_secs = 6\n{}{}",
+                monitor("a-web", &url_a, 2),
+                monitor("b-api", &url_b, 1000)
+            ),
+        )
+        .unwrap();
+        let token = ok(&run(
+            dir,
+            &[],
+            &[
+                "token",
+                "create",
+                "--role",
+                "responder",
+                "--name",
+                "t",
+                "--database",
+                &db.url,
+            ],
+        ))
+        .trim()
+        .to_owned();
+        let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
+        let env = [
+            ("WARROOM_URL", server.url.as_str()),
+            ("WARROOM_TOKEN", token.as_str()),
+        ];
+        let timeline = || {
+            serde_json::from_str::<serde_json::Value>(&ok(&run(
+                dir,
+                &env,
+                &["timeline", "1", "--json"],
+            )))
+            .unwrap()["events"]
+                .as_array()
+                .unwrap()
+                .clone()
+        };
+
+        // a-web fails, b-api answers: users still get in and under half the checks fail.
+        status_a.store(500, Ordering::SeqCst);
+        poll_until("incident opened", Duration::from_secs(10), async || {
+            !incidents(dir, &env).is_empty()
+        })
+        .await;
+        let first = incidents(dir, &env)[0]["severity"].as_i64().unwrap();
+        assert!(first >= 2, "{b:?}: users can get in, so not SEV1: {first}");
+
+        // b-api starts failing too, without ever being DOWN: the share passes 50 % → SEV1.
+        status_b.store(500, Ordering::SeqCst);
+        poll_until("raised to SEV1", Duration::from_secs(10), async || {
+            incidents(dir, &env)[0]["severity"] == 1
+        })
+        .await;
+        let raised = timeline()
+            .into_iter()
+            .find(|e| e["kind"] == "severity_changed")
+            .expect("the raise is on the timeline");
+        assert_eq!(raised["author"], "monitors", "{raised}");
+        assert!(
+            raised["reason"]
+                .as_str()
+                .unwrap()
+                .contains("users can access: yes"),
+            "{raised}"
+        );
+
+        // b-api recovers: the share falls back to a-web's half → a downgrade is suggested, and
+        // only suggested.
+        status_b.store(200, Ordering::SeqCst);
+        poll_until("downgrade suggested", Duration::from_secs(15), async || {
+            timeline()
+                .iter()
+                .any(|e| e["kind"] == "severity_downgrade_suggested")
+        })
+        .await;
+        let i = &incidents(dir, &env)[0];
+        assert_eq!(i["severity"], 1, "{b:?}: never lowered automatically: {i}");
+        let suggestions: Vec<_> = timeline()
+            .into_iter()
+            .filter(|e| e["kind"] == "severity_downgrade_suggested")
+            .collect();
+        assert_eq!(
+            suggestions.len(),
+            1,
+            "{b:?}: suggested once: {suggestions:?}"
+        );
+        assert_eq!(suggestions[0]["to"], 2, "{b:?}: {suggestions:?}");
+        let text = ok(&run(dir, &env, &["timeline", "1"]));
+        assert!(
+            text.contains("Suggestion: severity could be lowered SEV1 → SEV2"),
+            "{b:?}: {text}"
+        );
+        // The evidence names the failure, the status and the latency.
+        assert!(text.contains("crashed (HTTP 500;"), "{b:?}: {text}");
+    }
+}
