@@ -47,6 +47,83 @@ pub struct Config {
     pub retention: RetentionSection,
     /// The sliding window monitors' signals are derived over.
     pub detection: DetectionSection,
+    /// Alert senders with their own secret (instead of an API token).
+    pub alert_sources: Vec<AlertSourceConfig>,
+}
+
+/// An Alertmanager (or Prometheus) that authenticates to the alert endpoints with its own
+/// secret, so it holds a credential that can only deliver alerts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSourceConfig {
+    /// Recorded on the alerts it delivers.
+    pub name: String,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<std::path::PathBuf>,
+}
+
+/// Shortest source secret accepted: it is a bearer credential, so guessing must be hopeless.
+const MIN_SOURCE_SECRET_LEN: usize = 16;
+
+fn check_alert_sources(
+    sources: &[AlertSourceConfig],
+    problems: &mut Vec<String>,
+) -> Vec<warroom_server::api::alert_auth::AlertSource> {
+    let mut out = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        let key = format!("alert_sources[{i}]");
+        if s.name.is_empty()
+            || !s
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            problems.push(format!(
+                "{key}.name: `{}` is not a source name; use letters, digits, `-`, `_` or `.`, e.g. `alertmanager-prod`",
+                s.name
+            ));
+        } else if sources[..i].iter().any(|x| x.name == s.name) {
+            problems.push(format!("{key}.name: `{}` is used twice", s.name));
+        }
+        let secret = match (&s.secret_env, &s.secret_file) {
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Some((v, "secret_env")),
+                _ => {
+                    problems.push(format!("{key}.secret_env: environment variable {var} is not set; export it before starting warroom"));
+                    None
+                }
+            },
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(v) => Some((v.trim().to_owned(), "secret_file")),
+                Err(e) => {
+                    problems.push(format!(
+                        "{key}.secret_file: cannot read {}: {e}",
+                        path.display()
+                    ));
+                    None
+                }
+            },
+            _ => {
+                problems.push(format!(
+                    "{key}: give exactly one of secret_env or secret_file"
+                ));
+                None
+            }
+        };
+        if let Some((secret, field)) = secret {
+            if secret.chars().count() < MIN_SOURCE_SECRET_LEN {
+                problems.push(format!(
+                    "{key}.{field}: the secret must be at least {MIN_SOURCE_SECRET_LEN} characters; generate one with `openssl rand -hex 32`"
+                ));
+            } else {
+                out.push(warroom_server::api::alert_auth::AlertSource::new(
+                    s.name.clone(),
+                    &secret,
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// The sliding window of the decision tree's signals from monitors.
@@ -259,6 +336,7 @@ impl Default for Config {
             silences: vec![],
             retention: RetentionSection::default(),
             detection: DetectionSection::default(),
+            alert_sources: vec![],
         }
     }
 }
@@ -402,6 +480,7 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
     let window = check_detection(&config.detection, &mut problems);
     let mut alerts = check_alerts(&config.alerts, &mut problems);
     alerts.silences = check_silences(&config.silences, &mut problems);
+    alerts.sources = check_alert_sources(&config.alert_sources, &mut problems);
     let monitors = match warroom_domain::monitor::validate_monitors(&config.monitors) {
         Ok(m) => m,
         Err(e) => {
@@ -537,6 +616,7 @@ fn check_alerts(
         default_severity,
         auto_declare_from,
         silences: vec![],
+        sources: vec![],
     }
 }
 
@@ -835,6 +915,48 @@ mod tests {
         assert!(e.contains("detection.baseline_secs: 5 is too short"), "{e}");
         let e = parse("[detection]\nwindow = 60\n").unwrap_err().to_string();
         assert!(e.contains("window"), "{e}");
+    }
+
+    #[test]
+    fn alert_sources_need_a_long_enough_secret_and_are_checked_with_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("am.secret");
+        std::fs::write(&secret, "0123456789abcdef0123\n").unwrap();
+        let c = parse(&format!(
+            "[[alert_sources]]\nname = \"am-prod\"\nsecret_file = \"{}\"\n",
+            secret.display()
+        ))
+        .unwrap();
+        assert_eq!(c.alerts.sources[0].name(), "am-prod");
+        assert!(
+            !format!("{c:?}").contains("0123456789abcdef"),
+            "never in Debug"
+        );
+        std::fs::write(&secret, "short").unwrap();
+        let e = parse(&format!(
+            "[[alert_sources]]\nname = \"am prod\"\nsecret_file = \"{}\"\n[[alert_sources]]\nname = \"b\"\n",
+            secret.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("alert_sources[0].name: `am prod`"), "{e}");
+        assert!(
+            e.contains("alert_sources[0].secret_file: the secret must be at least 16"),
+            "{e}"
+        );
+        assert!(
+            e.contains("alert_sources[1]: give exactly one of secret_env or secret_file"),
+            "{e}"
+        );
+        let e =
+            parse("[[alert_sources]]\nname = \"x\"\nsecret_env = \"WARROOM_TEST_UNSET_VAR_XYZ\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("alert_sources[0].secret_env: environment variable WARROOM_TEST_UNSET_VAR_XYZ is not set"), "{e}");
+        let e = parse("[[alert_sources]]\nname = \"x\"\nsecret = \"inline\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("secret"), "secrets never sit in the file: {e}");
     }
 
     #[test]

@@ -22,10 +22,11 @@ use warroom_domain::{
 };
 use warroom_store::{AlertIn, IncidentFilter, StoredAlert};
 
+use super::alert_auth::{AlertSender, SOURCE_ANNOTATION};
 use crate::{
     AppState,
     error::ApiError,
-    extract::{Caller, Responder, Viewer},
+    extract::{Caller, Viewer},
 };
 
 /// How alerts become incidents.
@@ -43,6 +44,8 @@ pub struct AlertSettings {
     /// Silences and maintenance windows: matching alerts (monitors' too) are stored but open
     /// no incident and page nobody while the window is active.
     pub silences: Vec<alert::Silence>,
+    /// Senders that authenticate with their own secret instead of an API token.
+    pub sources: Vec<super::alert_auth::AlertSource>,
 }
 
 impl Default for AlertSettings {
@@ -56,6 +59,7 @@ impl Default for AlertSettings {
             default_severity: Severity::Sev3,
             auto_declare_from: Severity::Sev4,
             silences: vec![],
+            sources: vec![],
         }
     }
 }
@@ -129,12 +133,12 @@ pub async fn ingest(
 /// Alertmanager, valid alerts of a batch are kept and the invalid ones reported with a 400.
 pub async fn post_alerts(
     State(state): State<AppState>,
-    _c: Caller<Responder>,
+    sender: AlertSender,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body_or_error(body)?;
     let posted = alert::parse_postable_alerts(&body, state.clock.now()).map_err(malformed)?;
-    let outcome = ingest(&state, posted.accepted).await?;
+    let outcome = ingest(&state, sender.tag(posted.accepted)).await?;
     if !posted.rejected.is_empty() {
         let errors: Vec<String> = posted.rejected.iter().map(|e| e.to_string()).collect();
         return Err(ApiError::new(
@@ -154,12 +158,12 @@ pub async fn post_alerts(
 /// `POST /hooks/alertmanager`: Alertmanager's webhook payload, version 4.
 pub async fn alertmanager_webhook(
     State(state): State<AppState>,
-    _c: Caller<Responder>,
+    sender: AlertSender,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body_or_error(body)?;
     let message = alert::parse_webhook(&body, state.clock.now()).map_err(malformed)?;
-    let outcome = ingest(&state, message.to_alerts()).await?;
+    let outcome = ingest(&state, sender.tag(message.to_alerts())).await?;
     Ok(Json(json!({ "status": "success", "stored": outcome })))
 }
 
@@ -228,9 +232,14 @@ fn evidence(a: &StoredAlert) -> EventKind {
         (Some(_), Some(d)) if !d.trim().is_empty() => format!(": {}", d.trim()),
         _ => String::new(),
     };
+    let via = a
+        .annotations
+        .get(SOURCE_ANNOTATION)
+        .map(|s| format!(", via source {s}"))
+        .unwrap_or_default();
     EventKind::Note {
         text: format!(
-            "Alert firing: {}{detail} since {} ({})",
+            "Alert firing: {}{detail} since {} ({}){via}",
             summary_of(a),
             warroom_domain::timefmt::hm_utc(a.starts_at),
             labels.join(", ")
@@ -524,7 +533,11 @@ async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiEr
             summary,
             severity: Some(severity),
             signals: Default::default(),
-            reporter: "alertmanager".into(),
+            reporter: first
+                .annotations
+                .get(SOURCE_ANNOTATION)
+                .cloned()
+                .unwrap_or_else(|| "alertmanager".into()),
             detected_at: firing
                 .iter()
                 .map(|a| a.starts_at)

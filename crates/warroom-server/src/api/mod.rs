@@ -1,5 +1,6 @@
 //! JSON API handlers, one module per resource.
 
+pub mod alert_auth;
 pub mod alerts;
 pub mod classify;
 pub mod detection;

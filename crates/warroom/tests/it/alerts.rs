@@ -361,3 +361,90 @@ async fn service_health_follows_firing_alerts_and_keeps_its_history() {
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }
+
+#[tokio::test]
+async fn an_alert_source_authenticates_with_its_own_secret_and_is_recorded() {
+    use warroom_server::api::alert_auth::AlertSource;
+    const SECRET: &str = "am-prod-secret-0123456789";
+    for b in backends() {
+        let mut settings = warroom_server::Settings::default();
+        settings.alerts.sources = vec![
+            AlertSource::new("am-stage", "am-stage-secret-0123456789"),
+            AlertSource::new("am-prod", SECRET),
+        ];
+        let app = TestApp::spawn_with(b, settings).await;
+        let webhook = json!({
+            "version": "4", "groupKey": "{}:{alertname=\"DiskFull\"}", "status": "firing",
+            "receiver": "warroom", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+            "externalURL": "http://am:9093", "truncatedAlerts": 0,
+            "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull", "service": "db", "severity": "critical"},
+                        "annotations": {"summary": "disk full"}, "startsAt": "2026-01-12T14:29:00Z",
+                        "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "x"}]
+        });
+        // Missing and wrong credentials: 401, nothing stored.
+        for token in [None, Some("am-prod-secret-012345678"), Some("")] {
+            for (path, body) in [
+                ("/hooks/alertmanager", webhook.clone()),
+                (
+                    "/api/v2/alerts",
+                    json!([alert("X", "db", "critical", None)]),
+                ),
+            ] {
+                let (st, v) = app.call(Method::POST, path, token, Some(body)).await;
+                assert_eq!(st, StatusCode::UNAUTHORIZED, "{b:?} {path} {token:?}: {v}");
+                assert!(
+                    !v.to_string().contains(SECRET),
+                    "a secret never comes back: {v}"
+                );
+            }
+        }
+        assert_eq!(app.get("/api/v1/alerts").await.1["alerts"], json!([]));
+
+        // The source's secret works on both endpoints, and the source is recorded.
+        let (st, v) = app
+            .call(
+                Method::POST,
+                "/hooks/alertmanager",
+                Some(SECRET),
+                Some(webhook),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        let (st, v) = app
+            .call(
+                Method::POST,
+                "/api/v2/alerts",
+                Some(SECRET),
+                Some(json!([alert("HighLatency", "db", "warning", None)])),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        let alerts = app.get("/api/v1/alerts").await.1["alerts"].clone();
+        for a in alerts.as_array().unwrap() {
+            assert_eq!(a["annotations"]["warroom_source"], "am-prod", "{a}");
+        }
+        let list = incidents(&app).await;
+        assert_eq!(list[0]["reporter"], "am-prod", "{b:?}");
+        let (_, tl) = app.get("/api/v1/incidents/1/timeline").await;
+        assert!(tl.to_string().contains("via source am-prod"), "{b:?}: {tl}");
+        // A source secret is not an API token: it opens nothing else.
+        let (st, _) = app
+            .call(Method::GET, "/api/v1/incidents", Some(SECRET), None)
+            .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        // Tokens still work as before (and a viewer's still may not send).
+        let (st, _) = app
+            .post("/api/v2/alerts", json!([alert("Y", "db", "warning", None)]))
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, _) = app
+            .call(
+                Method::POST,
+                "/api/v2/alerts",
+                Some(&app.viewer),
+                Some(json!([alert("Z", "db", "warning", None)])),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+    }
+}
