@@ -12,7 +12,10 @@ use time::OffsetDateTime;
 
 use crate::{
     Classification, Severity, Signals,
-    alert::{Alert, LabelSet, fingerprint},
+    alert::{
+        Alert, INCIDENT_TYPE_ANNOTATION, INCIDENT_TYPE_BECAUSE_ANNOTATION, LabelSet, fingerprint,
+        recognise_checks,
+    },
     classifier::SeverityBasis,
     classify,
     monitor::{Monitor, MonitorStatus},
@@ -249,7 +252,21 @@ impl MonitorBoard {
             _ => return None,
         };
         let severity = self.classification(monitor.service.as_str(), now).severity;
-        Some(alert(&monitor, firing, severity, detail, now))
+        let mut a = alert(&monitor, firing, severity, detail, now);
+        if firing
+            && let Some(r) =
+                recognise_checks(&self.monitors[monitor_id].history.window(now, &self.window))
+        {
+            // The runbook's type from the checks themselves (5xx share, p99 latency), which the
+            // alert's own text cannot show; `alert::recognise` honours it.
+            a.annotations.insert(
+                INCIDENT_TYPE_ANNOTATION.into(),
+                r.incident_type.as_str().into(),
+            );
+            a.annotations
+                .insert(INCIDENT_TYPE_BECAUSE_ANNOTATION.into(), r.because);
+        }
+        Some(a)
     }
 }
 
@@ -372,10 +389,10 @@ mod tests {
     fn the_assessment_follows_the_window_as_results_arrive() {
         let t = datetime!(2026-01-12 14:30 UTC);
         let mut b = MonitorBoard::new(&monitors());
-        let sample = |at, ok| CheckSample {
+        let sample = |at, ok: bool| CheckSample {
             at,
             ok,
-            crashed: !ok,
+            failure: (!ok).then_some(crate::monitor::FailureKind::Crashed),
             latency_ms: 20,
         };
         let mut now = t;
@@ -393,8 +410,17 @@ mod tests {
             b.record("api-health", sample(now, true));
             b.record("worker", sample(now, true));
         }
-        b.transition("web", MonitorStatus::Down, "HTTP 503", now)
+        let fired = b
+            .transition("web", MonitorStatus::Down, "HTTP 503", now)
             .unwrap();
+        // 3 of its 4 checks answered 5xx: the runbook's "high error rate", with the playbook.
+        let r = crate::alert::recognise(&fired).unwrap();
+        assert_eq!(r.incident_type, crate::alert::IncidentType::HighErrorRate);
+        assert!(
+            r.because.contains("3 of the last 4 checks answered 5xx"),
+            "{}",
+            r.because
+        );
         let a = b.assess("api", now).unwrap();
         // web failed 3 of 4, the others none: a quarter of checks fail, users still get in.
         assert_eq!(a.signals.failing_percent, Some(25.0));

@@ -18,7 +18,10 @@ use std::collections::VecDeque;
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-use crate::{Signals, monitor::MonitorStatus};
+use crate::{
+    Signals, alert,
+    monitor::{FailureKind, MonitorStatus},
+};
 
 /// One check result, as much of it as the signals need.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,10 +30,17 @@ pub struct CheckSample {
     pub at: OffsetDateTime,
     /// Whether it succeeded (warnings count as success).
     pub ok: bool,
-    /// Whether it failed with an HTTP 5xx ("crashed").
-    pub crashed: bool,
+    /// Why it failed, as the runbook names it.
+    pub failure: Option<FailureKind>,
     /// How long it took.
     pub latency_ms: u32,
+}
+
+impl CheckSample {
+    /// Failed with an HTTP 5xx ("crashed").
+    pub fn crashed(&self) -> bool {
+        self.failure == Some(FailureKind::Crashed)
+    }
 }
 
 /// The window and the baseline.
@@ -92,6 +102,17 @@ impl MonitorHistory {
         self.samples
             .iter()
             .filter(move |s| s.at >= from && s.at < to)
+    }
+
+    /// The window's samples in the shape the incident-type rules read
+    /// ([`crate::alert::recognise_checks`]), oldest first.
+    pub fn window(&self, now: OffsetDateTime, cfg: &WindowConfig) -> Vec<alert::CheckSample> {
+        self.between(now - cfg.window, now + Duration::SECOND)
+            .map(|s| alert::CheckSample {
+                failure: s.failure,
+                latency: std::time::Duration::from_millis(u64::from(s.latency_ms)),
+            })
+            .collect()
     }
 
     /// Number of samples kept.
@@ -218,7 +239,7 @@ pub fn window_signals(
         if let Some(p) = share(&window, |s| !s.ok) {
             failing.push(p);
         }
-        if let Some(p) = share(&window, |s| s.crashed) {
+        if let Some(p) = share(&window, CheckSample::crashed) {
             crashed.push(p);
         }
         let (a, b): (Vec<&CheckSample>, Vec<&CheckSample>) =
@@ -281,7 +302,11 @@ mod tests {
                 CheckSample {
                     at: NOW - Duration::seconds((n - i as i64) * every),
                     ok: c == '+',
-                    crashed: c == '5',
+                    failure: match c {
+                        '+' => None,
+                        '5' => Some(FailureKind::Crashed),
+                        _ => Some(FailureKind::Down),
+                    },
                     latency_ms,
                 },
                 &cfg,
@@ -374,10 +399,10 @@ mod tests {
     fn latency_ratio_is_against_the_monitors_own_last_hour() {
         let cfg = WindowConfig::default();
         let mut h = MonitorHistory::default();
-        let sample = |at, latency_ms, ok| CheckSample {
+        let sample = |at, latency_ms, ok: bool| CheckSample {
             at,
             ok,
-            crashed: false,
+            failure: (!ok).then_some(FailureKind::Hung),
             latency_ms,
         };
         // An hour at 200 ms, then the window at 2.1 s: 10.5× → the latency floor makes it SEV2.
@@ -440,7 +465,7 @@ mod tests {
                 CheckSample {
                     at: NOW + Duration::seconds(i),
                     ok: true,
-                    crashed: false,
+                    failure: None,
                     latency_ms: 1,
                 },
                 &cfg,
@@ -451,7 +476,7 @@ mod tests {
             CheckSample {
                 at: NOW + Duration::hours(3),
                 ok: true,
-                crashed: false,
+                failure: None,
                 latency_ms: 1,
             },
             &cfg,

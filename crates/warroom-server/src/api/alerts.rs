@@ -603,7 +603,7 @@ async fn on_resolved(state: &AppState, resolved: &[StoredAlert]) -> Result<(), A
                     // seed's "the cluster has recovered, write a post-mortem?").
                     if i.status.is_open() && i.status != IncidentStatus::Monitoring {
                         events.extend(i.transition(IncidentStatus::Monitoring, Default::default(), Some("all alerts resolved".into()), &policies, now)?);
-                        events.push(EventKind::Note { text: format!("Service recovered: draft the post-mortem with `warroom postmortem new {}`", i.number) });
+                        events.push(EventKind::Note { text: format!("Service recovered: draft the post-mortem in one call with `warroom postmortem new {n}` (POST /api/v1/incidents/{n}/postmortem)", n = i.number) });
                     }
                     Ok(events.into())
                 }),

@@ -70,7 +70,7 @@ pub fn sample(event: &warroom_worker::ProbeEvent) -> warroom_domain::window::Che
     warroom_domain::window::CheckSample {
         at: event.started_at,
         ok: event.result.outcome.is_success(),
-        crashed: event.result.failure == Some(warroom_domain::monitor::FailureKind::Crashed),
+        failure: event.result.failure,
         latency_ms: u32::try_from(event.result.latency.as_millis()).unwrap_or(u32::MAX),
     }
 }

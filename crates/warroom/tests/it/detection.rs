@@ -412,6 +412,35 @@ async fn a_monitor_created_through_the_api_opens_an_incident_and_deleting_it_sto
             seen,
             "{b:?}: still being checked"
         );
+
+        // The CLI adds and removes API monitors from a file in the [[monitors]] format.
+        let file = dir.join("m.toml");
+        std::fs::write(
+            &file,
+            format!("id = \"shop-tcp\"\nservice = \"shop\"\ninterval_secs = 0\n[check]\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = {port}\n"),
+        )
+        .unwrap();
+        let out = run(dir, &env, &["monitors", "add", file.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("$.interval_secs"), "{b:?}: {err}");
+        std::fs::write(
+            &file,
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .replace("= 0", "= 5"),
+        )
+        .unwrap();
+        let out = ok(&run(
+            dir,
+            &env,
+            &["monitors", "add", file.to_str().unwrap()],
+        ));
+        assert!(out.contains("shop-tcp created"), "{out}");
+        assert!(ok(&run(dir, &env, &["monitors"])).contains("shop-tcp"));
+        let out = ok(&run(dir, &env, &["monitors", "rm", "shop-tcp"]));
+        assert!(out.contains("deleted"), "{out}");
+        assert!(!ok(&run(dir, &env, &["monitors"])).contains("shop-tcp"));
     }
 }
 
@@ -529,7 +558,12 @@ async fn severity_follows_the_window_raised_automatically_and_a_downgrade_only_s
             text.contains("Suggestion: severity could be lowered SEV1 → SEV2"),
             "{b:?}: {text}"
         );
-        // The evidence names the failure, the status and the latency.
+        // The evidence names the failure, the status and the latency; the checks' 5xx share
+        // attaches the runbook's playbook.
         assert!(text.contains("crashed (HTTP 500;"), "{b:?}: {text}");
+        assert!(
+            text.contains("Playbook: High error rate") && text.contains("answered 5xx"),
+            "{b:?}: {text}"
+        );
     }
 }
