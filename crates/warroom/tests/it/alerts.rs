@@ -448,3 +448,34 @@ async fn an_alert_source_authenticates_with_its_own_secret_and_is_recorded() {
         assert_eq!(st, StatusCode::FORBIDDEN);
     }
 }
+
+#[tokio::test]
+async fn a_10_mb_body_is_refused_with_413_on_every_intake_and_nothing_is_stored() {
+    use warroom_server::api::alert_auth::AlertSource;
+    const SECRET: &str = "am-prod-secret-0123456789";
+    let mut settings = warroom_server::Settings::default();
+    settings.alerts.sources = vec![AlertSource::new("am-prod", SECRET)];
+    let app = TestApp::spawn_with(backends()[0], settings).await;
+    let ten_mb = format!("[{}]", "0,".repeat(5 * 1024 * 1024));
+    for (path, token) in [
+        ("/api/v2/alerts", app.responder.clone()),
+        ("/api/v2/alerts", SECRET.to_owned()),
+        ("/hooks/alertmanager", SECRET.to_owned()),
+        ("/api/v1/monitors", app.responder.clone()),
+    ] {
+        let r = app
+            .http
+            .post(format!("{}{path}", app.url))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(ten_mb.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "payload_too_large", "{path}: {v}");
+    }
+    assert_eq!(app.get("/api/v1/alerts").await.1["alerts"], json!([]));
+    assert_eq!(app.get("/api/v1/monitors").await.1["monitors"], json!([]));
+}
