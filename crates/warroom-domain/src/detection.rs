@@ -252,7 +252,18 @@ impl MonitorBoard {
             _ => return None,
         };
         let severity = self.classification(monitor.service.as_str(), now).severity;
-        let mut a = alert(&monitor, firing, severity, detail, now);
+        let detail = if firing {
+            // The evidence of what the severity was decided from travels with the alert into
+            // the incident's timeline.
+            let signals = self.window_signals(monitor.service.as_str(), now);
+            format!(
+                "{detail}; service signals {}",
+                signals.describe(&self.window)
+            )
+        } else {
+            detail.to_owned()
+        };
+        let mut a = alert(&monitor, firing, severity, &detail, now);
         if firing
             && let Some(r) =
                 recognise_checks(&self.monitors[monitor_id].history.window(now, &self.window))

@@ -79,8 +79,8 @@ pub fn build() -> Value {
             "get": op("paging", "Signed one-click acknowledgement: the confirmation page (HTML)", None, None, ("200", "HTML")),
             "post": op("paging", "Signed one-click acknowledgement: acknowledge (HTML)", None, None, ("200", "HTML"))
         },
-        "/api/v2/alerts": { "post": op("alerts", "Alertmanager API v2: a JSON array of alerts (Prometheus can send here directly)", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
-        "/hooks/alertmanager": { "post": op("alerts", "Alertmanager webhook payload, version 4", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
+        "/api/v2/alerts": { "post": op("alerts", "Alertmanager API v2: a JSON array of alerts (Prometheus can send here directly). The bearer may also be an [[alert_sources]] secret", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
+        "/hooks/alertmanager": { "post": op("alerts", "Alertmanager webhook payload, version 4. The bearer may also be an [[alert_sources]] secret", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
         "/api/v1/alerts": { "get": op("alerts", "Alerts received, `?status=firing|resolved&limit=`", Some("viewer"), None, ("200", "`{\"alerts\": [...]}`")) },
         "/api/v1/monitors": {
             "get": op("monitors", "Monitors (config ones with `source: config`, API ones with `source: api`) with availability over the last 24 hours and 30 days", Some("viewer"), None, ("200", "Monitors")),

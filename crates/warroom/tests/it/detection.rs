@@ -576,6 +576,10 @@ async fn severity_follows_the_window_raised_automatically_and_a_downgrade_only_s
         // attaches the runbook's playbook.
         assert!(text.contains("crashed (HTTP 500;"), "{b:?}: {text}");
         assert!(
+            text.contains("service signals over the last 6s: users can access: yes; failing"),
+            "{b:?}: {text}"
+        );
+        assert!(
             text.contains("Playbook: High error rate") && text.contains("answered 5xx"),
             "{b:?}: {text}"
         );
