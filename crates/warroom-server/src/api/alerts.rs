@@ -191,8 +191,40 @@ pub async fn list_alerts(
         })
         .transpose()?
         .unwrap_or(100);
-    Ok(Json(
-        json!({ "alerts": state.store.list_alerts(status, limit).await? }),
+    let alerts = state.store.list_alerts(status, limit).await?;
+    let out: Vec<Value> = alerts
+        .iter()
+        .map(|a| {
+            let mut v = json!(a);
+            if let Some(s) = declare_suggestion(&state, a) {
+                v["suggestion"] = json!(s);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "alerts": out })))
+}
+
+/// The policy's "only suggest": a firing alert that opened no incident because its severity is
+/// below `auto_declare_from` carries the one command that declares it.
+fn declare_suggestion(state: &AppState, a: &StoredAlert) -> Option<String> {
+    let settings = &state.settings.alerts;
+    if a.status != AlertState::Firing.as_str() || a.incident.is_some() {
+        return None;
+    }
+    let severity = settings
+        .mapping
+        .severity_of(&a.labels)
+        .unwrap_or(settings.default_severity);
+    if !settings.auto_declare_from.is_more_severe_than(severity) {
+        return None;
+    }
+    let service = a.service.clone().unwrap_or_else(|| "SERVICE".into());
+    Some(format!(
+        "below the auto-declare severity ({severity} is less severe than {}); declare it with `warroom declare --service {service} --severity {} --summary \"{}\"`",
+        settings.auto_declare_from,
+        severity.level(),
+        summary_of(a).replace('"', "'")
     ))
 }
 

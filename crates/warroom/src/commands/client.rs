@@ -525,7 +525,11 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                         a["service"].as_str().unwrap_or("-").to_owned(),
                         s(a, "starts_at"),
                         s(a, "received"),
-                        s(a, "incident"),
+                        if a["suggestion"].is_string() {
+                            "suggested".to_owned()
+                        } else {
+                            s(a, "incident")
+                        },
                     ]
                 })
                 .collect();
@@ -535,6 +539,11 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                 ],
                 &rows,
             );
+            for a in v["alerts"].as_array().into_iter().flatten() {
+                if let Some(sug) = a["suggestion"].as_str() {
+                    println!("{}: {sug}", s(a, "name"));
+                }
+            }
         }
         Command::Monitors {
             command: Some(crate::cli::MonitorsCommand::Add { .. }),

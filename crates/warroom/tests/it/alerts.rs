@@ -479,3 +479,47 @@ async fn a_10_mb_body_is_refused_with_413_on_every_intake_and_nothing_is_stored(
     assert_eq!(app.get("/api/v1/alerts").await.1["alerts"], json!([]));
     assert_eq!(app.get("/api/v1/monitors").await.1["monitors"], json!([]));
 }
+
+#[tokio::test]
+async fn below_the_auto_declare_severity_an_alert_only_suggests_an_incident() {
+    for b in backends() {
+        let mut settings = warroom_server::Settings::default();
+        settings.alerts.auto_declare_from = warroom_domain::Severity::Sev2;
+        let app = TestApp::spawn_with(b, settings).await;
+        let (st, _) = app
+            .post(
+                "/api/v2/alerts",
+                json!([
+                    alert("DiskFilling", "db", "warning", None),
+                    alert("Down", "api", "critical", None)
+                ]),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let list = incidents(&app).await;
+        assert_eq!(list.len(), 1, "{b:?}: only the critical one is declared");
+        let alerts = app.get("/api/v1/alerts").await.1["alerts"].clone();
+        let by_name = |n: &str| {
+            alerts
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["name"] == n)
+                .unwrap()
+                .clone()
+        };
+        let s = by_name("DiskFilling")["suggestion"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            s.contains("SEV3 is less severe than SEV2")
+                && s.contains("warroom declare --service db --severity 3"),
+            "{b:?}: {s}"
+        );
+        assert!(
+            by_name("Down")["suggestion"].is_null(),
+            "declared: no suggestion"
+        );
+    }
+}
