@@ -71,8 +71,18 @@ pub struct Stats {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     scheduled: AtomicUsize,
+    /// Check durations: a count per bucket of [`LATENCY_BUCKETS`] (not cumulative) and one for
+    /// longer, plus the sum in microseconds.
+    latency_counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_sum_us: AtomicU64,
     drift: Mutex<DriftWindow>,
 }
+
+/// Upper bounds of the check-duration histogram, in seconds: from a local answer (5 ms) to the
+/// default timeout (10 s), roughly ×2.5 apart, as Prometheus' own defaults are.
+pub const LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Debug, Default)]
 struct DriftWindow {
@@ -96,6 +106,12 @@ pub struct StatsSnapshot {
     pub max_in_flight: usize,
     /// Monitors being run now (config and API ones).
     pub scheduled: usize,
+    /// Cumulative check counts at or below each of [`LATENCY_BUCKETS`] (Prometheus `le`).
+    pub latency_buckets: [u64; LATENCY_BUCKETS.len()],
+    /// Checks measured.
+    pub latency_count: u64,
+    /// Total check time.
+    pub latency_sum: Duration,
     /// Median drift over the window.
     pub drift_p50: Duration,
     /// 99th percentile drift over the window.
@@ -123,6 +139,14 @@ impl Stats {
             v.sort_unstable();
             (percentile(&v, 50), percentile(&v, 99), d.max)
         };
+        let mut latency_buckets = [0; LATENCY_BUCKETS.len()];
+        let mut running = 0;
+        for (i, b) in latency_buckets.iter_mut().enumerate() {
+            running += self.latency_counts[i].load(Ordering::Relaxed);
+            *b = running;
+        }
+        let latency_count =
+            running + self.latency_counts[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
         StatsSnapshot {
             checks_run: self.checks_run.load(Ordering::Relaxed),
             checks_failed: self.checks_failed.load(Ordering::Relaxed),
@@ -130,10 +154,26 @@ impl Stats {
             in_flight: self.in_flight.load(Ordering::Relaxed),
             max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
             scheduled: self.scheduled.load(Ordering::Relaxed),
+            latency_buckets,
+            latency_count,
+            latency_sum: Duration::from_micros(self.latency_sum_us.load(Ordering::Relaxed)),
             drift_p50: p50,
             drift_p99: p99,
             drift_max: max,
         }
+    }
+
+    fn record_latency(&self, latency: Duration) {
+        let secs = latency.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|le| secs <= *le)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency_counts[i].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     fn record_drift(&self, drift: Duration) {
@@ -332,6 +372,7 @@ impl<C: Checker> MonitorTask<C> {
             self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
             self.stats.checks_run.fetch_add(1, Ordering::Relaxed);
+            self.stats.record_latency(result.latency);
             if !result.outcome.is_success() {
                 self.stats.checks_failed.fetch_add(1, Ordering::Relaxed);
             }

@@ -298,3 +298,30 @@ async fn the_monitor_set_changes_while_running_without_disturbing_unchanged_moni
         "nothing runs after the run"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn check_durations_are_counted_in_cumulative_buckets() {
+    let s = Scheduler::new(simulated(30), ScheduleConfig::default());
+    let events = run_for(
+        &s,
+        vec![fake("a", 10), fake("b", 10)],
+        Duration::from_secs(25),
+    )
+    .await;
+    let snap = s.stats().snapshot();
+    assert_eq!(snap.latency_count, events.len() as u64);
+    // 30 ms: above the 25 ms bucket, inside the 50 ms one and every larger one.
+    let le = |b: f64| {
+        warroom_worker::LATENCY_BUCKETS
+            .iter()
+            .position(|x| *x == b)
+            .unwrap()
+    };
+    assert_eq!(snap.latency_buckets[le(0.025)], 0);
+    assert_eq!(snap.latency_buckets[le(0.05)], snap.latency_count);
+    assert_eq!(snap.latency_buckets[le(10.0)], snap.latency_count);
+    assert_eq!(
+        snap.latency_sum,
+        Duration::from_millis(30) * events.len() as u32
+    );
+}

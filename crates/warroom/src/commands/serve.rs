@@ -301,6 +301,20 @@ fn monitor_metrics(s: &warroom_worker::StatsSnapshot) -> String {
         "Planned checks dropped because a monitor fell an interval behind.",
         vec![format!(" {}", s.ticks_skipped)],
     );
+    let mut latency: Vec<String> = warroom_worker::LATENCY_BUCKETS
+        .iter()
+        .zip(s.latency_buckets)
+        .map(|(le, n)| format!("_bucket{{le=\"{le}\"}} {n}"))
+        .collect();
+    latency.push(format!("_bucket{{le=\"+Inf\"}} {}", s.latency_count));
+    latency.push(format!("_sum {}", s.latency_sum.as_secs_f64()));
+    latency.push(format!("_count {}", s.latency_count));
+    metric(
+        "warroom_check_duration_seconds",
+        "histogram",
+        "How long checks took (timeouts included).",
+        latency,
+    );
     metric(
         "warroom_monitors_scheduled",
         "gauge",

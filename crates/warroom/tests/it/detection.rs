@@ -114,6 +114,9 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
             "warroom_checks_total ",
             "warroom_checks_failed_total ",
             "warroom_check_drift_seconds{quantile=\"0.99\"}",
+            "warroom_check_duration_seconds_bucket{le=\"0.005\"} ",
+            "warroom_check_duration_seconds_bucket{le=\"+Inf\"} ",
+            "warroom_check_duration_seconds_count ",
             "warroom_incidents_opened_total 1",
             "warroom_service_health{service=\"shop\",status=\"UNHEALTHY\"} 1",
         ] {
