@@ -49,6 +49,7 @@ struct Entry {
     monitor: Monitor,
     status: MonitorStatus,
     history: MonitorHistory,
+    cert_warning: bool,
 }
 
 impl Entry {
@@ -57,9 +58,14 @@ impl Entry {
             monitor,
             status: MonitorStatus::Pending,
             history: MonitorHistory::default(),
+            cert_warning: false,
         }
     }
 }
+
+/// The alert name of a certificate close to expiry: the runbook's Sev4 example ("SSL cert
+/// expiring in 30 days"), separate from `MonitorDown` because the monitor stays up.
+pub const CERT_EXPIRING_ALERT: &str = "CertificateExpiring";
 
 /// A severity the signals arrived at, with what it was decided from.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,13 +157,19 @@ impl MonitorBoard {
     pub fn replace_monitors(&mut self, monitors: &[Monitor], now: OffsetDateTime) -> Vec<Alert> {
         let mut old = std::mem::take(&mut self.monitors);
         let mut resolved = Vec::new();
+        let retire = |e: Entry, why: &str, out: &mut Vec<Alert>| {
+            if e.status == MonitorStatus::Down {
+                out.push(alert(&e.monitor, false, Severity::Sev3, why, now));
+            }
+            if e.cert_warning {
+                out.push(cert_alert(&e.monitor, None, now));
+            }
+        };
         for m in monitors {
             let entry = match old.remove(&m.id) {
                 Some(e) if e.monitor == *m => e,
                 Some(e) => {
-                    if e.status == MonitorStatus::Down {
-                        resolved.push((e.monitor, "monitor redefined; checking it afresh"));
-                    }
+                    retire(e, "monitor redefined; checking it afresh", &mut resolved);
                     Entry::new(m.clone())
                 }
                 None => Entry::new(m.clone()),
@@ -165,15 +177,10 @@ impl MonitorBoard {
             self.monitors.insert(m.id.clone(), entry);
         }
         for (_, e) in old {
-            if e.status == MonitorStatus::Down {
-                resolved.push((e.monitor, "monitor deleted; no longer checked"));
-            }
+            retire(e, "monitor deleted; no longer checked", &mut resolved);
         }
         self.reindex();
         resolved
-            .into_iter()
-            .map(|(m, why)| alert(&m, false, Severity::Sev3, why, now))
-            .collect()
     }
 
     /// Adds a check result to the monitor's history (ignored for unknown monitors: a result of
@@ -182,6 +189,24 @@ impl MonitorBoard {
         if let Some(e) = self.monitors.get_mut(monitor_id) {
             e.history.record(sample, &self.window);
         }
+    }
+
+    /// Follows a monitor's certificate warning: the alert when it starts warning (firing, Sev4
+    /// by the `severity="info"` label) and when it stops (resolved: renewed, or the monitor now
+    /// fails outright, which its `MonitorDown` covers). `warning` is the probe's message.
+    pub fn cert_warning(
+        &mut self,
+        monitor_id: &str,
+        warning: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Option<Alert> {
+        let entry = self.monitors.get_mut(monitor_id)?;
+        let warns = warning.is_some();
+        if entry.cert_warning == warns {
+            return None;
+        }
+        entry.cert_warning = warns;
+        Some(cert_alert(&entry.monitor, warning, now))
     }
 
     /// The service a monitor belongs to.
@@ -296,6 +321,33 @@ impl MonitorBoard {
                 .insert(INCIDENT_TYPE_BECAUSE_ANNOTATION.into(), r.because);
         }
         Some(a)
+    }
+}
+
+/// A certificate warning's alert: firing with the probe's message, resolved without one.
+fn cert_alert(m: &Monitor, warning: Option<&str>, now: OffsetDateTime) -> Alert {
+    let mut labels = identity(m);
+    labels.insert("alertname".into(), CERT_EXPIRING_ALERT.into());
+    let fingerprint = fingerprint(&labels);
+    labels.insert("severity".into(), severity_label(Severity::Sev4).into());
+    let mut annotations = LabelSet::new();
+    annotations.insert(
+        "summary".into(),
+        format!("{}: TLS certificate expires soon", m.name),
+    );
+    annotations.insert(
+        "description".into(),
+        warning
+            .unwrap_or("certificate no longer close to expiry")
+            .to_owned(),
+    );
+    Alert {
+        fingerprint,
+        labels,
+        annotations,
+        starts_at: now,
+        ends_at: warning.is_none().then_some(now),
+        generator_url: None,
     }
 }
 
@@ -470,6 +522,39 @@ mod tests {
         assert_eq!(
             b.assess("api", now).unwrap().classification.severity,
             Severity::Sev1
+        );
+    }
+
+    #[test]
+    fn an_expiring_certificate_fires_a_sev4_alert_once_and_resolves_when_renewed() {
+        let t = datetime!(2026-01-12 14:30 UTC);
+        let mut b = MonitorBoard::new(&monitors());
+        assert!(
+            b.cert_warning("web", None, t).is_none(),
+            "no warning, nothing to say"
+        );
+        let a = b
+            .cert_warning(
+                "web",
+                Some("certificate expires in 12 days (warning at 30)"),
+                t,
+            )
+            .unwrap();
+        assert_eq!(a.labels["alertname"], CERT_EXPIRING_ALERT);
+        assert_eq!(a.labels["severity"], "info", "the runbook's Sev4 example");
+        assert_eq!(a.ends_at, None);
+        assert!(a.annotations["description"].contains("12 days"));
+        assert!(
+            b.cert_warning("web", Some("certificate expires in 11 days"), t)
+                .is_none(),
+            "still warning: the same alert, not a new one"
+        );
+        let r = b.cert_warning("web", None, t).unwrap();
+        assert_eq!((r.fingerprint, r.ends_at), (a.fingerprint, Some(t)));
+        let down = b.transition("web", MonitorStatus::Down, "x", t).unwrap();
+        assert_ne!(
+            down.fingerprint, a.fingerprint,
+            "a separate alert from MonitorDown"
         );
     }
 

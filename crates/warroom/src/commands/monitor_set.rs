@@ -131,3 +131,81 @@ impl Assessed {
         }
     }
 }
+
+/// A certificate warning's alert when it starts or stops. Only a check that saw the certificate
+/// can say: a failed check (its `MonitorDown` speaks for it) and one over a reused pooled
+/// connection (no handshake, no certificate) leave the warning as it was, or it would flap.
+pub fn cert_warning(
+    board: &mut warroom_domain::detection::MonitorBoard,
+    event: &warroom_worker::ProbeEvent,
+    now: time::OffsetDateTime,
+) -> Option<warroom_domain::alert::Alert> {
+    use warroom_domain::monitor::FailureKind;
+    if !event.result.outcome.is_success() || event.result.cert_not_after.is_none() {
+        return None;
+    }
+    let warning = (event.result.failure == Some(FailureKind::CertExpiring)).then(|| {
+        event
+            .result
+            .error
+            .as_deref()
+            .unwrap_or("certificate expires soon")
+    });
+    board.cert_warning(&event.monitor_id, warning, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use time::macros::datetime;
+    use warroom_domain::monitor::{FailureKind, MonitorSpec, MonitorStatus};
+    use warroom_worker::{CheckResult, Outcome, ProbeEvent};
+
+    fn event(outcome: Outcome, failure: Option<FailureKind>, cert: bool) -> ProbeEvent {
+        ProbeEvent {
+            monitor_id: "web".into(),
+            started_at: datetime!(2026-01-12 14:30 UTC),
+            drift: Duration::ZERO,
+            result: CheckResult {
+                outcome,
+                failure,
+                latency: Duration::from_millis(12),
+                status_code: Some(200),
+                error: failure.map(|_| "certificate expires in 9 days (warning at 30)".into()),
+                cert_not_after: cert.then_some(datetime!(2026-01-21 14:30 UTC)),
+            },
+            status: MonitorStatus::Up,
+            transition: None,
+        }
+    }
+
+    #[test]
+    fn certificate_warnings_change_only_on_checks_that_saw_the_certificate() {
+        let spec: MonitorSpec = serde_json::from_value(serde_json::json!({
+            "id": "web", "service": "shop", "interval_secs": 30,
+            "check": { "kind": "http", "url": "https://shop.example.com/", "cert_expiry_warn_days": 30 }
+        }))
+        .unwrap();
+        let mut board =
+            warroom_domain::detection::MonitorBoard::new(&[spec.validate("m").unwrap()]);
+        let now = datetime!(2026-01-12 14:30 UTC);
+        let warn = event(Outcome::Warning, Some(FailureKind::CertExpiring), true);
+        let fired = cert_warning(&mut board, &warn, now).unwrap();
+        assert_eq!(fired.ends_at, None);
+        assert!(fired.annotations["description"].contains("9 days"));
+        // A pooled connection (no certificate seen) and a failed check change nothing.
+        assert!(cert_warning(&mut board, &event(Outcome::Up, None, false), now).is_none());
+        assert!(
+            cert_warning(
+                &mut board,
+                &event(Outcome::Down, Some(FailureKind::Hung), false),
+                now
+            )
+            .is_none()
+        );
+        // A fresh handshake with a renewed certificate resolves it.
+        let resolved = cert_warning(&mut board, &event(Outcome::Up, None, true), now).unwrap();
+        assert_eq!(resolved.ends_at, Some(now));
+    }
+}

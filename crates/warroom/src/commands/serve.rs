@@ -254,6 +254,11 @@ fn spawn_monitors(
                         latency_ms: i64::try_from(event.result.latency.as_millis()).unwrap_or(i64::MAX),
                     });
                     board.record(&event.monitor_id, super::monitor_set::sample(&event));
+                    if let Some(alert) = super::monitor_set::cert_warning(&mut board, &event, state.clock.now())
+                        && let Err(e) = warroom_server::api::alerts::ingest(&state, vec![alert]).await
+                    {
+                        tracing::error!(error = ?e, "could not record a certificate warning");
+                    }
                     // Before this event's transition: a fresh DOWN is assessed from the next
                     // result on, after its alert has opened or joined the incident.
                     assessed.review(&board, &event, &state).await;
