@@ -91,25 +91,28 @@ impl MonitorStore for SqlStore {
         now: OffsetDateTime,
     ) -> Result<StoredMonitor> {
         let (_gate, mut tx) = self.begin_write_tx().await?;
-        let taken: Option<String> = sqlx::query_scalar("SELECT id FROM api_monitors WHERE id = $1")
-            .bind(&spec.id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if taken.is_some() {
-            return Err(StoreError::Conflict(format!(
+        let taken = || {
+            StoreError::Conflict(format!(
                 "a monitor with id `{}` exists; replace it with PUT /api/v1/monitors/{} or pick another id",
                 spec.id, spec.id
-            )));
-        }
-        sqlx::query(
-            "INSERT INTO api_monitors (id, spec, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
+            ))
+        };
+        let inserted = sqlx::query(
+            "INSERT INTO api_monitors (id, spec, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+             ON CONFLICT (id) DO NOTHING",
         )
         .bind(&spec.id)
         .bind(spec_json(spec)?)
         .bind(author)
         .bind(rfc3339(now))
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        // ON CONFLICT rather than a SELECT first: two concurrent creates on PostgreSQL would
+        // both see no row, and the loser would get a unique violation instead of a 409.
+        if inserted == 0 {
+            return Err(taken());
+        }
         bump_version(&mut tx).await?;
         tx.commit().await?;
         Ok(StoredMonitor {

@@ -689,6 +689,29 @@ async fn api_monitors_are_stored_replaced_deleted_and_each_write_moves_the_set_v
         assert_eq!(created.created_by, "rita");
         let v1 = store.monitor_set_version().await.unwrap();
         assert!(v1 > v0, "{b:?}");
+        // Concurrent creates of one id: exactly one wins, the others are conflicts (409s).
+        let mut racer = spec.clone();
+        racer.id = "racer".into();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, racer) = (store.clone(), racer.clone());
+                tokio::spawn(async move { store.create_monitor(&racer, "rita", T0).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{b:?}");
+        assert!(
+            results
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .all(|e| matches!(e, StoreError::Conflict(_))),
+            "{b:?}: {results:?}"
+        );
+        assert!(store.delete_monitor("racer").await.unwrap());
+        let v1 = store.monitor_set_version().await.unwrap();
         let e = store.create_monitor(&spec, "rita", T0).await.unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)), "{b:?}: {e}");
         assert_eq!(store.monitor_set_version().await.unwrap(), v1, "a refused write moves nothing");
