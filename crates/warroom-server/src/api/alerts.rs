@@ -613,7 +613,12 @@ async fn on_resolved(state: &AppState, resolved: &[StoredAlert]) -> Result<(), A
     incidents.dedup();
     for n in incidents {
         let all = state.store.alerts_for_incident(n).await?;
-        if all.iter().any(|a| a.status == AlertState::Firing.as_str()) {
+        let still: Vec<StoredAlert> = all
+            .into_iter()
+            .filter(|a| a.status == AlertState::Firing.as_str())
+            .collect();
+        if !still.is_empty() {
+            suggest_from_remaining(state, n, &still).await;
             continue;
         }
         let now = state.clock.now();
@@ -646,6 +651,43 @@ async fn on_resolved(state: &AppState, resolved: &[StoredAlert]) -> Result<(), A
         }
     }
     Ok(())
+}
+
+/// Some of an incident's alerts resolved and others still fire: when the worst that remains
+/// (by its severity label) is milder than the incident, a downgrade is suggested, never applied.
+/// Alerts without a mapped severity label say nothing about severity, so they suggest nothing.
+async fn suggest_from_remaining(state: &AppState, number: i64, firing: &[StoredAlert]) {
+    let (severity, raw) = severity_of(state, firing);
+    let Some(raw) = raw else { return };
+    let label = &state.settings.alerts.mapping.label;
+    let names: Vec<&str> = firing.iter().map(|a| a.name.as_str()).collect();
+    let classification = Classification {
+        severity,
+        basis: SeverityBasis::Explicit,
+        trace: vec![warroom_domain::TraceStep {
+            question: "alert_label".into(),
+            text: format!("Severity from the still-firing alerts' `{label}` label"),
+            answer: raw.clone(),
+            value: raw.clone(),
+            outcome: Some(severity),
+        }],
+    };
+    let reason = format!(
+        "the alerts still firing ({}) are at most {label}={raw}",
+        names.join(", ")
+    );
+    if let Err(e) = super::detection::review_incident(
+        state,
+        number,
+        "alertmanager",
+        &classification,
+        None,
+        &reason,
+    )
+    .await
+    {
+        tracing::warn!(incident.number = number, error = ?e, "could not review the severity after a partial recovery");
+    }
 }
 
 impl From<&DomainError> for ApiError {

@@ -37,7 +37,6 @@ pub async fn review_monitor_severity(
     service: &str,
     assessment: &Assessment,
 ) -> Result<Option<SeverityReview>, ApiError> {
-    let now = state.clock.now();
     let mut labels = LabelSet::new();
     labels.insert("alertname".into(), "MonitorDown".into());
     labels.insert("service".into(), service.to_owned());
@@ -46,7 +45,7 @@ pub async fn review_monitor_severity(
         .alerts
         .silences
         .iter()
-        .any(|s| s.mutes(&labels, now))
+        .any(|s| s.mutes(&labels, state.clock.now()))
     {
         return Ok(None);
     }
@@ -68,38 +67,54 @@ pub async fn review_monitor_severity(
     else {
         return Ok(None);
     };
-    let already = last_suggestion(&state.store.timeline(incident.number).await?);
+    let review = review_incident(
+        state,
+        incident.number,
+        AUTHOR,
+        &assessment.classification,
+        Some(assessment.signals.to_signals()),
+        &assessment.reason,
+    )
+    .await?;
+    Ok(Some(review))
+}
+
+/// Raises the incident to `classification`'s severity when that is worse, or suggests lowering
+/// it (once per level since the last change) when better; decided under the incident's lock.
+pub async fn review_incident(
+    state: &AppState,
+    number: warroom_domain::IncidentNumber,
+    author: &str,
+    classification: &warroom_domain::Classification,
+    signals: Option<warroom_domain::Signals>,
+    reason: &str,
+) -> Result<SeverityReview, ApiError> {
+    let now = state.clock.now();
+    let already = last_suggestion(&state.store.timeline(number).await?);
     let policies = state.settings.policies.clone();
-    let a = assessment.clone();
+    let (c, reason) = (classification.clone(), reason.to_owned());
     let outcome = std::sync::Arc::new(std::sync::Mutex::new(SeverityReview::Keep));
     let seen = outcome.clone();
     state
         .store
         .mutate_incident(
-            incident.number,
-            AUTHOR,
+            number,
+            author,
             now,
             Box::new(move |i| {
-                // Decided under the incident's lock, against its severity as it is now.
-                let review = review_severity(i.severity, a.classification.severity, already);
+                let review = review_severity(i.severity, c.severity, already);
                 *seen.lock().unwrap_or_else(|p| p.into_inner()) = review;
                 Ok(match review {
                     SeverityReview::Keep => vec![].into(),
                     SeverityReview::Raise(_) => i
-                        .change_severity(
-                            a.classification,
-                            Some(a.signals.to_signals()),
-                            Some(a.reason),
-                            &policies,
-                            now,
-                        )?
+                        .change_severity(c, signals, Some(reason), &policies, now)?
                         .into(),
                     SeverityReview::SuggestDowngrade(to) => {
                         vec![EventKind::SeverityDowngradeSuggested {
                             from: i.severity,
                             to,
-                            trace: a.classification.trace,
-                            reason: a.reason,
+                            trace: c.trace,
+                            reason,
                         }]
                         .into()
                     }
@@ -109,7 +124,7 @@ pub async fn review_monitor_severity(
         .await?;
     let review = *outcome.lock().unwrap_or_else(|p| p.into_inner());
     if review != SeverityReview::Keep {
-        tracing::info!(incident.number = incident.number, service.slug = %service, review = ?review, "severity re-evaluated from monitors");
+        tracing::info!(incident.number = number, author, review = ?review, "severity re-evaluated");
     }
-    Ok(Some(review))
+    Ok(review)
 }

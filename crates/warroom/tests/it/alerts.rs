@@ -523,3 +523,48 @@ async fn below_the_auto_declare_severity_an_alert_only_suggests_an_incident() {
         );
     }
 }
+
+#[tokio::test]
+async fn when_the_worst_alert_resolves_a_downgrade_is_suggested_not_applied() {
+    for b in backends() {
+        let app = TestApp::spawn(b).await;
+        let both = |critical_ends: Option<&str>| {
+            json!([
+                alert("ApiDown", "api", "critical", critical_ends),
+                alert("ApiSlow", "api", "warning", None)
+            ])
+        };
+        app.post("/api/v2/alerts", both(None)).await;
+        assert_eq!(incidents(&app).await[0]["severity"], 1, "{b:?}");
+        // The critical one resolves (delivered twice, as clusters do); the warning still fires.
+        for _ in 0..2 {
+            let (st, _) = app
+                .post("/api/v2/alerts", both(Some("2026-01-12T14:29:30Z")))
+                .await;
+            assert_eq!(st, StatusCode::OK);
+        }
+        let i = &incidents(&app).await[0];
+        assert_eq!(i["severity"], 1, "{b:?}: never lowered automatically");
+        assert_ne!(i["status"], "monitoring", "{b:?}: ApiSlow still fires");
+        let (_, tl) = app.get("/api/v1/incidents/1/timeline").await;
+        let suggestions: Vec<&Value> = tl["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "severity_downgrade_suggested")
+            .collect();
+        assert_eq!(suggestions.len(), 1, "{b:?}: once: {tl}");
+        assert_eq!(
+            (
+                suggestions[0]["from"].as_i64(),
+                suggestions[0]["to"].as_i64()
+            ),
+            (Some(1), Some(3))
+        );
+        assert!(
+            suggestions[0]["text"].as_str().unwrap().contains("ApiSlow"),
+            "{b:?}: {}",
+            suggestions[0]
+        );
+    }
+}
