@@ -76,18 +76,49 @@ const MIN_BASELINE_SAMPLES: usize = 3;
 /// One monitor's recent results, oldest first, pruned to the window plus the baseline.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MonitorHistory {
-    samples: VecDeque<CheckSample>,
+    samples: VecDeque<Stored>,
+}
+
+/// A [`CheckSample`] in 16 bytes instead of 24: at 10,000 monitors every 30 s an hour and five
+/// minutes of them is 1.3 million samples, so the width decides tens of megabytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stored {
+    at_ms: i64,
+    latency_ms: u32,
+    failure: Option<FailureKind>,
+    ok: bool,
+}
+
+fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+impl Stored {
+    fn sample(self) -> CheckSample {
+        CheckSample {
+            at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.at_ms) * 1_000_000)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            ok: self.ok,
+            failure: self.failure,
+            latency_ms: self.latency_ms,
+        }
+    }
 }
 
 impl MonitorHistory {
     /// Adds a result and forgets what neither the window nor the baseline needs any more.
     pub fn record(&mut self, sample: CheckSample, cfg: &WindowConfig) {
-        self.samples.push_back(sample);
-        let horizon = sample.at - cfg.window - cfg.baseline;
+        self.samples.push_back(Stored {
+            at_ms: unix_ms(sample.at),
+            latency_ms: sample.latency_ms,
+            failure: sample.failure,
+            ok: sample.ok,
+        });
+        let horizon = unix_ms(sample.at - cfg.window - cfg.baseline);
         while self
             .samples
             .front()
-            .is_some_and(|s| s.at < horizon || self.samples.len() > cfg.max_samples.max(1))
+            .is_some_and(|s| s.at_ms < horizon || self.samples.len() > cfg.max_samples.max(1))
         {
             self.samples.pop_front();
         }
@@ -98,10 +129,12 @@ impl MonitorHistory {
         &self,
         from: OffsetDateTime,
         to: OffsetDateTime,
-    ) -> impl Iterator<Item = &CheckSample> {
+    ) -> impl Iterator<Item = CheckSample> + '_ {
+        let (from, to) = (unix_ms(from), unix_ms(to));
         self.samples
             .iter()
-            .filter(move |s| s.at >= from && s.at < to)
+            .filter(move |s| s.at_ms >= from && s.at_ms < to)
+            .map(|s| s.sample())
     }
 
     /// The window's samples in the shape the incident-type rules read
@@ -191,7 +224,7 @@ impl WindowSignals {
     }
 }
 
-fn share(samples: &[&CheckSample], pred: impl Fn(&CheckSample) -> bool) -> Option<f64> {
+fn share(samples: &[CheckSample], pred: impl Fn(&CheckSample) -> bool) -> Option<f64> {
     if samples.is_empty() {
         return None;
     }
@@ -203,7 +236,7 @@ fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
-fn median_latency<'a>(samples: impl Iterator<Item = &'a CheckSample>) -> Option<(f64, usize)> {
+fn median_latency(samples: impl Iterator<Item = CheckSample>) -> Option<(f64, usize)> {
     let mut v: Vec<u32> = samples.filter(|s| s.ok).map(|s| s.latency_ms).collect();
     if v.is_empty() {
         return None;
@@ -234,7 +267,7 @@ pub fn window_signals(
     let mut ratio: Option<f64> = None;
     let mut checks = 0;
     for m in monitors {
-        let window: Vec<&CheckSample> = m.history.between(start, now + Duration::SECOND).collect();
+        let window: Vec<CheckSample> = m.history.between(start, now + Duration::SECOND).collect();
         checks += window.len();
         if let Some(p) = share(&window, |s| !s.ok) {
             failing.push(p);
@@ -242,7 +275,7 @@ pub fn window_signals(
         if let Some(p) = share(&window, CheckSample::crashed) {
             crashed.push(p);
         }
-        let (a, b): (Vec<&CheckSample>, Vec<&CheckSample>) =
+        let (a, b): (Vec<CheckSample>, Vec<CheckSample>) =
             window.iter().partition(|s| s.at < middle);
         if let (Some(pa), Some(pb)) = (share(&a, |s| !s.ok), share(&b, |s| !s.ok)) {
             first.push(pa);
@@ -492,5 +525,13 @@ mod tests {
         assert!(d.contains("users can access: no"), "{d}");
         assert!(d.contains("failing 75% of 4 checks (5xx 25%)"), "{d}");
         assert!(d.contains("latency against baseline unknown"), "{d}");
+    }
+}
+
+#[cfg(test)]
+mod size {
+    #[test]
+    fn a_kept_sample_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<super::Stored>(), 16);
     }
 }
