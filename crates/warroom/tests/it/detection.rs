@@ -104,12 +104,23 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
             "{b:?}: the only user-facing monitor is down: nobody can get in"
         );
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let metrics = reqwest::get(format!("{}/metrics", server.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        // The incident is visible once declared; health and counters follow in the same pass,
+        // a moment later, so wait for them rather than racing them.
+        let scrape = async || {
+            reqwest::get(format!("{}/metrics", server.url))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        poll_until("health in /metrics", Duration::from_secs(5), async || {
+            scrape()
+                .await
+                .contains("warroom_service_health{service=\"shop\",status=\"UNHEALTHY\"} 1")
+        })
+        .await;
+        let metrics = scrape().await;
         for needle in [
             "warroom_checks_total ",
             "warroom_checks_failed_total ",
