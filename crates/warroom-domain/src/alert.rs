@@ -900,7 +900,25 @@ const PLAYBOOKS: [Playbook; 5] = [
     },
 ];
 
+/// An annotation naming the incident type outright (snake_case, e.g. `high_error_rate`), for
+/// senders that know it better than the alert's text shows: warroom's own monitors set it from
+/// their checks.
+pub const INCIDENT_TYPE_ANNOTATION: &str = "warroom_incident_type";
+/// The evidence for [`INCIDENT_TYPE_ANNOTATION`], shown in the timeline.
+pub const INCIDENT_TYPE_BECAUSE_ANNOTATION: &str = "warroom_incident_because";
+
 impl IncidentType {
+    /// The snake_case name, as in JSON and in [`INCIDENT_TYPE_ANNOTATION`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncidentType::ServiceUnresponsive => "service_unresponsive",
+            IncidentType::HighErrorRate => "high_error_rate",
+            IncidentType::HighLatency => "high_latency",
+            IncidentType::PodRestarting => "pod_restarting",
+            IncidentType::DatabaseConnectivity => "database_connectivity",
+        }
+    }
+
     /// All types, in the runbook's order.
     pub const ALL: [IncidentType; 5] = [
         IncidentType::ServiceUnresponsive,
@@ -1001,6 +1019,18 @@ pub fn recognise(alert: &Alert) -> Option<Recognised> {
             because,
         })
     };
+    if let Some(named) = alert.annotations.get(INCIDENT_TYPE_ANNOTATION)
+        && let Some(t) = IncidentType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == named.trim())
+    {
+        let because = alert
+            .annotations
+            .get(INCIDENT_TYPE_BECAUSE_ANNOTATION)
+            .cloned()
+            .unwrap_or_else(|| format!("the alert says {INCIDENT_TYPE_ANNOTATION}={named}"));
+        return hit(t, because);
+    }
 
     if text.contains("connection refused") && DATABASE_WORDS.iter().any(|w| text.contains(w)) {
         return hit(

@@ -1,18 +1,27 @@
 //! From monitors to incidents: a DOWN or UP transition becomes an alert, so that checks and
 //! Prometheus alerts share one path into incidents (grouping, severity, paging, recovery).
 //!
-//! The alert's severity comes from the decision tree over the service's own monitors: users can
-//! access the service while any of its user-facing monitors is up, and the failing share is the
-//! share of its monitors that are down.
+//! The alert's severity comes from the decision tree over the service's own monitors, with the
+//! sliding-window signals of [`crate::window`] (users can access, failing and 5xx share,
+//! recovering, latency against the service's baseline). While a monitor is DOWN the board
+//! re-assesses the service as results arrive; [`review_severity`] turns a new assessment into an
+//! automatic raise or a downgrade that is only suggested.
 
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
 use crate::{
-    Severity, Signals,
-    alert::{Alert, LabelSet, fingerprint},
+    Classification, Severity, Signals,
+    alert::{
+        Alert, INCIDENT_TYPE_ANNOTATION, INCIDENT_TYPE_BECAUSE_ANNOTATION, LabelSet, fingerprint,
+        recognise_checks,
+    },
+    classifier::SeverityBasis,
     classify,
     monitor::{Monitor, MonitorStatus},
+    window::{
+        CheckSample, MonitorHistory, MonitorView, WindowConfig, WindowSignals, window_signals,
+    },
 };
 
 /// The label values the default severity mapping reads, by severity.
@@ -25,50 +34,250 @@ fn severity_label(s: Severity) -> &'static str {
     }
 }
 
-/// What every monitor last said.
+/// What every monitor last said, and its recent results for the sliding-window signals.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorBoard {
-    monitors: BTreeMap<String, (Monitor, MonitorStatus)>,
+    monitors: BTreeMap<String, Entry>,
+    /// Monitor ids by service: every result looks at its own service only, so the cost of a
+    /// result does not grow with the number of monitors elsewhere (10,000 in the benchmark).
+    by_service: BTreeMap<String, Vec<String>>,
+    window: WindowConfig,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    monitor: Monitor,
+    status: MonitorStatus,
+    history: MonitorHistory,
+    cert_warning: bool,
+}
+
+impl Entry {
+    fn new(monitor: Monitor) -> Self {
+        Entry {
+            monitor,
+            status: MonitorStatus::Pending,
+            history: MonitorHistory::default(),
+            cert_warning: false,
+        }
+    }
+}
+
+/// The alert name of a certificate close to expiry: the runbook's Sev4 example ("SSL cert
+/// expiring in 30 days"), separate from `MonitorDown` because the monitor stays up.
+pub const CERT_EXPIRING_ALERT: &str = "CertificateExpiring";
+
+/// A severity the signals arrived at, with what it was decided from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// The decision tree's answer and trace.
+    pub classification: Classification,
+    /// The window's signals.
+    pub signals: WindowSignals,
+    /// The signals in words, for the timeline.
+    pub reason: String,
+}
+
+/// What to do with an open incident's severity after a new assessment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeverityReview {
+    /// The signals are worse than the incident: raise it (automatic, with a timeline event).
+    Raise(Severity),
+    /// The signals are better: suggest lowering it, once per suggested level; never applied.
+    SuggestDowngrade(Severity),
+    /// Nothing to do.
+    Keep,
+}
+
+/// Raises automatically, only suggests a downgrade, and does not repeat a suggestion already
+/// made for the same level (`already_suggested`: the last suggestion since the severity last
+/// changed).
+pub fn review_severity(
+    current: Severity,
+    assessed: Severity,
+    already_suggested: Option<Severity>,
+) -> SeverityReview {
+    if assessed.is_more_severe_than(current) {
+        SeverityReview::Raise(assessed)
+    } else if current.is_more_severe_than(assessed) && already_suggested != Some(assessed) {
+        SeverityReview::SuggestDowngrade(assessed)
+    } else {
+        SeverityReview::Keep
+    }
 }
 
 impl MonitorBoard {
-    /// A board of monitors, all pending.
+    /// A board of monitors, all pending, with the default window (5 minutes, 1 hour baseline).
     pub fn new(monitors: &[Monitor]) -> Self {
-        MonitorBoard {
+        Self::with_window(monitors, WindowConfig::default())
+    }
+
+    /// A board with a configured window.
+    pub fn with_window(monitors: &[Monitor], window: WindowConfig) -> Self {
+        let mut b = MonitorBoard {
             monitors: monitors
                 .iter()
-                .map(|m| (m.id.clone(), (m.clone(), MonitorStatus::Pending)))
+                .map(|m| (m.id.clone(), Entry::new(m.clone())))
                 .collect(),
+            by_service: BTreeMap::new(),
+            window,
+        };
+        b.reindex();
+        b
+    }
+
+    fn reindex(&mut self) {
+        self.by_service.clear();
+        for (id, e) in &self.monitors {
+            self.by_service
+                .entry(e.monitor.service.to_string())
+                .or_default()
+                .push(id.clone());
         }
     }
 
-    /// The decision tree's signals for one service, from its monitors.
-    pub fn signals(&self, service: &str) -> Signals {
-        let of: Vec<&(Monitor, MonitorStatus)> = self
-            .monitors
-            .values()
-            .filter(|(m, _)| m.service.as_str() == service)
+    fn of_service<'a>(&'a self, service: &str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.by_service
+            .get(service)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.monitors.get(id))
+    }
+
+    /// The window in force.
+    pub fn window(&self) -> &WindowConfig {
+        &self.window
+    }
+
+    /// Replaces the set of monitors (API monitors come and go while warroom runs). Unchanged
+    /// monitors keep their status and history; a changed one starts over as pending, as the
+    /// scheduler restarts its flap damping. A monitor that was DOWN and is removed or changed
+    /// has its alert resolved, returned here, so its incident is not held open by a check that
+    /// no longer runs; if the changed monitor still fails it goes DOWN again and rejoins.
+    pub fn replace_monitors(&mut self, monitors: &[Monitor], now: OffsetDateTime) -> Vec<Alert> {
+        let mut old = std::mem::take(&mut self.monitors);
+        let mut resolved = Vec::new();
+        let retire = |e: Entry, why: &str, out: &mut Vec<Alert>| {
+            if e.status == MonitorStatus::Down {
+                out.push(alert(&e.monitor, false, Severity::Sev3, why, now));
+            }
+            if e.cert_warning {
+                out.push(cert_alert(&e.monitor, None, now));
+            }
+        };
+        for m in monitors {
+            let entry = match old.remove(&m.id) {
+                Some(e) if e.monitor == *m => e,
+                Some(e) => {
+                    retire(e, "monitor redefined; checking it afresh", &mut resolved);
+                    Entry::new(m.clone())
+                }
+                None => Entry::new(m.clone()),
+            };
+            self.monitors.insert(m.id.clone(), entry);
+        }
+        for (_, e) in old {
+            retire(e, "monitor deleted; no longer checked", &mut resolved);
+        }
+        self.reindex();
+        resolved
+    }
+
+    /// Adds a check result to the monitor's history (ignored for unknown monitors: a result of
+    /// one just removed can still be in flight).
+    pub fn record(&mut self, monitor_id: &str, sample: CheckSample) {
+        if let Some(e) = self.monitors.get_mut(monitor_id) {
+            e.history.record(sample, &self.window);
+        }
+    }
+
+    /// Follows a monitor's certificate warning: the alert when it starts warning (firing, Sev4
+    /// by the `severity="info"` label) and when it stops (resolved: renewed, or the monitor now
+    /// fails outright, which its `MonitorDown` covers). `warning` is the probe's message.
+    pub fn cert_warning(
+        &mut self,
+        monitor_id: &str,
+        warning: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Option<Alert> {
+        let entry = self.monitors.get_mut(monitor_id)?;
+        let warns = warning.is_some();
+        if entry.cert_warning == warns {
+            return None;
+        }
+        entry.cert_warning = warns;
+        Some(cert_alert(&entry.monitor, warning, now))
+    }
+
+    /// The service a monitor belongs to.
+    pub fn service_of(&self, monitor_id: &str) -> Option<&str> {
+        self.monitors
+            .get(monitor_id)
+            .map(|e| e.monitor.service.as_str())
+    }
+
+    /// The sliding-window signals of one service at `now`.
+    pub fn window_signals(&self, service: &str, now: OffsetDateTime) -> WindowSignals {
+        let views: Vec<MonitorView<'_>> = self
+            .of_service(service)
+            .map(|e| MonitorView {
+                user_facing: e.monitor.user_facing,
+                status: e.status,
+                history: &e.history,
+            })
             .collect();
-        let down = of.iter().filter(|(_, s)| *s == MonitorStatus::Down).count();
-        let user_facing: Vec<&&(Monitor, MonitorStatus)> =
-            of.iter().filter(|(m, _)| m.user_facing).collect();
+        window_signals(&views, now, &self.window)
+    }
+
+    /// The decision tree's signals for one service: the window's, or, before any result is in
+    /// the window, the share of its monitors that are DOWN.
+    pub fn signals(&self, service: &str, now: OffsetDateTime) -> Signals {
+        let w = self.window_signals(service, now);
+        if w.checks > 0 {
+            return w.to_signals();
+        }
+        let of: Vec<&Entry> = self.of_service(service).collect();
+        let down = of
+            .iter()
+            .filter(|e| e.status == MonitorStatus::Down)
+            .count();
         Signals {
-            users_can_access: if user_facing.is_empty() {
-                None
-            } else {
-                Some(user_facing.iter().any(|(_, s)| *s != MonitorStatus::Down))
-            },
-            failing_percent: if of.is_empty() {
-                None
-            } else {
-                Some(down as f64 * 100.0 / of.len() as f64)
-            },
+            users_can_access: w.users_can_access,
+            failing_percent: (!of.is_empty()).then(|| down as f64 * 100.0 / of.len() as f64),
             ..Default::default()
         }
     }
 
+    /// The severity the signals give a service while any of its monitors is DOWN (`None`
+    /// otherwise: then the monitors hold no incident open).
+    pub fn assess(&self, service: &str, now: OffsetDateTime) -> Option<Assessment> {
+        let any_down = self
+            .of_service(service)
+            .any(|e| e.status == MonitorStatus::Down);
+        if !any_down {
+            return None;
+        }
+        let signals = self.window_signals(service, now);
+        let classification = self.classification(service, now);
+        Some(Assessment {
+            reason: format!("monitors' signals {}", signals.describe(&self.window)),
+            classification,
+            signals,
+        })
+    }
+
+    fn classification(&self, service: &str, now: OffsetDateTime) -> Classification {
+        // No user-facing monitor and no failures known: the tree cannot say; a single failing
+        // internal check is a team matter, not a page.
+        classify(&self.signals(service, now), None).unwrap_or_else(|_| Classification {
+            severity: Severity::Sev3,
+            basis: SeverityBasis::DecisionTree,
+            trace: vec![],
+        })
+    }
+
     /// Records a monitor's new status; returns the alert when it went DOWN (firing) or came back
-    /// UP from DOWN (resolved).
+    /// UP from DOWN (resolved). Record the result that caused it first, so the severity sees it.
     pub fn transition(
         &mut self,
         monitor_id: &str,
@@ -76,37 +285,94 @@ impl MonitorBoard {
         detail: &str,
         now: OffsetDateTime,
     ) -> Option<Alert> {
-        let (monitor, status) = self.monitors.get_mut(monitor_id)?;
-        let from = *status;
-        *status = to;
-        let monitor = monitor.clone();
+        let entry = self.monitors.get_mut(monitor_id)?;
+        let from = entry.status;
+        entry.status = to;
+        let monitor = entry.monitor.clone();
         let firing = match (from, to) {
             (_, MonitorStatus::Down) if from != MonitorStatus::Down => true,
             (MonitorStatus::Down, MonitorStatus::Up) => false,
             _ => return None,
         };
-        let signals = self.signals(monitor.service.as_str());
-        // No user-facing monitor and no failures known: the tree cannot say; a single failing
-        // internal check is a team matter, not a page.
-        let severity = classify(&signals, None)
-            .map(|c| c.severity)
-            .unwrap_or(Severity::Sev3);
-        let mut labels = LabelSet::new();
-        labels.insert("alertname".into(), "MonitorDown".into());
-        labels.insert("monitor".into(), monitor.id.clone());
-        labels.insert("service".into(), monitor.service.to_string());
-        labels.insert("severity".into(), severity_label(severity).into());
-        let mut annotations = LabelSet::new();
-        annotations.insert("summary".into(), format!("{} is down", monitor.name));
-        annotations.insert("description".into(), detail.to_owned());
-        Some(Alert {
-            fingerprint: fingerprint(&identity(&monitor)),
-            labels,
-            annotations,
-            starts_at: now,
-            ends_at: if firing { None } else { Some(now) },
-            generator_url: None,
-        })
+        let severity = self.classification(monitor.service.as_str(), now).severity;
+        let detail = if firing {
+            // The evidence of what the severity was decided from travels with the alert into
+            // the incident's timeline.
+            let signals = self.window_signals(monitor.service.as_str(), now);
+            format!(
+                "{detail}; service signals {}",
+                signals.describe(&self.window)
+            )
+        } else {
+            detail.to_owned()
+        };
+        let mut a = alert(&monitor, firing, severity, &detail, now);
+        if firing
+            && let Some(r) =
+                recognise_checks(&self.monitors[monitor_id].history.window(now, &self.window))
+        {
+            // The runbook's type from the checks themselves (5xx share, p99 latency), which the
+            // alert's own text cannot show; `alert::recognise` honours it.
+            a.annotations.insert(
+                INCIDENT_TYPE_ANNOTATION.into(),
+                r.incident_type.as_str().into(),
+            );
+            a.annotations
+                .insert(INCIDENT_TYPE_BECAUSE_ANNOTATION.into(), r.because);
+        }
+        Some(a)
+    }
+}
+
+/// A certificate warning's alert: firing with the probe's message, resolved without one.
+fn cert_alert(m: &Monitor, warning: Option<&str>, now: OffsetDateTime) -> Alert {
+    let mut labels = identity(m);
+    labels.insert("alertname".into(), CERT_EXPIRING_ALERT.into());
+    let fingerprint = fingerprint(&labels);
+    labels.insert("severity".into(), severity_label(Severity::Sev4).into());
+    let mut annotations = LabelSet::new();
+    annotations.insert(
+        "summary".into(),
+        format!("{}: TLS certificate expires soon", m.name),
+    );
+    annotations.insert(
+        "description".into(),
+        warning
+            .unwrap_or("certificate no longer close to expiry")
+            .to_owned(),
+    );
+    Alert {
+        fingerprint,
+        labels,
+        annotations,
+        starts_at: now,
+        ends_at: warning.is_none().then_some(now),
+        generator_url: None,
+    }
+}
+
+fn alert(
+    monitor: &Monitor,
+    firing: bool,
+    severity: Severity,
+    detail: &str,
+    now: OffsetDateTime,
+) -> Alert {
+    let mut labels = LabelSet::new();
+    labels.insert("alertname".into(), "MonitorDown".into());
+    labels.insert("monitor".into(), monitor.id.clone());
+    labels.insert("service".into(), monitor.service.to_string());
+    labels.insert("severity".into(), severity_label(severity).into());
+    let mut annotations = LabelSet::new();
+    annotations.insert("summary".into(), format!("{} is down", monitor.name));
+    annotations.insert("description".into(), detail.to_owned());
+    Alert {
+        fingerprint: fingerprint(&identity(monitor)),
+        labels,
+        annotations,
+        starts_at: now,
+        ends_at: if firing { None } else { Some(now) },
+        generator_url: None,
     }
 }
 
@@ -175,6 +441,148 @@ mod tests {
                 .is_none()
         );
         assert!(b.transition("nope", MonitorStatus::Down, "", t).is_none());
+    }
+
+    #[test]
+    fn severity_is_raised_automatically_and_a_downgrade_only_suggested_once() {
+        use Severity::*;
+        assert_eq!(
+            review_severity(Sev2, Sev1, None),
+            SeverityReview::Raise(Sev1)
+        );
+        assert_eq!(review_severity(Sev2, Sev2, None), SeverityReview::Keep);
+        assert_eq!(
+            review_severity(Sev1, Sev3, None),
+            SeverityReview::SuggestDowngrade(Sev3)
+        );
+        assert_eq!(
+            review_severity(Sev1, Sev3, Some(Sev3)),
+            SeverityReview::Keep
+        );
+        assert_eq!(
+            review_severity(Sev1, Sev2, Some(Sev3)),
+            SeverityReview::SuggestDowngrade(Sev2),
+            "a different level is a new suggestion"
+        );
+    }
+
+    #[test]
+    fn the_assessment_follows_the_window_as_results_arrive() {
+        let t = datetime!(2026-01-12 14:30 UTC);
+        let mut b = MonitorBoard::new(&monitors());
+        let sample = |at, ok: bool| CheckSample {
+            at,
+            ok,
+            failure: (!ok).then_some(crate::monitor::FailureKind::Crashed),
+            latency_ms: 20,
+        };
+        let mut now = t;
+        for id in ["web", "api-health", "worker"] {
+            b.record(id, sample(now, true));
+            b.transition(id, MonitorStatus::Up, "", now);
+        }
+        assert!(
+            b.assess("api", now).is_none(),
+            "nothing DOWN, nothing to assess"
+        );
+        for _ in 0..3 {
+            now += time::Duration::seconds(30);
+            b.record("web", sample(now, false));
+            b.record("api-health", sample(now, true));
+            b.record("worker", sample(now, true));
+        }
+        let fired = b
+            .transition("web", MonitorStatus::Down, "HTTP 503", now)
+            .unwrap();
+        // 3 of its 4 checks answered 5xx: the runbook's "high error rate", with the playbook.
+        let r = crate::alert::recognise(&fired).unwrap();
+        assert_eq!(r.incident_type, crate::alert::IncidentType::HighErrorRate);
+        assert!(
+            r.because.contains("3 of the last 4 checks answered 5xx"),
+            "{}",
+            r.because
+        );
+        let a = b.assess("api", now).unwrap();
+        // web failed 3 of 4, the others none: a quarter of checks fail, users still get in.
+        assert_eq!(a.signals.failing_percent, Some(25.0));
+        assert_eq!(a.signals.users_can_access, Some(true));
+        assert_eq!(a.classification.severity, Severity::Sev2);
+        assert!(
+            a.reason.contains("failing 25% of 12 checks"),
+            "{}",
+            a.reason
+        );
+        // api-health starts failing without being DOWN yet: the share passes 50% → SEV1.
+        for _ in 0..4 {
+            now += time::Duration::seconds(30);
+            b.record("web", sample(now, false));
+            b.record("api-health", sample(now, false));
+            b.record("worker", sample(now, false));
+        }
+        assert_eq!(
+            b.assess("api", now).unwrap().classification.severity,
+            Severity::Sev1
+        );
+    }
+
+    #[test]
+    fn an_expiring_certificate_fires_a_sev4_alert_once_and_resolves_when_renewed() {
+        let t = datetime!(2026-01-12 14:30 UTC);
+        let mut b = MonitorBoard::new(&monitors());
+        assert!(
+            b.cert_warning("web", None, t).is_none(),
+            "no warning, nothing to say"
+        );
+        let a = b
+            .cert_warning(
+                "web",
+                Some("certificate expires in 12 days (warning at 30)"),
+                t,
+            )
+            .unwrap();
+        assert_eq!(a.labels["alertname"], CERT_EXPIRING_ALERT);
+        assert_eq!(a.labels["severity"], "info", "the runbook's Sev4 example");
+        assert_eq!(a.ends_at, None);
+        assert!(a.annotations["description"].contains("12 days"));
+        assert!(
+            b.cert_warning("web", Some("certificate expires in 11 days"), t)
+                .is_none(),
+            "still warning: the same alert, not a new one"
+        );
+        let r = b.cert_warning("web", None, t).unwrap();
+        assert_eq!((r.fingerprint, r.ends_at), (a.fingerprint, Some(t)));
+        let down = b.transition("web", MonitorStatus::Down, "x", t).unwrap();
+        assert_ne!(
+            down.fingerprint, a.fingerprint,
+            "a separate alert from MonitorDown"
+        );
+    }
+
+    #[test]
+    fn removing_or_redefining_a_down_monitor_resolves_its_alert() {
+        let t = datetime!(2026-01-12 14:30 UTC);
+        let all = monitors();
+        let mut b = MonitorBoard::new(&all);
+        let fired = b
+            .transition("worker", MonitorStatus::Down, "refused", t)
+            .unwrap();
+        b.transition("web", MonitorStatus::Up, "", t);
+        // Unchanged monitors keep their state: nothing to resolve.
+        assert!(b.replace_monitors(&all, t).is_empty());
+        // The DOWN one is deleted: its alert resolves, with the same identity.
+        let resolved = b.replace_monitors(&all[..2], t);
+        assert_eq!(resolved.len(), 1);
+        assert_eq!(resolved[0].fingerprint, fired.fingerprint);
+        assert_eq!(resolved[0].ends_at, Some(t));
+        assert!(resolved[0].annotations["description"].contains("deleted"));
+        // web stayed UP through the change, so a failure is a fresh DOWN.
+        assert!(b.transition("web", MonitorStatus::Up, "", t).is_none());
+        let mut changed = all[0].clone();
+        changed.interval = std::time::Duration::from_secs(60);
+        b.transition("web", MonitorStatus::Down, "503", t).unwrap();
+        let resolved = b.replace_monitors(&[changed, all[1].clone()], t);
+        assert_eq!(resolved.len(), 1, "redefining a DOWN monitor resolves it");
+        assert!(b.transition("web", MonitorStatus::Pending, "", t).is_none());
     }
 }
 

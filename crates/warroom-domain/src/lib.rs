@@ -22,6 +22,7 @@ pub mod service;
 pub mod severity;
 pub mod timefmt;
 pub mod timeline;
+pub mod window;
 
 pub use classifier::{Classification, Signals, TraceStep, classify};
 pub use error::DomainError;

@@ -35,6 +35,18 @@ pub enum EventKind {
         /// Why, in the words of whoever changed it.
         reason: Option<String>,
     },
+    /// The signals say the incident could be less severe. Only a suggestion: lowering severity
+    /// stands down people and slows the update cadence, so a person decides.
+    SeverityDowngradeSuggested {
+        /// The severity now.
+        from: Severity,
+        /// What the signals suggest.
+        to: Severity,
+        /// The decision tree's trace for the suggestion.
+        trace: Vec<TraceStep>,
+        /// What the suggestion was decided from.
+        reason: String,
+    },
     /// Lifecycle status moved.
     StatusChanged {
         /// Before.
@@ -131,6 +143,7 @@ impl EventKind {
         match self {
             EventKind::Declared { .. } => "declared",
             EventKind::SeverityChanged { .. } => "severity_changed",
+            EventKind::SeverityDowngradeSuggested { .. } => "severity_downgrade_suggested",
             EventKind::StatusChanged { .. } => "status_changed",
             EventKind::RoleAssigned { .. } => "role_assigned",
             EventKind::RoleUnassigned { .. } => "role_unassigned",
@@ -169,6 +182,12 @@ impl EventKind {
                 Some(r) => format!("Severity changed {from} → {to}: {r}"),
                 None => format!("Severity changed {from} → {to}"),
             },
+            EventKind::SeverityDowngradeSuggested {
+                from, to, reason, ..
+            } => format!(
+                "Suggestion: severity could be lowered {from} → {to} ({reason}); not applied, a person decides (`warroom severity <n> --severity {}`)",
+                to.level()
+            ),
             EventKind::StatusChanged { from, to, note } => match note {
                 Some(n) => format!("Status {from} → {to}: {n}"),
                 None => format!("Status {from} → {to}"),

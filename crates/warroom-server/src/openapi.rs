@@ -79,10 +79,18 @@ pub fn build() -> Value {
             "get": op("paging", "Signed one-click acknowledgement: the confirmation page (HTML)", None, None, ("200", "HTML")),
             "post": op("paging", "Signed one-click acknowledgement: acknowledge (HTML)", None, None, ("200", "HTML"))
         },
-        "/api/v2/alerts": { "post": op("alerts", "Alertmanager API v2: a JSON array of alerts (Prometheus can send here directly)", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
-        "/hooks/alertmanager": { "post": op("alerts", "Alertmanager webhook payload, version 4", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
+        "/api/v2/alerts": { "post": op("alerts", "Alertmanager API v2: a JSON array of alerts (Prometheus can send here directly). The bearer may also be an [[alert_sources]] secret", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
+        "/hooks/alertmanager": { "post": op("alerts", "Alertmanager webhook payload, version 4. The bearer may also be an [[alert_sources]] secret", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
         "/api/v1/alerts": { "get": op("alerts", "Alerts received, `?status=firing|resolved&limit=`", Some("viewer"), None, ("200", "`{\"alerts\": [...]}`")) },
-        "/api/v1/monitors": { "get": op("services", "Monitors with availability over the last 24 hours and 30 days", Some("viewer"), None, ("200", "Monitors")) },
+        "/api/v1/monitors": {
+            "get": op("monitors", "Monitors (config ones with `source: config`, API ones with `source: api`) with availability over the last 24 hours and 30 days", Some("viewer"), None, ("200", "Monitors")),
+            "post": op("monitors", "Create a monitor (the `[[monitors]]` format as JSON); the scheduler starts it within a second", Some("responder"), Some("MonitorSpec"), ("201", "The monitor"))
+        },
+        "/api/v1/monitors/{id}": {
+            "get": op("monitors", "One monitor", Some("viewer"), None, ("200", "The monitor")),
+            "put": op("monitors", "Replace an API monitor (409 for a config monitor)", Some("responder"), Some("MonitorSpec"), ("200", "The monitor")),
+            "delete": op("monitors", "Delete an API monitor; it stops being checked and its alert resolves (409 for a config monitor)", Some("responder"), None, ("204", "Deleted"))
+        },
         "/api/v1/health": { "get": op("services", "Every service's health: HEALTHY, DEGRADED or UNHEALTHY, since when and why", Some("viewer"), None, ("200", "Health")) },
         "/api/v1/services/{slug}/health": { "get": op("services", "A service's health changes with their causes, newest first", Some("viewer"), None, ("200", "Changes")) },
         "/postmortems/": { "get": op("postmortems", "Published post-mortems: the index page (HTML)", None, None, ("200", "HTML")) },
@@ -195,6 +203,12 @@ pub fn build() -> Value {
                         "added": { "type": "array", "items": { "type": "string" } },
                         "modified": { "type": "array", "items": { "type": "string" } },
                         "removed": { "type": "array", "items": { "type": "string" } } } } } } },
+                "MonitorSpec": { "type": "object", "required": ["id", "service", "interval_secs", "check"], "additionalProperties": false, "properties": {
+                    "id": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$" }, "name": { "type": "string" }, "service": { "type": "string" },
+                    "user_facing": { "type": "boolean" }, "interval_secs": { "type": "integer", "minimum": 1 }, "timeout_ms": { "type": "integer", "minimum": 1 },
+                    "failures_to_down": { "type": "integer", "minimum": 1 }, "successes_to_up": { "type": "integer", "minimum": 1 },
+                    "check": { "type": "object", "required": ["kind"], "description": "`{kind: http, url, method, headers, expected_status, keyword, json_path, json_value, cert_expiry_warn_days}`, `{kind: tcp, host, port}` or `{kind: dns, name, expected}`",
+                        "properties": { "kind": { "type": "string", "enum": ["http", "tcp", "dns"] } } } } },
                 "CreateToken": { "type": "object", "required": ["name", "role"], "properties": {
                     "name": { "type": "string" }, "role": { "type": "string", "enum": ["viewer", "responder", "admin"] } } },
                 "Incident": { "type": "object", "required": ["number", "title", "severity", "severity_trace", "status", "channel", "services", "detected_at", "next_update_due"],

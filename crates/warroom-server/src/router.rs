@@ -42,6 +42,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/alerts"),
     ("GET", "/api/v1/health"),
     ("GET", "/api/v1/monitors"),
+    ("POST", "/api/v1/monitors"),
+    ("GET", "/api/v1/monitors/{id}"),
+    ("PUT", "/api/v1/monitors/{id}"),
+    ("DELETE", "/api/v1/monitors/{id}"),
     ("GET", "/api/v1/services/{slug}/health"),
     ("GET", "/ack/{incident}/{person}/{expires}/{sig}"),
     ("POST", "/ack/{incident}/{person}/{expires}/{sig}"),
@@ -113,7 +117,16 @@ pub fn router(state: AppState) -> Router {
         .route("/oncall", get(api::services::on_call))
         .route("/alerts", get(api::alerts::list_alerts))
         .route("/health", get(api::alerts::health))
-        .route("/monitors", get(api::services::list_monitors))
+        .route(
+            "/monitors",
+            get(api::monitors::list_monitors).post(api::monitors::create_monitor),
+        )
+        .route(
+            "/monitors/{id}",
+            get(api::monitors::show_monitor)
+                .put(api::monitors::replace_monitor)
+                .delete(api::monitors::delete_monitor),
+        )
         .route("/services/{slug}/health", get(api::alerts::health_history))
         .route(
             "/incidents/{number}/notifications",

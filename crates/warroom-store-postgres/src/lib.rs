@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pipeline",
         sql: include_str!("../migrations/0008_pipeline.sql"),
     },
+    Migration {
+        version: 9,
+        name: "api_monitors",
+        sql: include_str!("../migrations/0009_api_monitors.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "pipeline",
         sql: include_str!("../migrations/0008_pipeline.sql"),
     },
+    Migration {
+        version: 9,
+        name: "api_monitors",
+        sql: include_str!("../migrations/0009_api_monitors.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.

@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod error;
+pub mod monitors;
 pub mod pipeline;
 pub mod records;
 pub mod rooms;
@@ -22,6 +23,7 @@ use warroom_domain::{DomainError, Incident, IncidentNumber, TimelineEvent, servi
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
+pub use monitors::{MonitorStore, StoredMonitor};
 pub use pipeline::{
     Approval, ItemClaim, ItemRecord, ItemState, LogLine, PipelineStore, RunRecord, RunStatus,
 };
@@ -218,6 +220,7 @@ pub trait Store:
     + CheckStore
     + ChatRoomStore
     + PipelineStore
+    + MonitorStore
 {
     /// Is the database reachable?
     async fn ping(&self) -> Result<()>;

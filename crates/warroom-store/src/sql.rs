@@ -235,6 +235,20 @@ impl SqlStore {
         Ok(self.pool.begin_with(self.dialect.begin_write()).await?)
     }
 
+    /// A write transaction taken the way every writer here takes it (the in-process gate on
+    /// SQLite, then the dialect's `BEGIN`), for capability modules kept in their own files.
+    /// Hold the guard until the transaction is committed.
+    pub(crate) async fn begin_write_tx(
+        &self,
+    ) -> Result<(
+        Option<tokio::sync::MutexGuard<'_, ()>>,
+        sqlx::Transaction<'static, sqlx::Any>,
+    )> {
+        let gate = self.gate.enter().await;
+        let tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        Ok((gate, tx))
+    }
+
     async fn append_events(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         number: IncidentNumber,

@@ -6,4 +6,6 @@ pub mod probe;
 pub mod schedule;
 
 pub use probe::{CheckResult, Checker, Outcome, ProbeError, Prober};
-pub use schedule::{ProbeEvent, ScheduleConfig, Scheduler, Stats, StatsSnapshot, first_run_offset};
+pub use schedule::{
+    LATENCY_BUCKETS, ProbeEvent, ScheduleConfig, Scheduler, Stats, StatsSnapshot, first_run_offset,
+};

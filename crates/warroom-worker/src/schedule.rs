@@ -11,15 +11,15 @@
 //!
 //! Time is tokio's clock, so tests run "30 s later" instantly with `tokio::time::pause()`.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use time::OffsetDateTime;
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use warroom_domain::monitor::{FlapState, Monitor, MonitorStatus, Transition};
 
@@ -70,8 +70,19 @@ pub struct Stats {
     ticks_skipped: AtomicU64,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
+    scheduled: AtomicUsize,
+    /// Check durations: a count per bucket of [`LATENCY_BUCKETS`] (not cumulative) and one for
+    /// longer, plus the sum in microseconds.
+    latency_counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    latency_sum_us: AtomicU64,
     drift: Mutex<DriftWindow>,
 }
+
+/// Upper bounds of the check-duration histogram, in seconds: from a local answer (5 ms) to the
+/// default timeout (10 s), roughly ×2.5 apart, as Prometheus' own defaults are.
+pub const LATENCY_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 #[derive(Debug, Default)]
 struct DriftWindow {
@@ -93,6 +104,14 @@ pub struct StatsSnapshot {
     pub in_flight: usize,
     /// Most checks ever running at once.
     pub max_in_flight: usize,
+    /// Monitors being run now (config and API ones).
+    pub scheduled: usize,
+    /// Cumulative check counts at or below each of [`LATENCY_BUCKETS`] (Prometheus `le`).
+    pub latency_buckets: [u64; LATENCY_BUCKETS.len()],
+    /// Checks measured.
+    pub latency_count: u64,
+    /// Total check time.
+    pub latency_sum: Duration,
     /// Median drift over the window.
     pub drift_p50: Duration,
     /// 99th percentile drift over the window.
@@ -120,16 +139,41 @@ impl Stats {
             v.sort_unstable();
             (percentile(&v, 50), percentile(&v, 99), d.max)
         };
+        let mut latency_buckets = [0; LATENCY_BUCKETS.len()];
+        let mut running = 0;
+        for (i, b) in latency_buckets.iter_mut().enumerate() {
+            running += self.latency_counts[i].load(Ordering::Relaxed);
+            *b = running;
+        }
+        let latency_count =
+            running + self.latency_counts[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
         StatsSnapshot {
             checks_run: self.checks_run.load(Ordering::Relaxed),
             checks_failed: self.checks_failed.load(Ordering::Relaxed),
             ticks_skipped: self.ticks_skipped.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             max_in_flight: self.max_in_flight.load(Ordering::Relaxed),
+            scheduled: self.scheduled.load(Ordering::Relaxed),
+            latency_buckets,
+            latency_count,
+            latency_sum: Duration::from_micros(self.latency_sum_us.load(Ordering::Relaxed)),
             drift_p50: p50,
             drift_p99: p99,
             drift_max: max,
         }
+    }
+
+    fn record_latency(&self, latency: Duration) {
+        let secs = latency.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|le| secs <= *le)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.latency_counts[i].fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(
+            u64::try_from(latency.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
     }
 
     fn record_drift(&self, drift: Duration) {
@@ -203,10 +247,26 @@ impl<C: Checker> Scheduler<C> {
         wall_now: OffsetDateTime,
         shutdown: impl Future<Output = ()>,
     ) {
+        let (_keep, set) = watch::channel(monitors);
+        self.run_set(set, events, wall_now, shutdown).await;
+    }
+
+    /// Like [`Scheduler::run`], but the set of monitors can change while it runs: every value
+    /// sent on `set` replaces the set. A monitor whose definition is unchanged keeps running
+    /// undisturbed (its phase and flap state); a removed one stops before its next check; a new
+    /// or changed one starts at its next phase point, so adding monitors never causes a burst.
+    pub async fn run_set(
+        &self,
+        mut set: watch::Receiver<Vec<Monitor>>,
+        events: mpsc::Sender<ProbeEvent>,
+        wall_now: OffsetDateTime,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let start = Instant::now();
         let permits = Arc::new(Semaphore::new(self.config.max_concurrency.max(1)));
         let mut tasks = JoinSet::new();
-        for monitor in monitors {
+        let mut running: HashMap<String, (Monitor, AbortHandle)> = HashMap::new();
+        let spawn = |tasks: &mut JoinSet<()>, monitor: Monitor| {
             let ctx = MonitorTask {
                 checker: Arc::clone(&self.checker),
                 stats: Arc::clone(&self.stats),
@@ -215,23 +275,70 @@ impl<C: Checker> Scheduler<C> {
                 start,
                 wall_start: wall_now,
             };
-            tasks.spawn(ctx.run(monitor));
-        }
-        drop(events);
-        let any = !tasks.is_empty();
-        tokio::select! {
-            () = shutdown => {}
-            // Tasks end only when the receiver is gone. With no monitors at all there is nothing
-            // to notice that, so only shutdown ends the run, as it does for a configured one.
-            () = async {
-                while tasks.join_next().await.is_some() {}
-                if !any {
-                    std::future::pending::<()>().await;
+            let first = next_phase_point(start, Instant::now(), &monitor);
+            tasks.spawn(ctx.run(monitor, first))
+        };
+        let mut apply = |tasks: &mut JoinSet<()>, wanted: Vec<Monitor>| {
+            let mut keep: HashMap<String, (Monitor, AbortHandle)> = HashMap::new();
+            for m in wanted {
+                match running.remove(&m.id) {
+                    Some((old, handle)) if old == m => {
+                        keep.insert(m.id.clone(), (old, handle));
+                    }
+                    previous => {
+                        if let Some((_, handle)) = previous {
+                            handle.abort();
+                        }
+                        let handle = spawn(tasks, m.clone());
+                        keep.insert(m.id.clone(), (m, handle));
+                    }
                 }
-            } => {}
+            }
+            for (_, (_, handle)) in running.drain() {
+                handle.abort();
+            }
+            running = keep;
+            self.stats.scheduled.store(running.len(), Ordering::Relaxed);
+        };
+        let initial = set.borrow_and_update().clone();
+        apply(&mut tasks, initial);
+        let mut set_open = true;
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                changed = set.changed(), if set_open => match changed {
+                    Ok(()) => {
+                        let wanted = set.borrow_and_update().clone();
+                        apply(&mut tasks, wanted);
+                    }
+                    // Nobody can change the set any more; keep running the current one.
+                    Err(_) => set_open = false,
+                },
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {
+                    // Tasks end on their own only when the receiver is gone (aborted ones end
+                    // too, and are simply reaped here).
+                    if events.is_closed() {
+                        break;
+                    }
+                }
+            }
         }
         tasks.shutdown().await;
+        self.stats.scheduled.store(0, Ordering::Relaxed);
     }
+}
+
+/// The first planned time at or after `now` on the monitor's grid `start + offset + k × interval`,
+/// so a monitor added later keeps the phase it would have had from the start.
+fn next_phase_point(start: Instant, now: Instant, monitor: &Monitor) -> Instant {
+    let base = start + first_run_offset(&monitor.id, monitor.interval);
+    if now <= base {
+        return base;
+    }
+    let interval = monitor.interval.as_nanos().max(1);
+    let k = (now - base).as_nanos().div_ceil(interval);
+    base + monitor.interval * u32::try_from(k).unwrap_or(u32::MAX)
 }
 
 struct MonitorTask<C> {
@@ -244,9 +351,9 @@ struct MonitorTask<C> {
 }
 
 impl<C: Checker> MonitorTask<C> {
-    async fn run(self, monitor: Monitor) {
+    async fn run(self, monitor: Monitor, first: Instant) {
         let interval = monitor.interval;
-        let mut planned = self.start + first_run_offset(&monitor.id, interval);
+        let mut planned = first;
         let mut flap = FlapState::default();
         loop {
             tokio::time::sleep_until(planned).await;
@@ -265,6 +372,7 @@ impl<C: Checker> MonitorTask<C> {
             self.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
             drop(permit);
             self.stats.checks_run.fetch_add(1, Ordering::Relaxed);
+            self.stats.record_latency(result.latency);
             if !result.outcome.is_success() {
                 self.stats.checks_failed.fetch_add(1, Ordering::Relaxed);
             }

@@ -288,8 +288,10 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Monitors with their availability over 24 hours and 30 days.
+    /// Monitors with their availability over 24 hours and 30 days; add or remove API monitors.
     Monitors {
+        #[command(subcommand)]
+        command: Option<MonitorsCommand>,
         #[command(flatten)]
         client: ClientArgs,
     },
@@ -353,6 +355,15 @@ pub enum PipelineCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonitorsCommand {
+    /// Create a monitor through the API from a file holding one monitor in the `[[monitors]]`
+    /// format (TOML, or JSON when the name ends in .json); the server starts it within a second.
+    Add { file: PathBuf },
+    /// Delete an API monitor (config monitors are changed in the config file).
+    Rm { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,6 +47,10 @@ pub struct Config {
     pub retention: RetentionSection,
     /// Follow-up automation: implement safe post-mortem follow-ups, push, publish.
     pub pipeline: Option<PipelineSection>,
+    /// The sliding window monitors' signals are derived over.
+    pub detection: DetectionSection,
+    /// Alert senders with their own secret (instead of an API token).
+    pub alert_sources: Vec<AlertSourceConfig>,
 }
 
 /// The `[pipeline]` section. Paths and commands are checked by `check`, with keys named.
@@ -145,6 +149,125 @@ pub struct CheckedPipeline {
     pub webhook_secret: Option<Secret>,
     pub repository: Option<String>,
     pub sweep: Option<std::time::Duration>,
+}
+
+/// An Alertmanager (or Prometheus) that authenticates to the alert endpoints with its own
+/// secret, so it holds a credential that can only deliver alerts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertSourceConfig {
+    /// Recorded on the alerts it delivers.
+    pub name: String,
+    pub secret_env: Option<String>,
+    pub secret_file: Option<std::path::PathBuf>,
+}
+
+/// Shortest source secret accepted: it is a bearer credential, so guessing must be hopeless.
+const MIN_SOURCE_SECRET_LEN: usize = 16;
+
+fn check_alert_sources(
+    sources: &[AlertSourceConfig],
+    problems: &mut Vec<String>,
+) -> Vec<warroom_server::api::alert_auth::AlertSource> {
+    let mut out = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        let key = format!("alert_sources[{i}]");
+        if s.name.is_empty()
+            || !s
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        {
+            problems.push(format!(
+                "{key}.name: `{}` is not a source name; use letters, digits, `-`, `_` or `.`, e.g. `alertmanager-prod`",
+                s.name
+            ));
+        } else if sources[..i].iter().any(|x| x.name == s.name) {
+            problems.push(format!("{key}.name: `{}` is used twice", s.name));
+        }
+        let secret = match (&s.secret_env, &s.secret_file) {
+            (Some(var), None) => match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Some((v, "secret_env")),
+                _ => {
+                    problems.push(format!("{key}.secret_env: environment variable {var} is not set; export it before starting warroom"));
+                    None
+                }
+            },
+            (None, Some(path)) => match std::fs::read_to_string(path) {
+                Ok(v) => Some((v.trim().to_owned(), "secret_file")),
+                Err(e) => {
+                    problems.push(format!(
+                        "{key}.secret_file: cannot read {}: {e}",
+                        path.display()
+                    ));
+                    None
+                }
+            },
+            _ => {
+                problems.push(format!(
+                    "{key}: give exactly one of secret_env or secret_file"
+                ));
+                None
+            }
+        };
+        if let Some((secret, field)) = secret {
+            if secret.chars().count() < MIN_SOURCE_SECRET_LEN {
+                problems.push(format!(
+                    "{key}.{field}: the secret must be at least {MIN_SOURCE_SECRET_LEN} characters; generate one with `openssl rand -hex 32`"
+                ));
+            } else {
+                out.push(warroom_server::api::alert_auth::AlertSource::new(
+                    s.name.clone(),
+                    &secret,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The sliding window of the decision tree's signals from monitors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionSection {
+    /// How far back failing share, recovering and current latency look.
+    pub window_secs: i64,
+    /// How far before the window the latency baseline looks.
+    pub baseline_secs: i64,
+}
+
+impl Default for DetectionSection {
+    fn default() -> Self {
+        let d = warroom_domain::window::WindowConfig::default();
+        DetectionSection {
+            window_secs: d.window.whole_seconds(),
+            baseline_secs: d.baseline.whole_seconds(),
+        }
+    }
+}
+
+fn check_detection(
+    d: &DetectionSection,
+    problems: &mut Vec<String>,
+) -> warroom_domain::window::WindowConfig {
+    // Two checks per half-window at the fastest interval (1 s) is the least that shows a trend.
+    if d.window_secs < 4 {
+        problems.push(format!(
+            "detection.window_secs: {} is too short; use at least 4 (the window is halved to see a trend)",
+            d.window_secs
+        ));
+    }
+    if d.baseline_secs < 60 {
+        problems.push(format!(
+            "detection.baseline_secs: {} is too short for a latency baseline; use at least 60",
+            d.baseline_secs
+        ));
+    }
+    warroom_domain::window::WindowConfig {
+        window: time::Duration::seconds(d.window_secs.max(4)),
+        baseline: time::Duration::seconds(d.baseline_secs.max(60)),
+        ..Default::default()
+    }
 }
 
 /// Retention of check results (raw, then 5-minute and hourly rollups).
@@ -387,6 +510,8 @@ impl Default for Config {
             silences: vec![],
             retention: RetentionSection::default(),
             pipeline: None,
+            detection: DetectionSection::default(),
+            alert_sources: vec![],
         }
     }
 }
@@ -408,6 +533,8 @@ pub struct Checked {
     pub monitors: Vec<warroom_domain::monitor::Monitor>,
     /// Follow-up automation, when configured.
     pub pipeline: Option<CheckedPipeline>,
+    /// The monitors' signal window.
+    pub window: warroom_domain::window::WindowConfig,
 }
 
 /// Loads from the file (if any) and the environment. A named file that does not exist is an
@@ -527,8 +654,10 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
             problems.push(format!("retention.{key}: must be at least 1"));
         }
     }
+    let window = check_detection(&config.detection, &mut problems);
     let mut alerts = check_alerts(&config.alerts, &mut problems);
     alerts.silences = check_silences(&config.silences, &mut problems);
+    alerts.sources = check_alert_sources(&config.alert_sources, &mut problems);
     let monitors = match warroom_domain::monitor::validate_monitors(&config.monitors) {
         Ok(m) => m,
         Err(e) => {
@@ -582,6 +711,7 @@ pub fn check(config: Config) -> anyhow::Result<Checked> {
         ack_links,
         alerts,
         monitors,
+        window,
         config,
     })
 }
@@ -768,6 +898,7 @@ fn check_alerts(
         default_severity,
         auto_declare_from,
         silences: vec![],
+        sources: vec![],
     }
 }
 
@@ -1458,6 +1589,62 @@ mod tests {
         assert_eq!(p.config.plan.unwrap()[0], "scripts/plan-json");
         assert_eq!(p.repository.as_deref(), Some("ViktorBarzin/infra"));
         assert_eq!(p.sweep, Some(std::time::Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn the_detection_window_is_checked_with_its_keys() {
+        let c = parse("[detection]\nwindow_secs = 60\n").unwrap();
+        assert_eq!(c.window.window, time::Duration::minutes(1));
+        assert_eq!(c.window.baseline, time::Duration::hours(1));
+        let e = parse("[detection]\nwindow_secs = 1\nbaseline_secs = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("detection.window_secs: 1 is too short"), "{e}");
+        assert!(e.contains("detection.baseline_secs: 5 is too short"), "{e}");
+        let e = parse("[detection]\nwindow = 60\n").unwrap_err().to_string();
+        assert!(e.contains("window"), "{e}");
+    }
+
+    #[test]
+    fn alert_sources_need_a_long_enough_secret_and_are_checked_with_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("am.secret");
+        std::fs::write(&secret, "0123456789abcdef0123\n").unwrap();
+        let c = parse(&format!(
+            "[[alert_sources]]\nname = \"am-prod\"\nsecret_file = \"{}\"\n",
+            secret.display()
+        ))
+        .unwrap();
+        assert_eq!(c.alerts.sources[0].name(), "am-prod");
+        assert!(
+            !format!("{c:?}").contains("0123456789abcdef"),
+            "never in Debug"
+        );
+        std::fs::write(&secret, "short").unwrap();
+        let e = parse(&format!(
+            "[[alert_sources]]\nname = \"am prod\"\nsecret_file = \"{}\"\n[[alert_sources]]\nname = \"b\"\n",
+            secret.display()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("alert_sources[0].name: `am prod`"), "{e}");
+        assert!(
+            e.contains("alert_sources[0].secret_file: the secret must be at least 16"),
+            "{e}"
+        );
+        assert!(
+            e.contains("alert_sources[1]: give exactly one of secret_env or secret_file"),
+            "{e}"
+        );
+        let e =
+            parse("[[alert_sources]]\nname = \"x\"\nsecret_env = \"WARROOM_TEST_UNSET_VAR_XYZ\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("alert_sources[0].secret_env: environment variable WARROOM_TEST_UNSET_VAR_XYZ is not set"), "{e}");
+        let e = parse("[[alert_sources]]\nname = \"x\"\nsecret = \"inline\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("secret"), "secrets never sit in the file: {e}");
     }
 
     #[test]

@@ -22,10 +22,11 @@ use warroom_domain::{
 };
 use warroom_store::{AlertIn, IncidentFilter, StoredAlert};
 
+use super::alert_auth::{AlertSender, SOURCE_ANNOTATION};
 use crate::{
     AppState,
     error::ApiError,
-    extract::{Caller, Responder, Viewer},
+    extract::{Caller, Viewer},
 };
 
 /// How alerts become incidents.
@@ -43,6 +44,8 @@ pub struct AlertSettings {
     /// Silences and maintenance windows: matching alerts (monitors' too) are stored but open
     /// no incident and page nobody while the window is active.
     pub silences: Vec<alert::Silence>,
+    /// Senders that authenticate with their own secret instead of an API token.
+    pub sources: Vec<super::alert_auth::AlertSource>,
 }
 
 impl Default for AlertSettings {
@@ -56,6 +59,7 @@ impl Default for AlertSettings {
             default_severity: Severity::Sev3,
             auto_declare_from: Severity::Sev4,
             silences: vec![],
+            sources: vec![],
         }
     }
 }
@@ -129,12 +133,12 @@ pub async fn ingest(
 /// Alertmanager, valid alerts of a batch are kept and the invalid ones reported with a 400.
 pub async fn post_alerts(
     State(state): State<AppState>,
-    _c: Caller<Responder>,
+    sender: AlertSender,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body_or_error(body)?;
     let posted = alert::parse_postable_alerts(&body, state.clock.now()).map_err(malformed)?;
-    let outcome = ingest(&state, posted.accepted).await?;
+    let outcome = ingest(&state, sender.tag(posted.accepted)).await?;
     if !posted.rejected.is_empty() {
         let errors: Vec<String> = posted.rejected.iter().map(|e| e.to_string()).collect();
         return Err(ApiError::new(
@@ -154,12 +158,12 @@ pub async fn post_alerts(
 /// `POST /hooks/alertmanager`: Alertmanager's webhook payload, version 4.
 pub async fn alertmanager_webhook(
     State(state): State<AppState>,
-    _c: Caller<Responder>,
+    sender: AlertSender,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body_or_error(body)?;
     let message = alert::parse_webhook(&body, state.clock.now()).map_err(malformed)?;
-    let outcome = ingest(&state, message.to_alerts()).await?;
+    let outcome = ingest(&state, sender.tag(message.to_alerts())).await?;
     Ok(Json(json!({ "status": "success", "stored": outcome })))
 }
 
@@ -187,8 +191,40 @@ pub async fn list_alerts(
         })
         .transpose()?
         .unwrap_or(100);
-    Ok(Json(
-        json!({ "alerts": state.store.list_alerts(status, limit).await? }),
+    let alerts = state.store.list_alerts(status, limit).await?;
+    let out: Vec<Value> = alerts
+        .iter()
+        .map(|a| {
+            let mut v = json!(a);
+            if let Some(s) = declare_suggestion(&state, a) {
+                v["suggestion"] = json!(s);
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "alerts": out })))
+}
+
+/// The policy's "only suggest": a firing alert that opened no incident because its severity is
+/// below `auto_declare_from` carries the one command that declares it.
+fn declare_suggestion(state: &AppState, a: &StoredAlert) -> Option<String> {
+    let settings = &state.settings.alerts;
+    if a.status != AlertState::Firing.as_str() || a.incident.is_some() {
+        return None;
+    }
+    let severity = settings
+        .mapping
+        .severity_of(&a.labels)
+        .unwrap_or(settings.default_severity);
+    if !settings.auto_declare_from.is_more_severe_than(severity) {
+        return None;
+    }
+    let service = a.service.clone().unwrap_or_else(|| "SERVICE".into());
+    Some(format!(
+        "below the auto-declare severity ({severity} is less severe than {}); declare it with `warroom declare --service {service} --severity {} --summary \"{}\"`",
+        settings.auto_declare_from,
+        severity.level(),
+        summary_of(a).replace('"', "'")
     ))
 }
 
@@ -219,9 +255,23 @@ fn summary_of(a: &StoredAlert) -> String {
 
 fn evidence(a: &StoredAlert) -> EventKind {
     let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    // The description is where the error and latency are (monitors put them there), so the
+    // incident carries them, not only the summary.
+    let detail = match (
+        a.annotations.get("summary"),
+        a.annotations.get("description"),
+    ) {
+        (Some(_), Some(d)) if !d.trim().is_empty() => format!(": {}", d.trim()),
+        _ => String::new(),
+    };
+    let via = a
+        .annotations
+        .get(SOURCE_ANNOTATION)
+        .map(|s| format!(", via source {s}"))
+        .unwrap_or_default();
     EventKind::Note {
         text: format!(
-            "Alert firing: {} since {} ({})",
+            "Alert firing: {}{detail} since {} ({}){via}",
             summary_of(a),
             warroom_domain::timefmt::hm_utc(a.starts_at),
             labels.join(", ")
@@ -515,7 +565,11 @@ async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiEr
             summary,
             severity: Some(severity),
             signals: Default::default(),
-            reporter: "alertmanager".into(),
+            reporter: first
+                .annotations
+                .get(SOURCE_ANNOTATION)
+                .cloned()
+                .unwrap_or_else(|| "alertmanager".into()),
             detected_at: firing
                 .iter()
                 .map(|a| a.starts_at)
@@ -559,7 +613,12 @@ async fn on_resolved(state: &AppState, resolved: &[StoredAlert]) -> Result<(), A
     incidents.dedup();
     for n in incidents {
         let all = state.store.alerts_for_incident(n).await?;
-        if all.iter().any(|a| a.status == AlertState::Firing.as_str()) {
+        let still: Vec<StoredAlert> = all
+            .into_iter()
+            .filter(|a| a.status == AlertState::Firing.as_str())
+            .collect();
+        if !still.is_empty() {
+            suggest_from_remaining(state, n, &still).await;
             continue;
         }
         let now = state.clock.now();
@@ -581,7 +640,7 @@ async fn on_resolved(state: &AppState, resolved: &[StoredAlert]) -> Result<(), A
                     // seed's "the cluster has recovered, write a post-mortem?").
                     if i.status.is_open() && i.status != IncidentStatus::Monitoring {
                         events.extend(i.transition(IncidentStatus::Monitoring, Default::default(), Some("all alerts resolved".into()), &policies, now)?);
-                        events.push(EventKind::Note { text: format!("Service recovered: draft the post-mortem with `warroom postmortem new {}`", i.number) });
+                        events.push(EventKind::Note { text: format!("Service recovered: draft the post-mortem in one call with `warroom postmortem new {n}` (POST /api/v1/incidents/{n}/postmortem)", n = i.number) });
                     }
                     Ok(events.into())
                 }),
@@ -592,6 +651,43 @@ async fn on_resolved(state: &AppState, resolved: &[StoredAlert]) -> Result<(), A
         }
     }
     Ok(())
+}
+
+/// Some of an incident's alerts resolved and others still fire: when the worst that remains
+/// (by its severity label) is milder than the incident, a downgrade is suggested, never applied.
+/// Alerts without a mapped severity label say nothing about severity, so they suggest nothing.
+async fn suggest_from_remaining(state: &AppState, number: i64, firing: &[StoredAlert]) {
+    let (severity, raw) = severity_of(state, firing);
+    let Some(raw) = raw else { return };
+    let label = &state.settings.alerts.mapping.label;
+    let names: Vec<&str> = firing.iter().map(|a| a.name.as_str()).collect();
+    let classification = Classification {
+        severity,
+        basis: SeverityBasis::Explicit,
+        trace: vec![warroom_domain::TraceStep {
+            question: "alert_label".into(),
+            text: format!("Severity from the still-firing alerts' `{label}` label"),
+            answer: raw.clone(),
+            value: raw.clone(),
+            outcome: Some(severity),
+        }],
+    };
+    let reason = format!(
+        "the alerts still firing ({}) are at most {label}={raw}",
+        names.join(", ")
+    );
+    if let Err(e) = super::detection::review_incident(
+        state,
+        number,
+        "alertmanager",
+        &classification,
+        None,
+        &reason,
+    )
+    .await
+    {
+        tracing::warn!(incident.number = number, error = ?e, "could not review the severity after a partial recovery");
+    }
 }
 
 impl From<&DomainError> for ApiError {

@@ -71,7 +71,11 @@ pub struct DeclareRequest {
     pub public: Option<bool>,
 }
 
-async fn resolve_service(state: &AppState, raw: &str, field: &str) -> Result<Service, ApiError> {
+pub(crate) async fn resolve_service(
+    state: &AppState,
+    raw: &str,
+    field: &str,
+) -> Result<Service, ApiError> {
     let slug = ServiceSlug::parse_field(raw, field)?;
     if let Some(s) = state.store.service(slug.as_str()).await? {
         return Ok(s);

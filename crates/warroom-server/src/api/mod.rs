@@ -1,8 +1,11 @@
 //! JSON API handlers, one module per resource.
 
+pub mod alert_auth;
 pub mod alerts;
 pub mod classify;
+pub mod detection;
 pub mod incidents;
 pub mod metrics;
+pub mod monitors;
 pub mod services;
 pub mod tokens;

@@ -76,27 +76,3 @@ pub async fn on_call(
         json!({ "at": warroom_domain::timefmt::rfc3339(at), "schedules": schedules }),
     ))
 }
-
-/// `GET /api/v1/monitors`: every monitor with its availability over the last 24 hours and 30 days.
-pub async fn list_monitors(
-    State(state): State<AppState>,
-    _c: Caller<Viewer>,
-) -> Result<Json<Value>, ApiError> {
-    let now = state.clock.now();
-    let mut out = Vec::new();
-    for m in &state.settings.monitors {
-        let day = state
-            .store
-            .uptime(&m.id, now - time::Duration::hours(24), now)
-            .await?;
-        let month = state
-            .store
-            .uptime(&m.id, now - time::Duration::days(30), now)
-            .await?;
-        out.push(json!({
-            "id": m.id, "name": m.name, "service": m.service, "user_facing": m.user_facing,
-            "interval_secs": m.interval.as_secs(), "uptime_24h": day, "uptime_30d": month,
-        }));
-    }
-    Ok(Json(json!({ "monitors": out })))
-}

@@ -247,3 +247,81 @@ async fn dropping_the_receiver_stops_the_run() {
         .await;
     assert_eq!(s.stats().snapshot().checks_run, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_monitor_set_changes_while_running_without_disturbing_unchanged_monitors() {
+    let s = Scheduler::new(simulated(10), ScheduleConfig::default());
+    let (set_tx, set_rx) = tokio::sync::watch::channel(vec![fake("kept", 10)]);
+    let (tx, mut rx) = mpsc::channel(10_000);
+    let t0 = tokio::time::Instant::now();
+    let changes = async {
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        set_tx
+            .send(vec![fake("kept", 10), fake("added", 10)])
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        set_tx.send(vec![fake("kept", 10)]).unwrap();
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    };
+    s.run_set(set_rx, tx, WALL, changes).await;
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    let runs = by_monitor(&events);
+    let kept = &runs["kept"];
+    // Kept ran every 10 s on its phase through both changes: 95 s of runs, none skipped.
+    assert!(kept.len() >= 9, "{}", kept.len());
+    for w in kept.windows(2) {
+        assert_eq!(
+            w[1].started_at - w[0].started_at,
+            time::Duration::seconds(10)
+        );
+    }
+    // Added ran only while it was in the set, on its own phase grid (not in a burst at 35 s).
+    let added = &runs["added"];
+    let offset = first_run_offset("added", Duration::from_secs(10));
+    for e in added {
+        let since = e.started_at - WALL;
+        assert!(
+            since >= time::Duration::seconds(35) && since < time::Duration::seconds(66),
+            "{since}"
+        );
+        let phase = (since.whole_milliseconds() % 10_000) as u128;
+        assert_eq!(phase, offset.as_millis(), "off its phase: {since}");
+    }
+    assert_eq!(added.len(), 3);
+    assert_eq!(t0.elapsed(), Duration::from_secs(95));
+    assert_eq!(
+        s.stats().snapshot().scheduled,
+        0,
+        "nothing runs after the run"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn check_durations_are_counted_in_cumulative_buckets() {
+    let s = Scheduler::new(simulated(30), ScheduleConfig::default());
+    let events = run_for(
+        &s,
+        vec![fake("a", 10), fake("b", 10)],
+        Duration::from_secs(25),
+    )
+    .await;
+    let snap = s.stats().snapshot();
+    assert_eq!(snap.latency_count, events.len() as u64);
+    // 30 ms: above the 25 ms bucket, inside the 50 ms one and every larger one.
+    let le = |b: f64| {
+        warroom_worker::LATENCY_BUCKETS
+            .iter()
+            .position(|x| *x == b)
+            .unwrap()
+    };
+    assert_eq!(snap.latency_buckets[le(0.025)], 0);
+    assert_eq!(snap.latency_buckets[le(0.05)], snap.latency_count);
+    assert_eq!(snap.latency_buckets[le(10.0)], snap.latency_count);
+    assert_eq!(
+        snap.latency_sum,
+        Duration::from_millis(30) * events.len() as u32
+    );
+}

@@ -76,6 +76,26 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
+/// One monitor from a file, as the API's JSON. TOML is parsed here only into a value: the
+/// server validates it, so its errors (`$.interval_secs: ...`) are the same for every client.
+fn monitor_file(path: &std::path::Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the monitor file {}", path.display()))?;
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        serde_json::from_str(&text).with_context(|| format!("{} is not valid JSON", path.display()))
+    } else {
+        toml::from_str(&text).with_context(|| {
+            format!(
+                "{} is not valid TOML; write one monitor's keys (id, service, interval_secs, [check]) at the top level",
+                path.display()
+            )
+        })
+    }
+}
+
 fn number(raw: &str) -> anyhow::Result<i64> {
     raw.trim_start_matches('#')
         .parse::<i64>()
@@ -351,7 +371,21 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                 .unwrap_or_default();
             (client, Method::GET, format!("/api/v1/alerts{q}"), None)
         }
-        Command::Monitors { client } => (client, Method::GET, "/api/v1/monitors".to_owned(), None),
+        Command::Monitors { command, client } => match command {
+            None => (client, Method::GET, "/api/v1/monitors".to_owned(), None),
+            Some(crate::cli::MonitorsCommand::Add { file }) => (
+                client,
+                Method::POST,
+                "/api/v1/monitors".to_owned(),
+                Some(monitor_file(file)?),
+            ),
+            Some(crate::cli::MonitorsCommand::Rm { id }) => (
+                client,
+                Method::DELETE,
+                format!("/api/v1/monitors/{id}"),
+                None,
+            ),
+        },
         Command::Oncall { at, client } => {
             let q = at.as_ref().map(|a| format!("?at={a}")).unwrap_or_default();
             (client, Method::GET, format!("/api/v1/oncall{q}"), None)
@@ -492,7 +526,11 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                         a["service"].as_str().unwrap_or("-").to_owned(),
                         s(a, "starts_at"),
                         s(a, "received"),
-                        s(a, "incident"),
+                        if a["suggestion"].is_string() {
+                            "suggested".to_owned()
+                        } else {
+                            s(a, "incident")
+                        },
                     ]
                 })
                 .collect();
@@ -502,7 +540,23 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                 ],
                 &rows,
             );
+            for a in v["alerts"].as_array().into_iter().flatten() {
+                if let Some(sug) = a["suggestion"].as_str() {
+                    println!("{}: {sug}", s(a, "name"));
+                }
+            }
         }
+        Command::Monitors {
+            command: Some(crate::cli::MonitorsCommand::Add { .. }),
+            ..
+        } => println!(
+            "monitor {} created (source: api); it starts within a second",
+            s(&v, "id")
+        ),
+        Command::Monitors {
+            command: Some(crate::cli::MonitorsCommand::Rm { id }),
+            ..
+        } => println!("monitor {id} deleted; it is no longer checked"),
         Command::Monitors { .. } => {
             let pct = |u: &Value| {
                 u["availability_percent"]
@@ -519,12 +573,16 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                         s(m, "id"),
                         s(m, "service"),
                         s(m, "interval_secs"),
+                        s(m, "source"),
                         pct(&m["uptime_24h"]),
                         pct(&m["uptime_30d"]),
                     ]
                 })
                 .collect();
-            output::table(&["MONITOR", "SERVICE", "EVERY (S)", "24H", "30D"], &rows);
+            output::table(
+                &["MONITOR", "SERVICE", "EVERY (S)", "SOURCE", "24H", "30D"],
+                &rows,
+            );
         }
         Command::Oncall { .. } => {
             for sch in v["schedules"].as_array().into_iter().flatten() {

@@ -2,6 +2,7 @@
 
 mod client;
 mod local;
+mod monitor_set;
 mod output;
 mod pipeline;
 mod postmortem;

@@ -65,9 +65,8 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
     })?;
     let addr = listener.local_addr()?;
     let mut settings = settings(&checked);
-    let scheduler = if checked.monitors.is_empty() {
-        None
-    } else {
+    // Always running, even with no [[monitors]]: monitors can be added through the API.
+    let scheduler = {
         let prober =
             warroom_worker::Prober::new().context("building the HTTP client for monitors")?;
         let scheduler =
@@ -107,6 +106,7 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
         workers.extend(spawn_monitors(
             scheduler,
             checked.monitors.clone(),
+            checked.window,
             state.clone(),
             stop_tx.subscribe(),
         ));
@@ -225,17 +225,24 @@ fn spawn_workers(
 fn spawn_monitors(
     scheduler: warroom_worker::Scheduler<warroom_worker::Prober>,
     monitors: Vec<warroom_domain::monitor::Monitor>,
+    window: warroom_domain::window::WindowConfig,
     state: AppState,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    let mut board = warroom_domain::detection::MonitorBoard::new(&monitors);
+    let mut board = warroom_domain::detection::MonitorBoard::with_window(&monitors, window);
+    let mut assessed = super::monitor_set::Assessed::default();
     let count = monitors.len();
     let now = state.clock.now();
     let mut sched_stop = stop.clone();
+    let (set_tx, set_rx) = tokio::sync::watch::channel(monitors.clone());
+    let config_monitors = monitors;
+    let mut reloader = super::monitor_set::Reloader::default();
+    let mut reload = tokio::time::interval(super::monitor_set::RELOAD_EVERY);
+    reload.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let run = tokio::spawn(async move {
         scheduler
-            .run(monitors, tx, now, async move {
+            .run_set(set_rx, tx, now, async move {
                 let _ = sched_stop.changed().await;
             })
             .await
@@ -255,6 +262,17 @@ fn spawn_monitors(
                         }
                     }
                 }
+                _ = reload.tick() => {
+                    if let Some(set) = reloader.poll(state.store.as_ref(), &config_monitors).await {
+                        let resolved = board.replace_monitors(&set, state.clock.now());
+                        let _ = set_tx.send(set);
+                        if !resolved.is_empty()
+                            && let Err(e) = warroom_server::api::alerts::ingest(&state, resolved).await
+                        {
+                            tracing::error!(error = ?e, "could not resolve the alerts of removed monitors");
+                        }
+                    }
+                }
                 event = rx.recv() => {
                     let Some(event) = event else { return };
                     batch.push(warroom_store::CheckRecord {
@@ -263,12 +281,17 @@ fn spawn_monitors(
                         ok: event.result.outcome.is_success(),
                         latency_ms: i64::try_from(event.result.latency.as_millis()).unwrap_or(i64::MAX),
                     });
+                    board.record(&event.monitor_id, super::monitor_set::sample(&event));
+                    if let Some(alert) = super::monitor_set::cert_warning(&mut board, &event, state.clock.now())
+                        && let Err(e) = warroom_server::api::alerts::ingest(&state, vec![alert]).await
+                    {
+                        tracing::error!(error = ?e, "could not record a certificate warning");
+                    }
+                    // Before this event's transition: a fresh DOWN is assessed from the next
+                    // result on, after its alert has opened or joined the incident.
+                    assessed.review(&board, &event, &state).await;
                     let Some(t) = event.transition else { continue };
-                    let detail = match (&event.result.failure, &event.result.error) {
-                        (Some(f), Some(e)) => format!("{f:?}: {e}"),
-                        (Some(f), None) => format!("{f:?}"),
-                        (None, _) => "recovered".to_owned(),
-                    };
+                    let detail = super::monitor_set::detail(&event);
                     tracing::info!(monitor.id = %event.monitor_id, from = ?t.from, to = ?t.to, "monitor changed state");
                     if let Some(alert) = board.transition(&event.monitor_id, t.to, &detail, state.clock.now())
                         && let Err(e) = warroom_server::api::alerts::ingest(&state, vec![alert]).await
@@ -310,6 +333,26 @@ fn monitor_metrics(s: &warroom_worker::StatsSnapshot) -> String {
         "counter",
         "Planned checks dropped because a monitor fell an interval behind.",
         vec![format!(" {}", s.ticks_skipped)],
+    );
+    let mut latency: Vec<String> = warroom_worker::LATENCY_BUCKETS
+        .iter()
+        .zip(s.latency_buckets)
+        .map(|(le, n)| format!("_bucket{{le=\"{le}\"}} {n}"))
+        .collect();
+    latency.push(format!("_bucket{{le=\"+Inf\"}} {}", s.latency_count));
+    latency.push(format!("_sum {}", s.latency_sum.as_secs_f64()));
+    latency.push(format!("_count {}", s.latency_count));
+    metric(
+        "warroom_check_duration_seconds",
+        "histogram",
+        "How long checks took (timeouts included).",
+        latency,
+    );
+    metric(
+        "warroom_monitors_scheduled",
+        "gauge",
+        "Monitors being checked now (config and API ones).",
+        vec![format!(" {}", s.scheduled)],
     );
     metric(
         "warroom_checks_in_flight",

@@ -361,3 +361,210 @@ async fn service_health_follows_firing_alerts_and_keeps_its_history() {
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }
+
+#[tokio::test]
+async fn an_alert_source_authenticates_with_its_own_secret_and_is_recorded() {
+    use warroom_server::api::alert_auth::AlertSource;
+    const SECRET: &str = "am-prod-secret-0123456789";
+    for b in backends() {
+        let mut settings = warroom_server::Settings::default();
+        settings.alerts.sources = vec![
+            AlertSource::new("am-stage", "am-stage-secret-0123456789"),
+            AlertSource::new("am-prod", SECRET),
+        ];
+        let app = TestApp::spawn_with(b, settings).await;
+        let webhook = json!({
+            "version": "4", "groupKey": "{}:{alertname=\"DiskFull\"}", "status": "firing",
+            "receiver": "warroom", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {},
+            "externalURL": "http://am:9093", "truncatedAlerts": 0,
+            "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull", "service": "db", "severity": "critical"},
+                        "annotations": {"summary": "disk full"}, "startsAt": "2026-01-12T14:29:00Z",
+                        "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": "x"}]
+        });
+        // Missing and wrong credentials: 401, nothing stored.
+        for token in [None, Some("am-prod-secret-012345678"), Some("")] {
+            for (path, body) in [
+                ("/hooks/alertmanager", webhook.clone()),
+                (
+                    "/api/v2/alerts",
+                    json!([alert("X", "db", "critical", None)]),
+                ),
+            ] {
+                let (st, v) = app.call(Method::POST, path, token, Some(body)).await;
+                assert_eq!(st, StatusCode::UNAUTHORIZED, "{b:?} {path} {token:?}: {v}");
+                assert!(
+                    !v.to_string().contains(SECRET),
+                    "a secret never comes back: {v}"
+                );
+            }
+        }
+        assert_eq!(app.get("/api/v1/alerts").await.1["alerts"], json!([]));
+
+        // The source's secret works on both endpoints, and the source is recorded.
+        let (st, v) = app
+            .call(
+                Method::POST,
+                "/hooks/alertmanager",
+                Some(SECRET),
+                Some(webhook),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        let (st, v) = app
+            .call(
+                Method::POST,
+                "/api/v2/alerts",
+                Some(SECRET),
+                Some(json!([alert("HighLatency", "db", "warning", None)])),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        let alerts = app.get("/api/v1/alerts").await.1["alerts"].clone();
+        for a in alerts.as_array().unwrap() {
+            assert_eq!(a["annotations"]["warroom_source"], "am-prod", "{a}");
+        }
+        let list = incidents(&app).await;
+        assert_eq!(list[0]["reporter"], "am-prod", "{b:?}");
+        let (_, tl) = app.get("/api/v1/incidents/1/timeline").await;
+        assert!(tl.to_string().contains("via source am-prod"), "{b:?}: {tl}");
+        // A source secret is not an API token: it opens nothing else.
+        let (st, _) = app
+            .call(Method::GET, "/api/v1/incidents", Some(SECRET), None)
+            .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED);
+        // Tokens still work as before (and a viewer's still may not send).
+        let (st, _) = app
+            .post("/api/v2/alerts", json!([alert("Y", "db", "warning", None)]))
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, _) = app
+            .call(
+                Method::POST,
+                "/api/v2/alerts",
+                Some(&app.viewer),
+                Some(json!([alert("Z", "db", "warning", None)])),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+    }
+}
+
+#[tokio::test]
+async fn a_10_mb_body_is_refused_with_413_on_every_intake_and_nothing_is_stored() {
+    use warroom_server::api::alert_auth::AlertSource;
+    const SECRET: &str = "am-prod-secret-0123456789";
+    let mut settings = warroom_server::Settings::default();
+    settings.alerts.sources = vec![AlertSource::new("am-prod", SECRET)];
+    let app = TestApp::spawn_with(backends()[0], settings).await;
+    let ten_mb = format!("[{}]", "0,".repeat(5 * 1024 * 1024));
+    for (path, token) in [
+        ("/api/v2/alerts", app.responder.clone()),
+        ("/api/v2/alerts", SECRET.to_owned()),
+        ("/hooks/alertmanager", SECRET.to_owned()),
+        ("/api/v1/monitors", app.responder.clone()),
+    ] {
+        let r = app
+            .http
+            .post(format!("{}{path}", app.url))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(ten_mb.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["error"], "payload_too_large", "{path}: {v}");
+    }
+    assert_eq!(app.get("/api/v1/alerts").await.1["alerts"], json!([]));
+    assert_eq!(app.get("/api/v1/monitors").await.1["monitors"], json!([]));
+}
+
+#[tokio::test]
+async fn below_the_auto_declare_severity_an_alert_only_suggests_an_incident() {
+    for b in backends() {
+        let mut settings = warroom_server::Settings::default();
+        settings.alerts.auto_declare_from = warroom_domain::Severity::Sev2;
+        let app = TestApp::spawn_with(b, settings).await;
+        let (st, _) = app
+            .post(
+                "/api/v2/alerts",
+                json!([
+                    alert("DiskFilling", "db", "warning", None),
+                    alert("Down", "api", "critical", None)
+                ]),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let list = incidents(&app).await;
+        assert_eq!(list.len(), 1, "{b:?}: only the critical one is declared");
+        let alerts = app.get("/api/v1/alerts").await.1["alerts"].clone();
+        let by_name = |n: &str| {
+            alerts
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|a| a["name"] == n)
+                .unwrap()
+                .clone()
+        };
+        let s = by_name("DiskFilling")["suggestion"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            s.contains("SEV3 is less severe than SEV2")
+                && s.contains("warroom declare --service db --severity 3"),
+            "{b:?}: {s}"
+        );
+        assert!(
+            by_name("Down")["suggestion"].is_null(),
+            "declared: no suggestion"
+        );
+    }
+}
+
+#[tokio::test]
+async fn when_the_worst_alert_resolves_a_downgrade_is_suggested_not_applied() {
+    for b in backends() {
+        let app = TestApp::spawn(b).await;
+        let both = |critical_ends: Option<&str>| {
+            json!([
+                alert("ApiDown", "api", "critical", critical_ends),
+                alert("ApiSlow", "api", "warning", None)
+            ])
+        };
+        app.post("/api/v2/alerts", both(None)).await;
+        assert_eq!(incidents(&app).await[0]["severity"], 1, "{b:?}");
+        // The critical one resolves (delivered twice, as clusters do); the warning still fires.
+        for _ in 0..2 {
+            let (st, _) = app
+                .post("/api/v2/alerts", both(Some("2026-01-12T14:29:30Z")))
+                .await;
+            assert_eq!(st, StatusCode::OK);
+        }
+        let i = &incidents(&app).await[0];
+        assert_eq!(i["severity"], 1, "{b:?}: never lowered automatically");
+        assert_ne!(i["status"], "monitoring", "{b:?}: ApiSlow still fires");
+        let (_, tl) = app.get("/api/v1/incidents/1/timeline").await;
+        let suggestions: Vec<&Value> = tl["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "severity_downgrade_suggested")
+            .collect();
+        assert_eq!(suggestions.len(), 1, "{b:?}: once: {tl}");
+        assert_eq!(
+            (
+                suggestions[0]["from"].as_i64(),
+                suggestions[0]["to"].as_i64()
+            ),
+            (Some(1), Some(3))
+        );
+        assert!(
+            suggestions[0]["text"].as_str().unwrap().contains("ApiSlow"),
+            "{b:?}: {}",
+            suggestions[0]
+        );
+    }
+}

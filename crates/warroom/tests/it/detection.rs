@@ -104,16 +104,30 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
             "{b:?}: the only user-facing monitor is down: nobody can get in"
         );
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let metrics = reqwest::get(format!("{}/metrics", server.url))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        // The incident is visible once declared; health and counters follow in the same pass,
+        // a moment later, so wait for them rather than racing them.
+        let scrape = async || {
+            reqwest::get(format!("{}/metrics", server.url))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        };
+        poll_until("health in /metrics", Duration::from_secs(5), async || {
+            scrape()
+                .await
+                .contains("warroom_service_health{service=\"shop\",status=\"UNHEALTHY\"} 1")
+        })
+        .await;
+        let metrics = scrape().await;
         for needle in [
             "warroom_checks_total ",
             "warroom_checks_failed_total ",
             "warroom_check_drift_seconds{quantile=\"0.99\"}",
+            "warroom_check_duration_seconds_bucket{le=\"0.005\"} ",
+            "warroom_check_duration_seconds_bucket{le=\"+Inf\"} ",
+            "warroom_check_duration_seconds_count ",
             "warroom_incidents_opened_total 1",
             "warroom_service_health{service=\"shop\",status=\"UNHEALTHY\"} 1",
         ] {
@@ -170,5 +184,418 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// A target whose status can be changed, counting the requests it gets.
+async fn counting_target() -> (String, Arc<AtomicU16>, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::AtomicUsize;
+    type S = (Arc<AtomicU16>, Arc<AtomicUsize>);
+    let status = Arc::new(AtomicU16::new(200));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = Router::new()
+        .route(
+            "/health",
+            get(|State((s, h)): State<S>| async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap()
+            }),
+        )
+        .with_state((status.clone(), hits.clone()));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/health", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (url, status, hits)
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.unwrap();
+    let st = r.status();
+    let text = r.text().await.unwrap();
+    (
+        st,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+async fn poll_until(what: &str, within: Duration, mut f: impl AsyncFnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f().await {
+        assert!(t0.elapsed() < within, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_monitor_created_through_the_api_opens_an_incident_and_deleting_it_stops_its_checks() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for b in backends() {
+        let db = fresh_database(b).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path();
+        let (url, status, hits) = counting_target().await;
+        status.store(500, Ordering::SeqCst);
+        let port = url
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let cfg = dir.join("w.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[monitors]]\nid = \"cfg-port\"\nservice = \"edge\"\ninterval_secs = 1\n\
+                 [monitors.check]\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = {port}\n"
+            ),
+        )
+        .unwrap();
+        let token = |role: &str| {
+            ok(&run(
+                dir,
+                &[],
+                &[
+                    "token",
+                    "create",
+                    "--role",
+                    role,
+                    "--name",
+                    role,
+                    "--database",
+                    &db.url,
+                ],
+            ))
+            .trim()
+            .to_owned()
+        };
+        let (responder, viewer) = (token("responder"), token("viewer"));
+        let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
+        let api = format!("{}/api/v1/monitors", server.url);
+        let spec = serde_json::json!({
+            "id": "shop-web", "service": "shop", "user_facing": true, "interval_secs": 1,
+            "timeout_ms": 500, "failures_to_down": 2, "successes_to_up": 1,
+            "check": { "kind": "http", "url": url }
+        });
+        use reqwest::Method;
+
+        // Bad input is refused naming the JSON path, and nothing is stored.
+        let mut bad = spec.clone();
+        bad["interval_secs"] = 0.into();
+        let (st, v) = call(Method::POST, &api, &responder, Some(bad)).await;
+        assert_eq!(st, 422, "{b:?}: {v}");
+        assert_eq!(v["details"]["field"], "$.interval_secs", "{v}");
+        let mut bad = spec.clone();
+        bad["check"]["url"] = "ftp://nope".into();
+        let (st, v) = call(Method::POST, &api, &responder, Some(bad)).await;
+        assert_eq!(
+            (st.as_u16(), v["details"]["field"].as_str()),
+            (422, Some("$.check.url")),
+            "{v}"
+        );
+        let mut bad = spec.clone();
+        bad["check"]["keywrod"] = "ok".into();
+        let (st, v) = call(Method::POST, &api, &responder, Some(bad)).await;
+        assert_eq!(st, 422, "{v}");
+        assert!(v["message"].as_str().unwrap().contains("keywrod"), "{v}");
+        let mut bad = spec.clone();
+        bad["id"] = "has space".into();
+        let (st, v) = call(Method::POST, &api, &responder, Some(bad)).await;
+        assert_eq!(
+            (st.as_u16(), v["details"]["field"].as_str()),
+            (422, Some("$.id")),
+            "{v}"
+        );
+        let (st, _) = call(Method::POST, &api, &viewer, Some(spec.clone())).await;
+        assert_eq!(st, 403, "{b:?}: viewers read, they do not write");
+        // Config monitors are read-only through the API.
+        let mut clash = spec.clone();
+        clash["id"] = "cfg-port".into();
+        let (st, v) = call(Method::POST, &api, &responder, Some(clash)).await;
+        assert_eq!(st, 409, "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("config file"),
+            "{v}"
+        );
+        let (st, _) = call(Method::DELETE, &format!("{api}/cfg-port"), &responder, None).await;
+        assert_eq!(st, 409);
+        let (st, _) = call(
+            Method::PUT,
+            &format!("{api}/cfg-port"),
+            &responder,
+            Some(spec.clone()),
+        )
+        .await;
+        assert_eq!(st, 409);
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            0,
+            "{b:?}: nothing was scheduled by refused writes"
+        );
+
+        let (st, v) = call(Method::POST, &api, &responder, Some(spec.clone())).await;
+        assert_eq!(st, 201, "{b:?}: {v}");
+        assert_eq!(v["source"], "api");
+        let (st, _) = call(Method::POST, &api, &responder, Some(spec.clone())).await;
+        assert_eq!(st, 409, "{b:?}: the id is taken");
+
+        // The running scheduler picks it up without a restart; the failing target opens the incident.
+        let env = [
+            ("WARROOM_URL", server.url.as_str()),
+            ("WARROOM_TOKEN", responder.as_str()),
+        ];
+        poll_until("incident opened", Duration::from_secs(10), async || {
+            !incidents(dir, &env).is_empty()
+        })
+        .await;
+        let i = &incidents(dir, &env)[0];
+        assert_eq!(i["services"], serde_json::json!(["shop"]), "{b:?}: {i}");
+        let (_, list) = call(Method::GET, &api, &viewer, None).await;
+        let sources: Vec<(&str, &str)> = list["monitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| (m["id"].as_str().unwrap(), m["source"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            sources,
+            [("cfg-port", "config"), ("shop-web", "api")],
+            "{list}"
+        );
+        let cli = ok(&run(dir, &env, &["monitors"]));
+        assert!(cli.contains("shop-web") && cli.contains("api"), "{cli}");
+
+        // PUT replaces it (the id may be left out of the body).
+        let mut slower = spec.clone();
+        slower.as_object_mut().unwrap().remove("id");
+        slower["interval_secs"] = 2.into();
+        let (st, v) = call(
+            Method::PUT,
+            &format!("{api}/shop-web"),
+            &responder,
+            Some(slower),
+        )
+        .await;
+        assert_eq!(
+            (st.as_u16(), v["interval_secs"].as_u64()),
+            (200, Some(2)),
+            "{v}"
+        );
+
+        // Deleted: it stops being checked, and its alert resolves so the incident calms.
+        let (st, _) = call(Method::DELETE, &format!("{api}/shop-web"), &responder, None).await;
+        assert_eq!(st, 204);
+        let (st, _) = call(Method::GET, &format!("{api}/shop-web"), &viewer, None).await;
+        assert_eq!(st, 404);
+        let metrics = format!("{}/metrics", server.url);
+        poll_until(
+            "scheduler dropped the monitor",
+            Duration::from_secs(5),
+            async || {
+                reqwest::get(&metrics)
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
+                    .contains("warroom_monitors_scheduled 1\n")
+            },
+        )
+        .await;
+        poll_until("incident calmed", Duration::from_secs(5), async || {
+            incidents(dir, &env)[0]["status"] == "monitoring"
+        })
+        .await;
+        let seen = hits.load(Ordering::SeqCst);
+        // The scheduler keeps running the config monitor (1 s) while the deleted one (last at
+        // 2 s) gets no request: five of those checks span two of its intervals.
+        let checks = async || -> u64 {
+            let text = reqwest::get(&metrics).await.unwrap().text().await.unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix("warroom_checks_total "))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap()
+        };
+        let before = checks().await;
+        poll_until(
+            "the scheduler moved on",
+            Duration::from_secs(10),
+            async || checks().await >= before + 5,
+        )
+        .await;
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            seen,
+            "{b:?}: still being checked"
+        );
+
+        // The CLI adds and removes API monitors from a file in the [[monitors]] format.
+        let file = dir.join("m.toml");
+        std::fs::write(
+            &file,
+            format!("id = \"shop-tcp\"\nservice = \"shop\"\ninterval_secs = 0\n[check]\nkind = \"tcp\"\nhost = \"127.0.0.1\"\nport = {port}\n"),
+        )
+        .unwrap();
+        let out = run(dir, &env, &["monitors", "add", file.to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("$.interval_secs"), "{b:?}: {err}");
+        std::fs::write(
+            &file,
+            std::fs::read_to_string(&file)
+                .unwrap()
+                .replace("= 0", "= 5"),
+        )
+        .unwrap();
+        let out = ok(&run(
+            dir,
+            &env,
+            &["monitors", "add", file.to_str().unwrap()],
+        ));
+        assert!(out.contains("shop-tcp created"), "{out}");
+        assert!(ok(&run(dir, &env, &["monitors"])).contains("shop-tcp"));
+        let out = ok(&run(dir, &env, &["monitors", "rm", "shop-tcp"]));
+        assert!(out.contains("deleted"), "{out}");
+        assert!(!ok(&run(dir, &env, &["monitors"])).contains("shop-tcp"));
+    }
+}
+
+#[tokio::test]
+async fn severity_follows_the_window_raised_automatically_and_a_downgrade_only_suggested() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for b in backends() {
+        let db = fresh_database(b).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path();
+        let (url_a, status_a) = target().await;
+        let (url_b, status_b) = target().await;
+        let monitor = |id: &str, url: &str, failures: u32| {
+            format!(
+                "[[monitors]]\nid = \"{id}\"\nservice = \"pay\"\nuser_facing = true\ninterval_secs = 1\ntimeout_ms = 500\n\
+                 failures_to_down = {failures}\nsuccesses_to_up = 1\n[monitors.check]\nkind = \"http\"\nurl = \"{url}\"\n"
+            )
+        };
+        let cfg = dir.join("w.toml");
+        // A short window so the test sees the share move in seconds; b-api never turns DOWN, so
+        // only the window's failing share can change the severity.
+        std::fs::write(
+            &cfg,
+            format!(
+                "[detection]\nwindow_secs = 6\n{}{}",
+                monitor("a-web", &url_a, 2),
+                monitor("b-api", &url_b, 1000)
+            ),
+        )
+        .unwrap();
+        let token = ok(&run(
+            dir,
+            &[],
+            &[
+                "token",
+                "create",
+                "--role",
+                "responder",
+                "--name",
+                "t",
+                "--database",
+                &db.url,
+            ],
+        ))
+        .trim()
+        .to_owned();
+        let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
+        let env = [
+            ("WARROOM_URL", server.url.as_str()),
+            ("WARROOM_TOKEN", token.as_str()),
+        ];
+        let timeline = || {
+            serde_json::from_str::<serde_json::Value>(&ok(&run(
+                dir,
+                &env,
+                &["timeline", "1", "--json"],
+            )))
+            .unwrap()["events"]
+                .as_array()
+                .unwrap()
+                .clone()
+        };
+
+        // a-web fails, b-api answers: users still get in and under half the checks fail.
+        status_a.store(500, Ordering::SeqCst);
+        poll_until("incident opened", Duration::from_secs(10), async || {
+            !incidents(dir, &env).is_empty()
+        })
+        .await;
+        let first = incidents(dir, &env)[0]["severity"].as_i64().unwrap();
+        assert!(first >= 2, "{b:?}: users can get in, so not SEV1: {first}");
+
+        // b-api starts failing too, without ever being DOWN: the share passes 50 % → SEV1.
+        status_b.store(500, Ordering::SeqCst);
+        poll_until("raised to SEV1", Duration::from_secs(10), async || {
+            incidents(dir, &env)[0]["severity"] == 1
+        })
+        .await;
+        let raised = timeline()
+            .into_iter()
+            .find(|e| e["kind"] == "severity_changed")
+            .expect("the raise is on the timeline");
+        assert_eq!(raised["author"], "monitors", "{raised}");
+        assert!(
+            raised["reason"]
+                .as_str()
+                .unwrap()
+                .contains("users can access: yes"),
+            "{raised}"
+        );
+
+        // b-api recovers: the share falls back to a-web's half → a downgrade is suggested, and
+        // only suggested.
+        status_b.store(200, Ordering::SeqCst);
+        poll_until("downgrade suggested", Duration::from_secs(15), async || {
+            timeline()
+                .iter()
+                .any(|e| e["kind"] == "severity_downgrade_suggested")
+        })
+        .await;
+        let i = &incidents(dir, &env)[0];
+        assert_eq!(i["severity"], 1, "{b:?}: never lowered automatically: {i}");
+        let suggestions: Vec<_> = timeline()
+            .into_iter()
+            .filter(|e| e["kind"] == "severity_downgrade_suggested")
+            .collect();
+        assert_eq!(
+            suggestions.len(),
+            1,
+            "{b:?}: suggested once: {suggestions:?}"
+        );
+        assert_eq!(suggestions[0]["to"], 2, "{b:?}: {suggestions:?}");
+        let text = ok(&run(dir, &env, &["timeline", "1"]));
+        assert!(
+            text.contains("Suggestion: severity could be lowered SEV1 → SEV2"),
+            "{b:?}: {text}"
+        );
+        // The evidence names the failure, the status and the latency; the checks' 5xx share
+        // attaches the runbook's playbook.
+        assert!(text.contains("crashed (HTTP 500;"), "{b:?}: {text}");
+        assert!(
+            text.contains("service signals over the last 6s: users can access: yes; failing"),
+            "{b:?}: {text}"
+        );
+        assert!(
+            text.contains("Playbook: High error rate") && text.contains("answered 5xx"),
+            "{b:?}: {text}"
+        );
     }
 }

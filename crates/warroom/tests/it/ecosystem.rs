@@ -181,7 +181,20 @@ async fn prometheus_and_alertmanager_open_and_calm_incidents() {
     ))
     .trim()
     .to_owned();
-    let server = Server::start(&db.url, dir);
+    // Alertmanager authenticates with its own source secret (a credential that can only deliver
+    // alerts); Prometheus in (B) uses the token.
+    let source_secret = "am-ecosystem-secret-0123456789";
+    let cfg = write(
+        dir,
+        "warroom.toml",
+        "[[alert_sources]]\nname = \"am-test\"\nsecret_env = \"WARROOM_TEST_AM_SOURCE_SECRET\"\n",
+    );
+    let server = Server::start_with(
+        &db.url,
+        dir,
+        &["--config", &cfg],
+        &[("WARROOM_TEST_AM_SOURCE_SECRET", source_secret)],
+    );
     let env = [
         ("WARROOM_URL", server.url.as_str()),
         ("WARROOM_TOKEN", token.as_str()),
@@ -192,12 +205,13 @@ async fn prometheus_and_alertmanager_open_and_calm_incidents() {
     let am_port = free_port();
     let am_dir = dir.join("am");
     std::fs::create_dir_all(&am_dir).unwrap();
+    let secret_file = write(&am_dir, "warroom.secret", source_secret);
     let am_cfg = write(
         &am_dir,
         "am.yml",
         &format!(
             "route:\n  receiver: warroom\n  group_by: [alertname, service]\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-             receivers:\n- name: warroom\n  webhook_configs:\n  - url: {}/hooks/alertmanager\n    send_resolved: true\n    http_config:\n      authorization:\n        credentials: {token}\n",
+             receivers:\n- name: warroom\n  webhook_configs:\n  - url: {}/hooks/alertmanager\n    send_resolved: true\n    http_config:\n      authorization:\n        credentials_file: {secret_file}\n",
             server.url
         ),
     );
@@ -245,7 +259,10 @@ async fn prometheus_and_alertmanager_open_and_calm_incidents() {
     })
     .await;
     assert_eq!(incident["severity"], 1, "severity=critical → SEV1");
-    assert_eq!(incident["reporter"], "alertmanager");
+    assert_eq!(
+        incident["reporter"], "am-test",
+        "the source that authenticated is recorded"
+    );
     let number = incident["number"].as_i64().unwrap();
 
     let _target = Target::start(target.port).await;

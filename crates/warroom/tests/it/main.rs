@@ -6,6 +6,7 @@ mod api;
 mod cli;
 mod detection;
 mod ecosystem;
+mod monitors_api;
 mod notify_e2e;
 mod openapi;
 mod paging;

@@ -672,3 +672,74 @@ async fn concurrent_ingests_are_grouped_but_each_counted_exactly() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn api_monitors_are_stored_replaced_deleted_and_each_write_moves_the_set_version() {
+    use warroom_domain::monitor::MonitorSpec;
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let spec: MonitorSpec = serde_json::from_value(serde_json::json!({
+            "id": "shop-web", "service": "shop", "interval_secs": 30,
+            "check": { "kind": "http", "url": "https://shop.example.com/health", "headers": { "x-a": "1" } }
+        }))
+        .unwrap();
+        let v0 = store.monitor_set_version().await.unwrap();
+        let created = store.create_monitor(&spec, "rita", T0).await.unwrap();
+        assert_eq!(created.created_by, "rita");
+        let v1 = store.monitor_set_version().await.unwrap();
+        assert!(v1 > v0, "{b:?}");
+        // Concurrent creates of one id: exactly one wins, the others are conflicts (409s).
+        let mut racer = spec.clone();
+        racer.id = "racer".into();
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, racer) = (store.clone(), racer.clone());
+                tokio::spawn(async move { store.create_monitor(&racer, "rita", T0).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for t in tasks {
+            results.push(t.await.unwrap());
+        }
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{b:?}");
+        assert!(
+            results
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .all(|e| matches!(e, StoreError::Conflict(_))),
+            "{b:?}: {results:?}"
+        );
+        assert!(store.delete_monitor("racer").await.unwrap());
+        let v1 = store.monitor_set_version().await.unwrap();
+        let e = store.create_monitor(&spec, "rita", T0).await.unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{b:?}: {e}");
+        assert_eq!(store.monitor_set_version().await.unwrap(), v1, "a refused write moves nothing");
+
+        let mut slower = spec.clone();
+        slower.interval_secs = 60;
+        let replaced = store
+            .replace_monitor(&slower, T0 + Duration::minutes(1))
+            .await
+            .unwrap();
+        assert_eq!(replaced.spec, slower, "{b:?}");
+        assert_eq!((replaced.created_at, replaced.updated_at), (T0, T0 + Duration::minutes(1)));
+        let mut other = spec.clone();
+        other.id = "nope".into();
+        assert!(matches!(
+            store.replace_monitor(&other, T0).await.unwrap_err(),
+            StoreError::NotFound { .. }
+        ));
+        // Survives a reopen, spec intact.
+        drop(store);
+        let store = open_store(b, &db).await.unwrap();
+        assert_eq!(store.api_monitor("shop-web").await.unwrap().unwrap().spec, slower);
+        assert_eq!(store.api_monitors().await.unwrap().len(), 1);
+        let v2 = store.monitor_set_version().await.unwrap();
+        assert!(store.delete_monitor("shop-web").await.unwrap());
+        assert!(!store.delete_monitor("shop-web").await.unwrap());
+        assert!(store.monitor_set_version().await.unwrap() > v2, "{b:?}");
+        assert!(store.api_monitors().await.unwrap().is_empty());
+    })
+    .await;
+}

@@ -1,0 +1,271 @@
+//! Monitors through the API, beside the ones in the config file.
+//!
+//! API monitors go through the same validation as `[[monitors]]` (errors name the JSON path:
+//! `$.interval_secs`, `$.check.url`), are stored, and the running scheduler picks them up
+//! within a second by polling the store's monitor-set version: the server never talks to the
+//! worker directly. Config monitors are listed with `source: config` and are read-only here,
+//! because the file is their source of truth and would undo an API change at the next restart.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use serde_json::{Value, json};
+use warroom_domain::monitor::{Check, Monitor, MonitorSpec};
+use warroom_store::StoredMonitor;
+
+use crate::{
+    AppState,
+    error::ApiError,
+    extract::{ApiJson, Caller, Responder, Viewer},
+};
+
+/// Ids appear in URLs (`/api/v1/monitors/{id}`) and in alert labels, so the API keeps them to
+/// characters that need no escaping in either.
+const MAX_ID_LEN: usize = 100;
+
+fn check_id(id: &str, field: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && id.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!(
+                "`{id}` is not a monitor id; use 1-{MAX_ID_LEN} letters, digits, `-`, `_` or `.`, starting with a letter or digit, e.g. `shop-web`"
+            ),
+        ))
+    }
+}
+
+fn config_monitor<'a>(state: &'a AppState, id: &str) -> Option<&'a Monitor> {
+    state.settings.monitors.iter().find(|m| m.id == id)
+}
+
+fn read_only(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "config_monitor",
+        format!(
+            "monitor `{id}` is defined in the config file ([[monitors]]), which is its source of truth; change it there and restart warroom, or use another id"
+        ),
+    )
+    .with_details(json!({ "id": id, "source": "config" }))
+}
+
+/// Parses a body into a spec with serde's errors naming the JSON path, then validates it like
+/// a config monitor, with `$` as the root of every field name.
+async fn parse_spec(state: &AppState, body: Value) -> Result<(MonitorSpec, Monitor), ApiError> {
+    let spec: MonitorSpec = serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "$".to_owned()
+        } else {
+            format!("$.{path}")
+        };
+        ApiError::invalid(&field, e.into_inner().to_string())
+    })?;
+    check_id(&spec.id, "$.id")?;
+    let monitor = spec.validate("$")?;
+    super::incidents::resolve_service(state, &spec.service, "$.service").await?;
+    Ok((spec, monitor))
+}
+
+fn check_view(c: &Check) -> Value {
+    match c {
+        Check::Http(h) => json!({ "kind": "http", "method": h.method, "url": h.url }),
+        Check::Tcp { host, port } => json!({ "kind": "tcp", "host": host, "port": port }),
+        Check::Dns { name, expected } => {
+            json!({ "kind": "dns", "name": name, "expected": expected })
+        }
+    }
+}
+
+async fn view(
+    state: &AppState,
+    m: &Monitor,
+    stored: Option<&StoredMonitor>,
+) -> Result<Value, ApiError> {
+    let now = state.clock.now();
+    let day = state
+        .store
+        .uptime(&m.id, now - time::Duration::hours(24), now)
+        .await?;
+    let month = state
+        .store
+        .uptime(&m.id, now - time::Duration::days(30), now)
+        .await?;
+    let mut v = json!({
+        "id": m.id, "name": m.name, "service": m.service, "user_facing": m.user_facing,
+        "interval_secs": m.interval.as_secs(),
+        "timeout_ms": u64::try_from(m.timeout.as_millis()).unwrap_or(u64::MAX),
+        "failures_to_down": m.thresholds.failures_to_down,
+        "successes_to_up": m.thresholds.successes_to_up,
+        "check": check_view(&m.check),
+        "source": if stored.is_some() { "api" } else { "config" },
+        "uptime_24h": day, "uptime_30d": month,
+    });
+    if let Some(s) = stored {
+        v["spec"] = json!(s.spec);
+        v["created_by"] = json!(s.created_by);
+        v["created_at"] = json!(warroom_domain::timefmt::rfc3339(s.created_at));
+        v["updated_at"] = json!(warroom_domain::timefmt::rfc3339(s.updated_at));
+    }
+    Ok(v)
+}
+
+/// An API monitor as validated now; a stored spec that no longer validates (after an upgrade
+/// tightened a rule) is reported rather than hidden.
+fn validated(s: &StoredMonitor) -> Result<Monitor, ApiError> {
+    s.spec.validate("$").map_err(|e| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "stored_monitor_invalid",
+            format!(
+                "stored monitor `{}` no longer validates ({e}); replace it with PUT",
+                s.spec.id
+            ),
+        )
+    })
+}
+
+/// `GET /api/v1/monitors`: config monitors, then API ones, each with its availability over the
+/// last 24 hours and 30 days.
+pub async fn list_monitors(
+    State(state): State<AppState>,
+    _c: Caller<Viewer>,
+) -> Result<Json<Value>, ApiError> {
+    let mut out = Vec::new();
+    for m in &state.settings.monitors {
+        out.push(view(&state, m, None).await?);
+    }
+    for s in state.store.api_monitors().await? {
+        if config_monitor(&state, &s.spec.id).is_some() {
+            // The config took this id after the API monitor was made; the scheduler runs the
+            // config one, so only that one is listed.
+            continue;
+        }
+        match validated(&s) {
+            Ok(m) => out.push(view(&state, &m, Some(&s)).await?),
+            Err(e) => {
+                tracing::warn!(monitor.id = %s.spec.id, error = ?e, "stored monitor does not validate; not running");
+                out.push(
+                    json!({ "id": s.spec.id, "source": "api", "spec": s.spec, "invalid": true }),
+                );
+            }
+        }
+    }
+    Ok(Json(json!({ "monitors": out })))
+}
+
+/// `GET /api/v1/monitors/{id}`.
+pub async fn show_monitor(
+    State(state): State<AppState>,
+    _c: Caller<Viewer>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(m) = config_monitor(&state, &id) {
+        return Ok(Json(view(&state, m, None).await?));
+    }
+    let s = state
+        .store
+        .api_monitor(&id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let m = validated(&s)?;
+    Ok(Json(view(&state, &m, Some(&s)).await?))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "no monitor with id `{id}`; list them with GET /api/v1/monitors"
+    ))
+}
+
+/// `POST /api/v1/monitors`: a monitor in the `[[monitors]]` format, as JSON. 201 once stored;
+/// the scheduler starts it within a second.
+pub async fn create_monitor(
+    State(state): State<AppState>,
+    c: Caller<Responder>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (spec, monitor) = parse_spec(&state, body).await?;
+    if config_monitor(&state, &spec.id).is_some() {
+        return Err(read_only(&spec.id));
+    }
+    let stored = state
+        .store
+        .create_monitor(&spec, c.name(), state.clock.now())
+        .await?;
+    tracing::info!(monitor.id = %spec.id, service.slug = %spec.service, "monitor created through the API");
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&state, &monitor, Some(&stored)).await?),
+    ))
+}
+
+/// `PUT /api/v1/monitors/{id}`: replaces an API monitor's definition. The body's `id` may be
+/// left out; when present it must be the path's.
+pub async fn replace_monitor(
+    State(state): State<AppState>,
+    _c: Caller<Responder>,
+    Path(id): Path<String>,
+    ApiJson(mut body): ApiJson<Value>,
+) -> Result<Json<Value>, ApiError> {
+    if config_monitor(&state, &id).is_some() {
+        return Err(read_only(&id));
+    }
+    match body.get("id") {
+        None => {
+            if let Some(o) = body.as_object_mut() {
+                o.insert("id".into(), Value::String(id.clone()));
+            }
+        }
+        Some(Value::String(s)) if *s == id => {}
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "$.id",
+                format!(
+                    "{other} differs from the path's `{id}`; an id cannot be changed, delete and create instead"
+                ),
+            ));
+        }
+    }
+    let (spec, monitor) = parse_spec(&state, body).await?;
+    let stored = state
+        .store
+        .replace_monitor(&spec, state.clock.now())
+        .await
+        .map_err(|e| match e {
+            warroom_store::StoreError::NotFound { .. } => ApiError::not_found(format!(
+                "no API monitor with id `{id}`; create it with POST /api/v1/monitors"
+            )),
+            other => other.into(),
+        })?;
+    tracing::info!(monitor.id = %id, "monitor replaced through the API");
+    Ok(Json(view(&state, &monitor, Some(&stored)).await?))
+}
+
+/// `DELETE /api/v1/monitors/{id}`: stops and forgets an API monitor. A monitor that was DOWN has
+/// its alert resolved by the scheduler, so its incident can calm down.
+pub async fn delete_monitor(
+    State(state): State<AppState>,
+    _c: Caller<Responder>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if config_monitor(&state, &id).is_some() {
+        return Err(read_only(&id));
+    }
+    if state.store.delete_monitor(&id).await? {
+        tracing::info!(monitor.id = %id, "monitor deleted through the API");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(&id))
+    }
+}
