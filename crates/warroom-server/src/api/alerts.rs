@@ -3,8 +3,8 @@
 //! alertmanager) and `POST /hooks/alertmanager` takes Alertmanager's webhook (version 4).
 //!
 //! A 2xx means the alerts are committed. Acting on them (opening, joining, calming incidents)
-//! happens right after the commit and again from a catch-up loop, driven by the alerts'
-//! `pending` mark, so a crash in between loses nothing and repeats nothing.
+//! happens outside the request, in [`run_processor`], woken by the commit and driven by the
+//! alerts' `pending` mark, so a crash in between loses nothing and repeats nothing.
 
 use axum::{
     Json,
@@ -118,11 +118,49 @@ pub async fn ingest(
         outcome.duplicates as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
-    if let Err(e) = process_pending(state).await {
-        // Committed already; the catch-up loop will act on them.
-        tracing::warn!(error = ?e, "acting on alerts failed; the catch-up loop retries");
-    }
+    // The commit woke the processor ([`run_processor`]) if any alert is pending.
     Ok(outcome)
+}
+
+/// How often the processor looks for pending alerts without being woken: alerts committed by
+/// another process (PostgreSQL), or left pending by a crash or a failed pass.
+pub const PROCESSOR_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Acts on committed alerts outside the requests: woken by every commit that left alerts
+/// pending, it processes everything pending in passes of up to [`PASS_SIZE`] alerts, so a burst
+/// of deliveries is handled in a few passes instead of one per request. Runs until `stop`.
+pub async fn run_processor(state: AppState, stop: impl std::future::Future<Output = ()>) {
+    let signal = state.store.alert_signal();
+    tokio::pin!(stop);
+    loop {
+        loop {
+            match process_pending(&state).await {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = ?e, "acting on pending alerts failed; retrying");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = signal.notified() => {}
+            _ = tokio::time::sleep(PROCESSOR_POLL) => {}
+            _ = &mut stop => return,
+        }
+    }
+}
+
+/// Processes until nothing is pending: for tests and tools that need the effects of what they
+/// just posted. Waits for a pass already running.
+pub async fn drain(state: &AppState) -> Result<usize, ApiError> {
+    let mut total = 0;
+    loop {
+        match process_pending(state).await? {
+            0 => return Ok(total),
+            n => total += n,
+        }
+    }
 }
 
 /// `POST /api/v2/alerts`: Alertmanager's API v2 body (a JSON array of alerts). Like
@@ -199,6 +237,9 @@ pub static RECEIVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 pub static DEDUPLICATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Incidents opened from alerts and monitors since start.
 pub static INCIDENTS_OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Most alerts acted on in one pass.
+pub const PASS_SIZE: i64 = 5000;
 
 /// One pass at a time per process, so two deliveries of the same new group cannot both
 /// declare an incident for it.
@@ -305,7 +346,7 @@ async fn open_incident_for(
 /// the post-mortem is suggested. Returns how many alerts were settled.
 pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
     let _one_at_a_time = PROCESSING.lock().await;
-    let pending = state.store.pending_alerts(1000).await?;
+    let pending = state.store.pending_alerts(PASS_SIZE).await?;
     let mut groups: BTreeMap<String, Vec<StoredAlert>> = BTreeMap::new();
     for a in pending {
         groups.entry(a.group_key.clone()).or_default().push(a);
