@@ -701,9 +701,10 @@ impl AlertStore for SqlStore {
         let _gate = self.gate.enter().await;
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
         for chunk in fingerprints.chunks(500) {
-            let ph: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let ph = ingest::placeholders(self.dialect, 2, chunk.len());
+            let first = ingest::placeholders(self.dialect, 1, 1).remove(0);
             let sql = format!(
-                "UPDATE alerts SET pending = 0, incident = COALESCE($1, incident) WHERE fingerprint IN ({})",
+                "UPDATE alerts SET pending = 0, incident = COALESCE({first}, incident) WHERE fingerprint IN ({})",
                 ph.join(", ")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(incident);

@@ -258,16 +258,31 @@ fn summary_of(a: &StoredAlert) -> String {
     }
 }
 
-fn evidence(a: &StoredAlert) -> EventKind {
+/// Alerts listed in one evidence note: a burst of thousands of alerts for one service becomes
+/// a readable handful of timeline notes (and a handful of rows) instead of one each.
+const EVIDENCE_PER_NOTE: usize = 20;
+
+fn evidence_line(a: &StoredAlert) -> String {
     let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    EventKind::Note {
-        text: format!(
-            "Alert firing: {} since {} ({})",
-            summary_of(a),
-            warroom_domain::timefmt::hm_utc(a.starts_at),
-            labels.join(", ")
-        ),
-    }
+    format!(
+        "Alert firing: {} since {} ({})",
+        summary_of(a),
+        warroom_domain::timefmt::hm_utc(a.starts_at),
+        labels.join(", ")
+    )
+}
+
+fn evidence(alerts: &[StoredAlert]) -> Vec<EventKind> {
+    alerts
+        .chunks(EVIDENCE_PER_NOTE)
+        .map(|chunk| EventKind::Note {
+            text: chunk
+                .iter()
+                .map(evidence_line)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        })
+        .collect()
 }
 
 fn playbook_notes(alerts: &[StoredAlert]) -> Vec<EventKind> {
@@ -346,13 +361,19 @@ async fn open_incident_for(
 /// the post-mortem is suggested. Returns how many alerts were settled.
 pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
     let _one_at_a_time = PROCESSING.lock().await;
+    let started = std::time::Instant::now();
     let pending = state.store.pending_alerts(PASS_SIZE).await?;
+    let t_read = started.elapsed();
     let mut groups: BTreeMap<String, Vec<StoredAlert>> = BTreeMap::new();
     for a in pending {
         groups.entry(a.group_key.clone()).or_default().push(a);
     }
     let mut settled = 0;
     let mut touched: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    // Per touched service: did this pass only add firing alerts, and their severities.
+    let mut only_firing: HashMap<String, bool> = HashMap::new();
+    let mut pass_severities: HashMap<String, Vec<(String, Severity)>> = HashMap::new();
+    let now = state.clock.now();
     for alerts in groups.values() {
         if let Some(a) = alerts.first()
             && let Some(s) = a
@@ -360,6 +381,25 @@ pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
                 .clone()
                 .or_else(|| alert::slug_candidate(&a.name).map(|s| s.to_string()))
         {
+            let firing_only = alerts
+                .iter()
+                .all(|a| a.status == AlertState::Firing.as_str());
+            only_firing
+                .entry(s.clone())
+                .and_modify(|o| *o &= firing_only)
+                .or_insert(firing_only);
+            let sev = pass_severities.entry(s.clone()).or_default();
+            for a in alerts {
+                if !state
+                    .settings
+                    .alerts
+                    .silences
+                    .iter()
+                    .any(|m| m.mutes(&a.labels, now))
+                {
+                    sev.push((a.name.clone(), alert_severity(state, a)));
+                }
+            }
             touched.insert(s);
         }
     }
@@ -376,10 +416,60 @@ pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
             settled += resolved.len();
         }
     }
+    let t_groups = started.elapsed();
+    // Firing alerts can only make a service worse: when this pass only added firing alerts and
+    // they imply no worse health than the service already has, its health cannot have changed,
+    // and the full recount (every firing alert of the service) is skipped. That recount is what
+    // made a stream of new alerts quadratic.
+    let current: HashMap<String, String> = if only_firing.values().any(|o| *o) {
+        state
+            .store
+            .service_health()
+            .await?
+            .into_iter()
+            .map(|h| (h.service, h.status))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     for service in touched {
-        refresh_health(state, &service).await?;
+        let unchanged = only_firing.get(&service).copied().unwrap_or(false)
+            && current.get(&service).is_some_and(|now| {
+                let added = warroom_domain::detection::health_of(
+                    pass_severities.get(&service).map_or(&[][..], Vec::as_slice),
+                )
+                .0;
+                health_rank(now) >= health_rank(added.as_str())
+            });
+        if !unchanged {
+            refresh_health(state, &service).await?;
+        }
     }
+    tracing::debug!(
+        alerts = settled,
+        read_ms = t_read.as_secs_f64() * 1000.0,
+        groups_ms = (t_groups - t_read).as_secs_f64() * 1000.0,
+        health_ms = (started.elapsed() - t_groups).as_secs_f64() * 1000.0,
+        "alert processing pass"
+    );
     Ok(settled)
+}
+
+fn health_rank(status: &str) -> u8 {
+    match status {
+        "UNHEALTHY" => 2,
+        "DEGRADED" => 1,
+        _ => 0,
+    }
+}
+
+fn alert_severity(state: &AppState, a: &StoredAlert) -> Severity {
+    state
+        .settings
+        .alerts
+        .mapping
+        .severity_of(&a.labels)
+        .unwrap_or(state.settings.alerts.default_severity)
 }
 
 /// Recomputes a service's health from its firing alerts (monitors' included) and records a
@@ -483,7 +573,7 @@ async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiEr
     let (severity, raw) = severity_of(state, firing);
     let now = state.clock.now();
     if let Some(incident) = open_incident_for(state, slug.as_str()).await? {
-        let mut events: Vec<EventKind> = firing.iter().map(evidence).collect();
+        let mut events: Vec<EventKind> = evidence(firing);
         let number = incident.number;
         let policies = state.settings.policies.clone();
         let reason = format!(
@@ -564,7 +654,7 @@ async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiEr
                 .filter(|t| *t <= now),
             public: service.public,
         };
-        let mut extra: Vec<EventKind> = firing.iter().map(evidence).collect();
+        let mut extra: Vec<EventKind> = evidence(firing);
         extra.extend(playbook_notes(firing));
         let incident = super::incidents::declare(
             state,

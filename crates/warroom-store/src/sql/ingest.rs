@@ -268,14 +268,24 @@ struct RowWrite<'a> {
     existed: bool,
 }
 
+/// `count` placeholders numbered from `from`: SQLite gets anonymous `?`, because naming them
+/// costs SQLite a linear search per parameter (quadratic in a statement of a thousand).
+pub(super) fn placeholders(dialect: Dialect, from: usize, count: usize) -> Vec<String> {
+    match dialect {
+        Dialect::Sqlite => vec!["?".to_owned(); count],
+        Dialect::Postgres => (from..from + count).map(|i| format!("${i}")).collect(),
+    }
+}
+
 /// Reads what is stored about alerts the table of known alerts does not hold.
 async fn read_known(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    dialect: Dialect,
     fps: &[u64],
 ) -> Result<HashMap<u64, Known>> {
     let mut out = HashMap::with_capacity(fps.len());
     for chunk in fps.chunks(500) {
-        let ph: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let ph = placeholders(dialect, 1, chunk.len());
         let sql = format!(
             "SELECT fingerprint, status, starts_at, ends_at, annotations, last_seen FROM alerts WHERE fingerprint IN ({})",
             ph.join(", ")
@@ -311,13 +321,13 @@ async fn read_known(
 /// Upserts rows, many per statement.
 async fn write_rows(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    dialect: Dialect,
     rows: &[&RowWrite<'_>],
 ) -> Result<()> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut values = Vec::with_capacity(chunk.len());
         for i in 0..chunk.len() {
-            let b = i * 14;
-            let ph: Vec<String> = (1..=14).map(|k| format!("${}", b + k)).collect();
+            let ph = placeholders(dialect, i * 14 + 1, 14);
             values.push(format!(
                 "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, NULL, {})",
                 ph[0],
@@ -375,7 +385,7 @@ async fn write_rows(
         .map(|r| r.alert.alert.fingerprint.to_string())
         .collect();
     for chunk in detach.chunks(500) {
-        let ph: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let ph = placeholders(dialect, 1, chunk.len());
         let sql = format!(
             "UPDATE alerts SET incident = NULL WHERE fingerprint IN ({})",
             ph.join(", ")
@@ -439,7 +449,15 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            match self.commit(&jobs).await {
+            let started = std::time::Instant::now();
+            let result = self.commit(&jobs).await;
+            tracing::debug!(
+                callers = jobs.len(),
+                alerts,
+                duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "alert group commit"
+            );
+            match result {
                 Ok((outs, pending)) => {
                     if pending {
                         self.signal.notify_one();
@@ -479,7 +497,7 @@ impl Writer {
             .copied()
             .filter(|fp| !known.contains_key(fp))
             .collect();
-        known.extend(read_known(&mut tx, &missing).await?);
+        known.extend(read_known(&mut tx, self.dialect, &missing).await?);
 
         let mut rows: HashMap<u64, RowWrite<'_>> = HashMap::with_capacity(fps.len());
         let mut order: Vec<u64> = Vec::with_capacity(fps.len());
@@ -539,11 +557,19 @@ impl Writer {
             .filter(|r| r.write)
             .collect();
         let pending = to_write.iter().any(|r| r.pending);
+        let t0 = std::time::Instant::now();
         if to_write.is_empty() {
             tx.rollback().await?;
         } else {
-            write_rows(&mut tx, &to_write).await?;
+            write_rows(&mut tx, self.dialect, &to_write).await?;
+            let t1 = std::time::Instant::now();
             tx.commit().await?;
+            tracing::trace!(
+                rows = to_write.len(),
+                write_ms = (t1 - t0).as_secs_f64() * 1000.0,
+                commit_ms = t1.elapsed().as_secs_f64() * 1000.0,
+                "alert rows written"
+            );
         }
         drop(_gate);
         if let Some(k) = &self.known {
