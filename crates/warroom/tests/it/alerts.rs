@@ -464,3 +464,107 @@ async fn service_health_follows_firing_alerts_and_keeps_its_history() {
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }
+
+#[tokio::test]
+async fn every_alert_answered_2xx_survives_a_kill_of_the_real_server() {
+    use crate::cli::{Server, ok, run};
+    for b in warroom_testkit::backends() {
+        let db = warroom_testkit::fresh_database(b).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path();
+        let token = ok(&run(
+            dir,
+            &[],
+            &[
+                "token",
+                "create",
+                "--role",
+                "responder",
+                "--name",
+                "prom",
+                "--database",
+                &db.url,
+            ],
+        ))
+        .trim()
+        .to_owned();
+        let mut server = Server::start(&db.url, dir);
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        // Many concurrent senders; whatever was answered 2xx must be there after SIGKILL.
+        let mut tasks = Vec::new();
+        for k in 0..32 {
+            let (http, url, token) = (http.clone(), server.url.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..10 {
+                    let name = format!("Durable_{k}_{i}");
+                    let body = json!([{"labels": {"alertname": name, "service": format!("svc-{}", k % 4), "severity": "warning"}}]);
+                    let r = http
+                        .post(format!("{url}/api/v2/alerts"))
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await;
+                    if let Ok(r) = r
+                        && r.status().is_success()
+                    {
+                        acked.push(name);
+                    }
+                }
+                acked
+            }));
+        }
+        let mut acked = Vec::new();
+        for t in tasks {
+            acked.extend(t.await.unwrap());
+        }
+        assert_eq!(acked.len(), 320, "{b:?}: every request answered");
+        // No graceful shutdown: the process dies at once, as in a crash or power loss.
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        drop(server);
+
+        let server = Server::start(&db.url, dir);
+        let (_, v) = {
+            let r = http
+                .get(format!("{}/api/v1/alerts?limit=1000", server.url))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        };
+        let stored: Vec<&str> = v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        for name in &acked {
+            assert!(
+                stored.contains(&name.as_str()),
+                "{b:?}: {name} was answered 2xx but is gone"
+            );
+        }
+        // The restarted processor acts on whatever the kill left pending.
+        let mut open = 0;
+        for _ in 0..500 {
+            let r = http
+                .get(format!("{}/api/v1/incidents", server.url))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            open = r.json::<Value>().await.unwrap()["incidents"]
+                .as_array()
+                .unwrap()
+                .len();
+            if open == 4 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(open, 4, "{b:?}: one incident per service");
+    }
+}
