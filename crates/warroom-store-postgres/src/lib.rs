@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "checks",
         sql: include_str!("../migrations/0006_checks.sql"),
     },
+    Migration {
+        version: 10,
+        name: "alerts_pending_order",
+        sql: include_str!("../migrations/0010_alerts_pending_order.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

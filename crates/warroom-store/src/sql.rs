@@ -700,7 +700,7 @@ impl AlertStore for SqlStore {
     async fn settle_alerts(&self, fingerprints: &[String], incident: Option<i64>) -> Result<()> {
         let _gate = self.gate.enter().await;
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
-        for chunk in fingerprints.chunks(500) {
+        for chunk in ingest::pieces(fingerprints, 500) {
             let ph = ingest::placeholders(self.dialect, 2, chunk.len());
             let first = ingest::placeholders(self.dialect, 1, 1).remove(0);
             let sql = format!(

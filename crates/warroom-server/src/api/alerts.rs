@@ -126,6 +126,9 @@ pub async fn ingest(
 /// another process (PostgreSQL), or left pending by a crash or a failed pass.
 pub const PROCESSOR_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Least time from the start of one busy pass to the next.
+pub const PASS_SPACING: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Acts on committed alerts outside the requests: woken by every commit that left alerts
 /// pending, it processes everything pending in passes of up to [`PASS_SIZE`] alerts, so a burst
 /// of deliveries is handled in a few passes instead of one per request. Runs until `stop`.
@@ -134,9 +137,18 @@ pub async fn run_processor(state: AppState, stop: impl std::future::Future<Outpu
     tokio::pin!(stop);
     loop {
         loop {
+            let started = tokio::time::Instant::now();
             match process_pending(&state).await {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(_) => {
+                    // Under a stream of alerts, passes are spaced so that each takes a bigger
+                    // bite and the processor's transactions leave the writer room to commit.
+                    // A lone alert after a quiet spell is acted on at once.
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(started + PASS_SPACING) => {}
+                        _ = &mut stop => return,
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = ?e, "acting on pending alerts failed; retrying");
                     break;

@@ -268,6 +268,29 @@ struct RowWrite<'a> {
     existed: bool,
 }
 
+/// Statement sizes used, largest first: a batch is cut into pieces of these sizes only, so that
+/// each connection prepares (and caches) a handful of statements instead of one per batch
+/// length. Preparing a statement of a thousand parameters costs more than running it.
+const SIZES: [usize; 4] = [100, 25, 5, 1];
+
+/// Cuts `items` into pieces whose lengths are all in [`SIZES`] (scaled by `max / 100`).
+pub(super) fn pieces<T>(items: &[T], max: usize) -> Vec<&[T]> {
+    let sizes: Vec<usize> = SIZES.iter().map(|s| (s * max / 100).max(1)).collect();
+    let mut out = Vec::new();
+    let mut rest = items;
+    while !rest.is_empty() {
+        let n = sizes
+            .iter()
+            .copied()
+            .find(|n| *n <= rest.len())
+            .unwrap_or(1);
+        let (head, tail) = rest.split_at(n);
+        out.push(head);
+        rest = tail;
+    }
+    out
+}
+
 /// `count` placeholders numbered from `from`: SQLite gets anonymous `?`, because naming them
 /// costs SQLite a linear search per parameter (quadratic in a statement of a thousand).
 pub(super) fn placeholders(dialect: Dialect, from: usize, count: usize) -> Vec<String> {
@@ -284,7 +307,7 @@ async fn read_known(
     fps: &[u64],
 ) -> Result<HashMap<u64, Known>> {
     let mut out = HashMap::with_capacity(fps.len());
-    for chunk in fps.chunks(500) {
+    for chunk in pieces(fps, 500) {
         let ph = placeholders(dialect, 1, chunk.len());
         let sql = format!(
             "SELECT fingerprint, status, starts_at, ends_at, annotations, last_seen FROM alerts WHERE fingerprint IN ({})",
@@ -324,7 +347,7 @@ async fn write_rows(
     dialect: Dialect,
     rows: &[&RowWrite<'_>],
 ) -> Result<()> {
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in pieces(rows, ROWS_PER_STATEMENT) {
         let mut values = Vec::with_capacity(chunk.len());
         for i in 0..chunk.len() {
             let ph = placeholders(dialect, i * 14 + 1, 14);
@@ -384,7 +407,7 @@ async fn write_rows(
         .filter(|r| r.detach && r.existed)
         .map(|r| r.alert.alert.fingerprint.to_string())
         .collect();
-    for chunk in detach.chunks(500) {
+    for chunk in pieces(&detach, 500) {
         let ph = placeholders(dialect, 1, chunk.len());
         let sql = format!(
             "UPDATE alerts SET incident = NULL WHERE fingerprint IN ({})",
@@ -642,6 +665,15 @@ mod tests {
     }
 
     const T: OffsetDateTime = datetime!(2026-01-12 14:30 UTC);
+
+    #[test]
+    fn batches_are_cut_into_a_few_statement_sizes() {
+        let items: Vec<u32> = (0..237).collect();
+        let lens: Vec<usize> = pieces(&items, 100).iter().map(|p| p.len()).collect();
+        assert_eq!(lens, [100, 100, 25, 5, 5, 1, 1]);
+        assert_eq!(lens.iter().sum::<usize>(), 237);
+        assert!(pieces(&items[..0], 100).is_empty());
+    }
 
     #[test]
     fn a_repeat_with_a_later_receipt_stamped_start_is_the_same_occurrence() {
