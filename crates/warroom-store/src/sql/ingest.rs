@@ -309,8 +309,17 @@ async fn read_known(
     let mut out = HashMap::with_capacity(fps.len());
     for chunk in pieces(fps, 500) {
         let ph = placeholders(dialect, 1, chunk.len());
+        // On PostgreSQL the rows stay locked until the commit, so that a concurrent writer in
+        // another process judges against this transaction's outcome, not the state before it
+        // (a resolution there followed by a firing here must be a change, not a repeat). Rows
+        // are locked in fingerprint order, the same in every process, so two writers cannot
+        // deadlock. SQLite's writers are serialised by BEGIN IMMEDIATE already.
+        let lock = match dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " ORDER BY fingerprint FOR UPDATE",
+        };
         let sql = format!(
-            "SELECT fingerprint, status, starts_at, ends_at, annotations, last_seen FROM alerts WHERE fingerprint IN ({})",
+            "SELECT fingerprint, status, starts_at, ends_at, annotations, last_seen FROM alerts WHERE fingerprint IN ({}){lock}",
             ph.join(", ")
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -716,3 +716,60 @@ async fn concurrent_ingests_are_grouped_but_each_counted_exactly() {
     })
     .await;
 }
+
+fn alert_in(labels: serde_json::Value, now: time::OffsetDateTime) -> warroom_store::AlertIn {
+    let body = serde_json::to_vec(&serde_json::json!([labels])).unwrap();
+    let a = warroom_domain::alert::parse_postable_alerts(&body, now)
+        .unwrap()
+        .accepted
+        .remove(0);
+    warroom_store::AlertIn {
+        state: a.state_at(now),
+        group_key: "{service=\"api\"}".into(),
+        service: Some("api".into()),
+        alert: a,
+    }
+}
+
+#[tokio::test]
+async fn processes_sharing_a_postgres_database_see_each_others_state_changes() {
+    // Two stores on one database stand for two warroom processes behind a load balancer. On
+    // PostgreSQL no process may answer "repeat" from its own memory of an alert: the other may
+    // have resolved it. (SQLite supports one serving process per file.)
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let db = fresh_database(Backend::Postgres).await.unwrap();
+    let a = open_store(Backend::Postgres, &db).await.unwrap();
+    let b = open_store(Backend::Postgres, &db).await.unwrap();
+    let firing = serde_json::json!({"labels": {"alertname": "Down", "service": "api"}, "startsAt": "2026-01-12T14:00:00Z"});
+    let resolved = serde_json::json!({"labels": {"alertname": "Down", "service": "api"}, "startsAt": "2026-01-12T14:00:00Z", "endsAt": "2026-01-12T14:10:00Z"});
+    let o = a
+        .ingest_alerts(vec![alert_in(firing.clone(), T0)], T0)
+        .await
+        .unwrap();
+    assert_eq!(o.new, 1);
+    let o = a
+        .ingest_alerts(vec![alert_in(firing.clone(), T0)], T0)
+        .await
+        .unwrap();
+    assert_eq!(o.duplicates, 1);
+    let o = b
+        .ingest_alerts(vec![alert_in(resolved, T0)], T0)
+        .await
+        .unwrap();
+    assert_eq!(o.changed, 1, "the other process resolves it");
+    let later = T0 + Duration::minutes(1);
+    let o = a
+        .ingest_alerts(vec![alert_in(firing, later)], later)
+        .await
+        .unwrap();
+    assert_eq!(
+        o.changed, 1,
+        "firing again is a change, whatever the first process remembers"
+    );
+    let stored = a.list_alerts(None, 10).await.unwrap();
+    assert_eq!(stored[0].status, "firing");
+    assert_eq!(stored[0].received, 4);
+    assert_eq!(a.pending_alerts(10).await.unwrap().len(), 1);
+}
