@@ -101,7 +101,7 @@ fn to_in(state: &AppState, alerts: Vec<Alert>) -> Vec<AlertIn> {
         .collect()
 }
 
-/// Stores alerts (committed before this returns) and acts on them.
+/// Stores alerts (committed before this returns); the processor acts on them.
 pub async fn ingest(
     state: &AppState,
     alerts: Vec<Alert>,

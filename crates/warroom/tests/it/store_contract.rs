@@ -773,3 +773,41 @@ async fn processes_sharing_a_postgres_database_see_each_others_state_changes() {
     assert_eq!(stored[0].received, 4);
     assert_eq!(a.pending_alerts(10).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_revocation_by_another_process_takes_effect_within_the_token_cache_ttl() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let server = open_store(b, &db).await.unwrap();
+        let cli = open_store(b, &db).await.unwrap();
+        let t = cli
+            .create_token("prom", TokenRole::Responder, T0)
+            .await
+            .unwrap();
+        assert!(server.authenticate(&t.secret).await.unwrap().is_some());
+        // The CLI revokes in its own process; the server's cache may trust the token for at
+        // most the TTL more.
+        assert!(cli.revoke_token(&t.token.id, T0).await.unwrap());
+        let started = std::time::Instant::now();
+        while server.authenticate(&t.secret).await.unwrap().is_some() {
+            assert!(
+                started.elapsed() < warroom_store::sql::TOKEN_CACHE_TTL * 3,
+                "{b:?}: still accepted after {:?}",
+                started.elapsed()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // A revocation through the serving process itself applies at once.
+        let t2 = server
+            .create_token("prom2", TokenRole::Responder, T0)
+            .await
+            .unwrap();
+        assert!(server.authenticate(&t2.secret).await.unwrap().is_some());
+        assert!(server.revoke_token(&t2.token.id, T0).await.unwrap());
+        assert!(
+            server.authenticate(&t2.secret).await.unwrap().is_none(),
+            "{b:?}"
+        );
+    })
+    .await;
+}
