@@ -106,9 +106,6 @@ pub async fn migrate(pool: &AnyPool, migrations: &[Migration]) -> Result<()> {
     Ok(())
 }
 
-/// In-process serialisation of SQLite writers. SQLite's busy handler sleeps in coarse steps;
-/// queueing writers here instead keeps latency flat, while `BEGIN IMMEDIATE` plus the busy
-/// timeout still protect against writers in other processes (the CLI creating a token).
 mod ingest;
 
 /// Authenticated tokens by secret hash, for at most [`TOKEN_CACHE_TTL`]: one database read per
@@ -149,6 +146,9 @@ impl TokenCache {
     }
 }
 
+/// In-process serialisation of SQLite writers. SQLite's busy handler sleeps in coarse steps;
+/// queueing writers here instead keeps latency flat, while `BEGIN IMMEDIATE` plus the busy
+/// timeout still protect against writers in other processes (the CLI creating a token).
 mod tokio_free_mutex {
     use std::sync::Arc;
     use tokio::sync::{Mutex, MutexGuard};
