@@ -4,17 +4,19 @@ local batch = tonumber(os.getenv("BATCH") or "100")
 local fresh = os.getenv("FRESH") == "1"
 local token = os.getenv("TOKEN")
 local counter = 0
-local thread_id = 0
+-- Each wrk thread gets its own number (a global in that thread's Lua state), so that "new"
+-- fingerprints differ between threads too.
+local threads = 0
 
 setup = function(thread)
-  thread:set("thread_id", thread_id)
-  thread_id = thread_id + 1
+  thread:set("thread_id", threads)
+  threads = threads + 1
 end
 
 local function body(seq)
   local parts = {}
   for i = 1, batch do
-    local name = fresh and string.format("Bench_%d_%d_%d", thread_id, seq, i) or string.format("Bench_%d", i)
+    local name = fresh and string.format("Bench_%d_%d_%d", thread_id or 0, seq, i) or string.format("Bench_%d", i)
     parts[i] = string.format('{"labels":{"alertname":"%s","service":"svc-%d","severity":"warning"}}', name, i % 10)
   end
   return "[" .. table.concat(parts, ",") .. "]"

@@ -609,13 +609,26 @@ impl Health {
     }
 }
 
+/// Alert names listed in a health cause; the rest are counted.
+const CAUSE_NAMES: usize = 10;
+
 /// The health implied by the severities of a service's firing alerts, and the cause to record.
 pub fn health_of(firing: &[(String, Severity)]) -> (Health, String) {
     let worst = firing.iter().min_by_key(|(_, s)| s.level());
     match worst {
         None => (Health::Healthy, "no alerts firing".to_owned()),
         Some((name, s)) => {
-            let names: Vec<&str> = firing.iter().map(|(n, _)| n.as_str()).collect();
+            // A bounded list: a service can have thousands of firing alerts.
+            let mut names: Vec<&str> = firing
+                .iter()
+                .take(CAUSE_NAMES)
+                .map(|(n, _)| n.as_str())
+                .collect();
+            let more = firing.len().saturating_sub(CAUSE_NAMES);
+            let more = format!("{more} more");
+            if firing.len() > CAUSE_NAMES {
+                names.push(&more);
+            }
             let h = if s.level() <= 2 {
                 Health::Unhealthy
             } else {

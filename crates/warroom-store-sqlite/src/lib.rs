@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "api_monitors",
         sql: include_str!("../migrations/0009_api_monitors.sql"),
     },
+    Migration {
+        version: 10,
+        name: "alerts_pending_order",
+        sql: include_str!("../migrations/0010_alerts_pending_order.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.

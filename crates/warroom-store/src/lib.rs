@@ -162,8 +162,9 @@ pub trait OutboxStore: Send + Sync {
 /// Alerts from Prometheus and Alertmanager.
 #[async_trait]
 pub trait AlertStore: Send + Sync {
-    /// Stores a batch in one transaction, deduplicating by fingerprint. A state change marks
-    /// the alert pending until incidents catch up; a plain repeat only counts.
+    /// Stores a batch, committed before this returns, deduplicating by fingerprint. A state
+    /// change marks the alert pending until incidents catch up; a plain repeat only counts (and
+    /// its count may reach the database up to a second later).
     async fn ingest_alerts(
         &self,
         alerts: Vec<AlertIn>,
@@ -179,6 +180,12 @@ pub trait AlertStore: Send + Sync {
     async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>>;
     /// Firing alerts about one service.
     async fn firing_alerts_for(&self, service: &str) -> Result<Vec<StoredAlert>>;
+    /// Woken after a commit that left alerts pending in this process, so that the alert
+    /// processor acts on them at once. Processors in other processes poll.
+    fn alert_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
+    /// Writes the repeat counters (`received`, `last_seen`) that are kept in memory between
+    /// their once-a-second flushes: statistics, not accepted alerts. For tests and shutdown.
+    async fn flush_alert_counts(&self) -> Result<()>;
     /// Records a service's health; a change is kept in its history. True when it changed.
     async fn record_health(
         &self,

@@ -106,6 +106,46 @@ pub async fn migrate(pool: &AnyPool, migrations: &[Migration]) -> Result<()> {
     Ok(())
 }
 
+mod ingest;
+
+/// Authenticated tokens by secret hash, for at most [`TOKEN_CACHE_TTL`]: one database read per
+/// token and second instead of one per request (Prometheus sends alerts many times a second).
+/// A revocation through this process empties the cache at once; one made by another process
+/// (the CLI) takes effect within the TTL.
+#[derive(Debug, Default)]
+struct TokenCache(
+    std::sync::Mutex<std::collections::HashMap<String, (ApiToken, std::time::Instant)>>,
+);
+
+/// How long an authenticated token is trusted without asking the database again; also the most
+/// a revocation made by another process takes to take effect.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl TokenCache {
+    fn get(&self, hash: &str) -> Option<ApiToken> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(hash)
+            .filter(|(_, at)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(t, _)| t.clone())
+    }
+
+    fn put(&self, hash: String, token: ApiToken) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded: expired entries go whenever the map grows past a few live tokens.
+        if map.len() >= 64 {
+            map.retain(|_, (_, at)| at.elapsed() < TOKEN_CACHE_TTL);
+            if map.len() >= 1024 {
+                map.clear();
+            }
+        }
+        map.insert(hash, (token, std::time::Instant::now()));
+    }
+
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
 /// In-process serialisation of SQLite writers. SQLite's busy handler sleeps in coarse steps;
 /// queueing writers here instead keeps latency flat, while `BEGIN IMMEDIATE` plus the busy
 /// timeout still protect against writers in other processes (the CLI creating a token).
@@ -136,7 +176,11 @@ pub struct SqlStore {
     dialect: Dialect,
     gate: Arc<WriteGate>,
     outbox_signal: Arc<tokio::sync::Notify>,
-    ingest_queue: tokio::sync::mpsc::Sender<IngestJob>,
+    alert_signal: Arc<tokio::sync::Notify>,
+    ingest_queue: tokio::sync::mpsc::Sender<ingest::IngestJob>,
+    /// Alerts known to this process (SQLite only; see the `ingest` module).
+    known_alerts: Option<Arc<ingest::KnownAlerts>>,
+    tokens: Arc<TokenCache>,
 }
 
 fn ts(t: OffsetDateTime) -> String {
@@ -204,14 +248,35 @@ impl SqlStore {
     /// Wraps a migrated pool.
     pub fn new(pool: AnyPool, dialect: Dialect) -> Self {
         let gate = Arc::new(WriteGate::new(dialect == Dialect::Sqlite));
-        let (ingest_queue, rx) = tokio::sync::mpsc::channel(1024);
-        tokio::spawn(Self::ingest_writer(pool.clone(), dialect, gate.clone(), rx));
+        let (ingest_queue, rx) = tokio::sync::mpsc::channel(4096);
+        let alert_signal = Arc::new(tokio::sync::Notify::new());
+        let known_alerts =
+            (dialect == Dialect::Sqlite).then(|| Arc::new(ingest::KnownAlerts::default()));
+        let writer = ingest::Writer {
+            pool: pool.clone(),
+            dialect,
+            gate: gate.clone(),
+            known: known_alerts.clone(),
+            signal: alert_signal.clone(),
+        };
+        tokio::spawn(writer.run(rx));
+        if let Some(k) = &known_alerts {
+            tokio::spawn(Self::flush_counts_forever(
+                pool.clone(),
+                dialect,
+                gate.clone(),
+                Arc::downgrade(k),
+            ));
+        }
         SqlStore {
             pool,
             dialect,
             gate,
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
+            alert_signal,
             ingest_queue,
+            known_alerts,
+            tokens: Arc::new(TokenCache::default()),
         }
     }
 
@@ -505,136 +570,6 @@ impl OutboxStore for SqlStore {
     }
 }
 
-/// One caller's alerts, waiting for the group commit.
-struct IngestJob {
-    alerts: Vec<AlertIn>,
-    now: OffsetDateTime,
-    reply: tokio::sync::oneshot::Sender<Result<IngestOutcome>>,
-}
-
-/// Most callers folded into one transaction.
-const GROUP_COMMIT_MAX: usize = 64;
-
-impl SqlStore {
-    async fn ingest_in_tx(
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        alerts: &[AlertIn],
-        now: OffsetDateTime,
-    ) -> Result<IngestOutcome> {
-        let mut outcome = IngestOutcome {
-            received: alerts.len(),
-            ..Default::default()
-        };
-        for a in alerts {
-            let fp = a.alert.fingerprint.to_string();
-            let status = a.state.as_str();
-            let starts = ts(a.alert.starts_at);
-            let ends = a.alert.ends_at.map(ts);
-            let existing: Option<(String, String)> =
-                sqlx::query_as("SELECT status, starts_at FROM alerts WHERE fingerprint = $1")
-                    .bind(&fp)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-            match existing {
-                None => {
-                    outcome.new += 1;
-                    sqlx::query(
-                        "INSERT INTO alerts (fingerprint, group_key, service, name, labels, annotations, status, starts_at, ends_at, generator_url, first_seen, last_seen, received, incident, pending) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, 1, NULL, 1)",
-                    )
-                    .bind(&fp)
-                    .bind(&a.group_key)
-                    .bind(&a.service)
-                    .bind(a.alert.name().to_owned())
-                    .bind(to_json(&a.alert.labels)?)
-                    .bind(to_json(&a.alert.annotations)?)
-                    .bind(status)
-                    .bind(&starts)
-                    .bind(&ends)
-                    .bind(&a.alert.generator_url)
-                    .bind(ts(now))
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                Some((old_status, old_starts)) => {
-                    // Firing again after a resolution is a new occurrence: it is detached from the
-                    // old incident so that it can open or join a current one.
-                    let refired =
-                        status == "firing" && (old_status != "firing" || old_starts != starts);
-                    let changed = old_status != status || refired;
-                    if changed {
-                        outcome.changed += 1;
-                    } else {
-                        outcome.duplicates += 1;
-                    }
-                    sqlx::query(
-                        "UPDATE alerts SET status = $1, starts_at = $2, ends_at = $3, annotations = $4, last_seen = $5, received = received + 1, \
-                         pending = CASE WHEN $6 = 1 THEN 1 ELSE pending END, \
-                         incident = CASE WHEN $7 = 1 THEN NULL ELSE incident END \
-                         WHERE fingerprint = $8",
-                    )
-                    .bind(status)
-                    .bind(&starts)
-                    .bind(&ends)
-                    .bind(to_json(&a.alert.annotations)?)
-                    .bind(ts(now))
-                    .bind(i64::from(changed))
-                    .bind(i64::from(refired && old_status != "firing"))
-                    .bind(&fp)
-                    .execute(&mut **tx)
-                    .await?;
-                }
-            }
-        }
-        Ok(outcome)
-    }
-
-    /// The group commit: every ingest waiting when the writer is free goes into one transaction,
-    /// and each caller is answered after that transaction commits, so a 2xx still means the
-    /// alerts are on disk while concurrent senders share one fsync.
-    async fn ingest_writer(
-        pool: AnyPool,
-        dialect: Dialect,
-        gate: Arc<WriteGate>,
-        mut rx: tokio::sync::mpsc::Receiver<IngestJob>,
-    ) {
-        while let Some(first) = rx.recv().await {
-            let mut jobs = vec![first];
-            while jobs.len() < GROUP_COMMIT_MAX {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
-            }
-            let result: Result<Vec<IngestOutcome>> = async {
-                let _gate = gate.enter().await;
-                let mut tx = pool.begin_with(dialect.begin_write()).await?;
-                let mut outs = Vec::with_capacity(jobs.len());
-                for j in &jobs {
-                    outs.push(Self::ingest_in_tx(&mut tx, &j.alerts, j.now).await?);
-                }
-                tx.commit().await?;
-                Ok(outs)
-            }
-            .await;
-            match result {
-                Ok(outs) => {
-                    for (j, o) in jobs.into_iter().zip(outs) {
-                        let _ = j.reply.send(Ok(o));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, callers = jobs.len(), "storing alerts failed; nothing was committed");
-                    let msg = e.to_string();
-                    for j in jobs {
-                        let _ = j.reply.send(Err(StoreError::Failed(msg.clone())));
-                    }
-                }
-            }
-        }
-    }
-}
-
 const ALERT_COLUMNS: &str = "fingerprint, group_key, service, name, labels, annotations, status, starts_at, ends_at, received, incident";
 
 fn alert_from_row(row: &AnyRow) -> Result<StoredAlert> {
@@ -661,14 +596,36 @@ impl AlertStore for SqlStore {
         alerts: Vec<AlertIn>,
         now: OffsetDateTime,
     ) -> Result<IngestOutcome> {
+        if let Some(k) = &self.known_alerts
+            && let Some(outcome) = k.try_duplicates(&alerts, now)
+        {
+            return Ok(outcome);
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.ingest_queue
-            .send(IngestJob { alerts, now, reply })
+            .send(ingest::IngestJob { alerts, now, reply })
             .await
             .map_err(|_| StoreError::Failed("the alert writer stopped; restart warroom".into()))?;
         answer
             .await
             .map_err(|_| StoreError::Failed("the alert writer stopped; restart warroom".into()))?
+    }
+
+    fn alert_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.alert_signal.clone()
+    }
+
+    async fn flush_alert_counts(&self) -> Result<()> {
+        if let Some(k) = &self.known_alerts {
+            let counts = k.take_counts();
+            if let Err(e) =
+                ingest::write_counts(&self.pool, self.dialect, &self.gate, &counts).await
+            {
+                k.restore_counts(counts);
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     async fn firing_alerts_for(&self, service: &str) -> Result<Vec<StoredAlert>> {
@@ -772,12 +729,18 @@ impl AlertStore for SqlStore {
     async fn settle_alerts(&self, fingerprints: &[String], incident: Option<i64>) -> Result<()> {
         let _gate = self.gate.enter().await;
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
-        for fp in fingerprints {
-            sqlx::query("UPDATE alerts SET pending = 0, incident = COALESCE($1, incident) WHERE fingerprint = $2")
-                .bind(incident)
-                .bind(fp)
-                .execute(&mut *tx)
-                .await?;
+        for chunk in ingest::pieces(fingerprints, 500) {
+            let ph = ingest::placeholders(self.dialect, 2, chunk.len());
+            let first = ingest::placeholders(self.dialect, 1, 1).remove(0);
+            let sql = format!(
+                "UPDATE alerts SET pending = 0, incident = COALESCE({first}, incident) WHERE fingerprint IN ({})",
+                ph.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(incident);
+            for fp in chunk {
+                q = q.bind(fp.clone());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -1186,13 +1149,21 @@ impl TokenStore for SqlStore {
     }
 
     async fn authenticate(&self, secret: &str) -> Result<Option<ApiToken>> {
+        let hash = hash_secret(secret);
+        if let Some(t) = self.tokens.get(&hash) {
+            return Ok(Some(t));
+        }
         let row = sqlx::query(
             "SELECT id, name, role, created_at, revoked_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
         )
-        .bind(hash_secret(secret))
+        .bind(&hash)
         .fetch_optional(&self.pool)
         .await?;
-        row.as_ref().map(token_from_row).transpose()
+        let token = row.as_ref().map(token_from_row).transpose()?;
+        if let Some(t) = &token {
+            self.tokens.put(hash, t.clone());
+        }
+        Ok(token)
     }
 
     async fn list_tokens(&self) -> Result<Vec<ApiToken>> {
@@ -1213,6 +1184,7 @@ impl TokenStore for SqlStore {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.tokens.clear();
         Ok(done.rows_affected() > 0)
     }
 }

@@ -106,6 +106,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     _db: TestDb,
     shutdown: Option<oneshot::Sender<()>>,
+    processor: Option<oneshot::Sender<()>>,
+    state: AppState,
 }
 
 /// The instant every test clock starts at.
@@ -119,12 +121,47 @@ impl TestApp {
 
     /// Spawns with custom settings.
     pub async fn spawn_with(backend: Backend, settings: Settings) -> TestApp {
-        Self::try_spawn(backend, settings)
+        Self::try_spawn(backend, settings, true)
             .await
             .unwrap_or_else(|e| panic!("cannot start the test app on {backend:?}: {e:#}"))
     }
 
-    async fn try_spawn(backend: Backend, settings: Settings) -> anyhow::Result<TestApp> {
+    /// Spawns without the alert processor: alerts are committed and stay pending, as after a
+    /// crash between the commit and acting on them. [`TestApp::settle`] still acts on them.
+    pub async fn spawn_without_processor(backend: Backend) -> TestApp {
+        Self::try_spawn(backend, Settings::default(), false)
+            .await
+            .unwrap_or_else(|e| panic!("cannot start the test app on {backend:?}: {e:#}"))
+    }
+
+    /// Acts on every pending alert now (waiting for a pass the background processor is
+    /// running), so a test can check the effects of the alerts it just posted. Alert intake is
+    /// asynchronous: a 2xx means committed, not yet acted on.
+    pub async fn settle(&self) {
+        warroom_server::api::alerts::drain(&self.state)
+            .await
+            .unwrap_or_else(|e| panic!("acting on pending alerts failed: {e:?}"));
+    }
+
+    /// Starts the alert processor of an app spawned without one, as a restart would.
+    pub fn start_processor(&mut self) {
+        if self.processor.is_none() {
+            let (tx, rx) = oneshot::channel::<()>();
+            tokio::spawn(warroom_server::api::alerts::run_processor(
+                self.state.clone(),
+                async {
+                    let _ = rx.await;
+                },
+            ));
+            self.processor = Some(tx);
+        }
+    }
+
+    async fn try_spawn(
+        backend: Backend,
+        settings: Settings,
+        with_processor: bool,
+    ) -> anyhow::Result<TestApp> {
         let db = fresh_database(backend).await?;
         let store = open_store(backend, &db).await?;
         let clock = Arc::new(ManualClock::new(T0));
@@ -148,12 +185,25 @@ impl TestApp {
             settings: Arc::new(settings),
         };
         let (tx, rx) = oneshot::channel::<()>();
+        let (processor_tx, processor_rx) = oneshot::channel::<()>();
+        let server_state = state.clone();
         tokio::spawn(async move {
-            let _ = warroom_server::serve(listener, state, async {
+            let _ = warroom_server::serve(listener, server_state, async {
                 let _ = rx.await;
             })
             .await;
         });
+        let processor = if with_processor {
+            tokio::spawn(warroom_server::api::alerts::run_processor(
+                state.clone(),
+                async {
+                    let _ = processor_rx.await;
+                },
+            ));
+            Some(processor_tx)
+        } else {
+            None
+        };
         // reqwest is built without a default TLS provider (no C crypto); install ring once.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::new();
@@ -168,6 +218,8 @@ impl TestApp {
             http,
             _db: db,
             shutdown: Some(tx),
+            processor,
+            state,
         };
         app.wait_ready().await?;
         Ok(app)
@@ -241,6 +293,9 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(tx) = self.processor.take() {
             let _ = tx.send(());
         }
     }

@@ -3,8 +3,8 @@
 //! alertmanager) and `POST /hooks/alertmanager` takes Alertmanager's webhook (version 4).
 //!
 //! A 2xx means the alerts are committed. Acting on them (opening, joining, calming incidents)
-//! happens right after the commit and again from a catch-up loop, driven by the alerts'
-//! `pending` mark, so a crash in between loses nothing and repeats nothing.
+//! happens outside the request, in [`run_processor`], woken by the commit and driven by the
+//! alerts' `pending` mark, so a crash in between loses nothing and repeats nothing.
 
 use axum::{
     Json,
@@ -105,7 +105,7 @@ fn to_in(state: &AppState, alerts: Vec<Alert>) -> Vec<AlertIn> {
         .collect()
 }
 
-/// Stores alerts (committed before this returns) and acts on them.
+/// Stores alerts (committed before this returns); the processor acts on them.
 pub async fn ingest(
     state: &AppState,
     alerts: Vec<Alert>,
@@ -122,11 +122,61 @@ pub async fn ingest(
         outcome.duplicates as u64,
         std::sync::atomic::Ordering::Relaxed,
     );
-    if let Err(e) = process_pending(state).await {
-        // Committed already; the catch-up loop will act on them.
-        tracing::warn!(error = ?e, "acting on alerts failed; the catch-up loop retries");
-    }
+    // The commit woke the processor ([`run_processor`]) if any alert is pending.
     Ok(outcome)
+}
+
+/// How often the processor looks for pending alerts without being woken: alerts committed by
+/// another process (PostgreSQL), or left pending by a crash or a failed pass.
+pub const PROCESSOR_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Least time from the start of one busy pass to the next.
+pub const PASS_SPACING: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Acts on committed alerts outside the requests: woken by every commit that left alerts
+/// pending, it processes everything pending in passes of up to [`PASS_SIZE`] alerts, so a burst
+/// of deliveries is handled in a few passes instead of one per request. Runs until `stop`.
+pub async fn run_processor(state: AppState, stop: impl std::future::Future<Output = ()>) {
+    let signal = state.store.alert_signal();
+    tokio::pin!(stop);
+    loop {
+        loop {
+            let started = tokio::time::Instant::now();
+            match process_pending(&state).await {
+                Ok(0) => break,
+                Ok(_) => {
+                    // Under a stream of alerts, passes are spaced so that each takes a bigger
+                    // bite and the processor's transactions leave the writer room to commit.
+                    // A lone alert after a quiet spell is acted on at once.
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(started + PASS_SPACING) => {}
+                        _ = &mut stop => return,
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = ?e, "acting on pending alerts failed; retrying");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = signal.notified() => {}
+            _ = tokio::time::sleep(PROCESSOR_POLL) => {}
+            _ = &mut stop => return,
+        }
+    }
+}
+
+/// Processes until nothing is pending: for tests and tools that need the effects of what they
+/// just posted. Waits for a pass already running.
+pub async fn drain(state: &AppState) -> Result<usize, ApiError> {
+    let mut total = 0;
+    loop {
+        match process_pending(state).await? {
+            0 => return Ok(total),
+            n => total += n,
+        }
+    }
 }
 
 /// `POST /api/v2/alerts`: Alertmanager's API v2 body (a JSON array of alerts). Like
@@ -236,6 +286,9 @@ pub static DEDUPLICATED: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomi
 /// Incidents opened from alerts and monitors since start.
 pub static INCIDENTS_OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Most alerts acted on in one pass.
+pub const PASS_SIZE: i64 = 5000;
+
 /// One pass at a time per process, so two deliveries of the same new group cannot both
 /// declare an incident for it.
 static PROCESSING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -253,7 +306,11 @@ fn summary_of(a: &StoredAlert) -> String {
     }
 }
 
-fn evidence(a: &StoredAlert) -> EventKind {
+/// Alerts listed in one evidence note: a burst of thousands of alerts for one service becomes
+/// a readable handful of timeline notes (and a handful of rows) instead of one each.
+const EVIDENCE_PER_NOTE: usize = 20;
+
+fn evidence_line(a: &StoredAlert) -> String {
     let labels: Vec<String> = a.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     // The description is where the error and latency are (monitors put them there), so the
     // incident carries them, not only the summary.
@@ -269,14 +326,25 @@ fn evidence(a: &StoredAlert) -> EventKind {
         .get(SOURCE_ANNOTATION)
         .map(|s| format!(", via source {s}"))
         .unwrap_or_default();
-    EventKind::Note {
-        text: format!(
-            "Alert firing: {}{detail} since {} ({}){via}",
-            summary_of(a),
-            warroom_domain::timefmt::hm_utc(a.starts_at),
-            labels.join(", ")
-        ),
-    }
+    format!(
+        "Alert firing: {}{detail} since {} ({}){via}",
+        summary_of(a),
+        warroom_domain::timefmt::hm_utc(a.starts_at),
+        labels.join(", ")
+    )
+}
+
+fn evidence(alerts: &[StoredAlert]) -> Vec<EventKind> {
+    alerts
+        .chunks(EVIDENCE_PER_NOTE)
+        .map(|chunk| EventKind::Note {
+            text: chunk
+                .iter()
+                .map(evidence_line)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        })
+        .collect()
 }
 
 fn playbook_notes(alerts: &[StoredAlert]) -> Vec<EventKind> {
@@ -355,13 +423,19 @@ async fn open_incident_for(
 /// the post-mortem is suggested. Returns how many alerts were settled.
 pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
     let _one_at_a_time = PROCESSING.lock().await;
-    let pending = state.store.pending_alerts(1000).await?;
+    let started = std::time::Instant::now();
+    let pending = state.store.pending_alerts(PASS_SIZE).await?;
+    let t_read = started.elapsed();
     let mut groups: BTreeMap<String, Vec<StoredAlert>> = BTreeMap::new();
     for a in pending {
         groups.entry(a.group_key.clone()).or_default().push(a);
     }
     let mut settled = 0;
     let mut touched: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+    // Per touched service: did this pass only add firing alerts, and their severities.
+    let mut only_firing: HashMap<String, bool> = HashMap::new();
+    let mut pass_severities: HashMap<String, Vec<(String, Severity)>> = HashMap::new();
+    let now = state.clock.now();
     for alerts in groups.values() {
         if let Some(a) = alerts.first()
             && let Some(s) = a
@@ -369,6 +443,25 @@ pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
                 .clone()
                 .or_else(|| alert::slug_candidate(&a.name).map(|s| s.to_string()))
         {
+            let firing_only = alerts
+                .iter()
+                .all(|a| a.status == AlertState::Firing.as_str());
+            only_firing
+                .entry(s.clone())
+                .and_modify(|o| *o &= firing_only)
+                .or_insert(firing_only);
+            let sev = pass_severities.entry(s.clone()).or_default();
+            for a in alerts {
+                if !state
+                    .settings
+                    .alerts
+                    .silences
+                    .iter()
+                    .any(|m| m.mutes(&a.labels, now))
+                {
+                    sev.push((a.name.clone(), alert_severity(state, a)));
+                }
+            }
             touched.insert(s);
         }
     }
@@ -385,10 +478,60 @@ pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
             settled += resolved.len();
         }
     }
+    let t_groups = started.elapsed();
+    // Firing alerts can only make a service worse: when this pass only added firing alerts and
+    // they imply no worse health than the service already has, its health cannot have changed,
+    // and the full recount (every firing alert of the service) is skipped. That recount is what
+    // made a stream of new alerts quadratic.
+    let current: HashMap<String, String> = if only_firing.values().any(|o| *o) {
+        state
+            .store
+            .service_health()
+            .await?
+            .into_iter()
+            .map(|h| (h.service, h.status))
+            .collect()
+    } else {
+        HashMap::new()
+    };
     for service in touched {
-        refresh_health(state, &service).await?;
+        let unchanged = only_firing.get(&service).copied().unwrap_or(false)
+            && current.get(&service).is_some_and(|now| {
+                let added = warroom_domain::detection::health_of(
+                    pass_severities.get(&service).map_or(&[][..], Vec::as_slice),
+                )
+                .0;
+                health_rank(now) >= health_rank(added.as_str())
+            });
+        if !unchanged {
+            refresh_health(state, &service).await?;
+        }
     }
+    tracing::debug!(
+        alerts = settled,
+        read_ms = t_read.as_secs_f64() * 1000.0,
+        groups_ms = (t_groups - t_read).as_secs_f64() * 1000.0,
+        health_ms = (started.elapsed() - t_groups).as_secs_f64() * 1000.0,
+        "alert processing pass"
+    );
     Ok(settled)
+}
+
+fn health_rank(status: &str) -> u8 {
+    match status {
+        "UNHEALTHY" => 2,
+        "DEGRADED" => 1,
+        _ => 0,
+    }
+}
+
+fn alert_severity(state: &AppState, a: &StoredAlert) -> Severity {
+    state
+        .settings
+        .alerts
+        .mapping
+        .severity_of(&a.labels)
+        .unwrap_or(state.settings.alerts.default_severity)
 }
 
 /// Recomputes a service's health from its firing alerts (monitors' included) and records a
@@ -492,7 +635,7 @@ async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiEr
     let (severity, raw) = severity_of(state, firing);
     let now = state.clock.now();
     if let Some(incident) = open_incident_for(state, slug.as_str()).await? {
-        let mut events: Vec<EventKind> = firing.iter().map(evidence).collect();
+        let mut events: Vec<EventKind> = evidence(firing);
         let number = incident.number;
         let policies = state.settings.policies.clone();
         let reason = format!(
@@ -577,7 +720,7 @@ async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiEr
                 .filter(|t| *t <= now),
             public: service.public,
         };
-        let mut extra: Vec<EventKind> = firing.iter().map(evidence).collect();
+        let mut extra: Vec<EventKind> = evidence(firing);
         extra.extend(playbook_notes(firing));
         let incident = super::incidents::declare(
             state,

@@ -88,20 +88,15 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
         &state.settings,
         stop_rx.clone(),
     )?;
-    // Alerts are committed before they are acted on; this loop acts on any a crash left behind.
-    let catch_up = state.clone();
-    let mut catch_up_stop = stop_rx;
-    workers.push(tokio::spawn(async move {
-        loop {
-            if let Err(e) = warroom_server::api::alerts::process_pending(&catch_up).await {
-                tracing::warn!(error = ?e, "acting on pending alerts failed; retrying");
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
-                _ = catch_up_stop.changed() => return,
-            }
-        }
-    }));
+    // Alerts are committed before they are acted on: the processor acts on them, woken by each
+    // commit, and on any a crash left behind.
+    let mut processor_stop = stop_rx;
+    workers.push(tokio::spawn(warroom_server::api::alerts::run_processor(
+        state.clone(),
+        async move {
+            let _ = processor_stop.changed().await;
+        },
+    )));
     if let Some(scheduler) = scheduler {
         workers.extend(spawn_monitors(
             scheduler,
@@ -140,6 +135,9 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
     let _ = stop_tx.send(true);
     for w in workers {
         let _ = w.await;
+    }
+    if let Err(e) = store.flush_alert_counts().await {
+        tracing::warn!(error = %e, "could not write the last alert repeat counts");
     }
     tracing::info!("stopped");
     Ok(())

@@ -35,6 +35,7 @@ async fn alerts_open_join_and_calm_incidents() {
                 json!([alert("HighErrorRate", "api", "critical", None)]),
             )
             .await;
+        app.settle().await;
         assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
         let list = incidents(&app).await;
         assert_eq!(list.len(), 1, "{b:?}");
@@ -58,6 +59,7 @@ async fn alerts_open_join_and_calm_incidents() {
                 json!([alert("HighErrorRate", "api", "critical", None)]),
             )
             .await;
+        app.settle().await;
         assert_eq!(v["stored"]["duplicates"], 1, "{v}");
         // Another alert for the same service joins the open incident; another service opens one.
         app.post(
@@ -68,6 +70,7 @@ async fn alerts_open_join_and_calm_incidents() {
             ]),
         )
         .await;
+        app.settle().await;
         let list = incidents(&app).await;
         assert_eq!(list.len(), 2, "{b:?}: one open incident per service");
         assert_eq!(list[0]["services"], json!(["db"]));
@@ -101,6 +104,7 @@ async fn alerts_open_join_and_calm_incidents() {
                 ]),
             )
             .await;
+        app.settle().await;
         assert_eq!(st, StatusCode::OK);
         let (_, i) = app.get("/api/v1/incidents/1").await;
         assert_eq!(i["status"], "monitoring", "{b:?}");
@@ -130,11 +134,13 @@ async fn a_more_severe_alert_raises_the_incident() {
         json!([alert("Slow", "api", "warning", None)]),
     )
     .await;
+    app.settle().await;
     app.post(
         "/api/v2/alerts",
         json!([alert("Down", "api", "critical", None)]),
     )
     .await;
+    app.settle().await;
     let (_, i) = app.get("/api/v1/incidents/1").await;
     assert_eq!(i["severity"], 1);
     let (_, tl) = app.get("/api/v1/incidents/1/timeline").await;
@@ -156,8 +162,10 @@ async fn the_alertmanager_webhook_is_understood() {
             }]
         });
         let (st, v) = app.post("/hooks/alertmanager", payload.clone()).await;
+        app.settle().await;
         assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
         let (_, v) = app.post("/hooks/alertmanager", payload).await;
+        app.settle().await;
         assert_eq!(v["stored"]["duplicates"], 1, "{b:?}");
         let list = incidents(&app).await;
         assert_eq!(list.len(), 1, "{b:?}");
@@ -182,6 +190,7 @@ async fn bad_alert_input_is_refused_with_the_path() {
             Some(json!([{"labels": {}}, alert("Ok", "api", "warning", None)])),
         )
         .await;
+    app.settle().await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["message"].as_str().unwrap().contains("[0].labels"), "{v}");
     assert_eq!(
@@ -189,11 +198,13 @@ async fn bad_alert_input_is_refused_with_the_path() {
         "the valid alert of the batch was kept, like Alertmanager"
     );
     let (st, v) = app.call(Method::POST, "/hooks/alertmanager", r, Some(json!({"version": "4", "groupKey": "g", "status": "firing", "receiver": "r", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "", "alerts": [{"status": "firing", "labels": {"alertname": "X"}, "annotations": {}, "startsAt": "yesterday", "endsAt": "0001-01-01T00:00:00Z"}]}))).await;
+    app.settle().await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     assert!(v["message"].as_str().unwrap().contains("alerts[0]"), "{v}");
     let (st, _) = app
         .call(Method::POST, "/api/v2/alerts", None, Some(json!([])))
         .await;
+    app.settle().await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let big: Vec<Value> = (0..40_000)
         .map(|k| alert(&format!("A{k}"), "api", "warning", None))
@@ -201,6 +212,7 @@ async fn bad_alert_input_is_refused_with_the_path() {
     let (st, _) = app
         .call(Method::POST, "/api/v2/alerts", r, Some(json!(big)))
         .await;
+    app.settle().await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
     let (st, v) = app
         .http
@@ -217,31 +229,117 @@ async fn bad_alert_input_is_refused_with_the_path() {
 
 #[tokio::test]
 async fn alerts_committed_before_a_crash_are_acted_on_afterwards() {
-    let app = TestApp::spawn(backends()[0]).await;
-    // Store alerts the way intake does, but without acting on them: a crash right after commit.
-    let body = serde_json::to_vec(&json!([alert("Down", "web", "critical", None)])).unwrap();
-    let posted = warroom_domain::alert::parse_postable_alerts(&body, T0).unwrap();
-    let g = warroom_domain::alert::Grouping::default();
-    let ins = posted
-        .accepted
-        .into_iter()
-        .map(|a| {
-            let k = g.group(&a.labels);
-            warroom_store::AlertIn {
-                state: a.state_at(T0),
-                group_key: k.key,
-                service: k.service.map(|s| s.to_string()),
-                alert: a,
+    for b in backends() {
+        // No processor: a 2xx commits the alerts, and nothing acts on them, as when warroom
+        // crashes right after the commit.
+        let mut app = TestApp::spawn_without_processor(b).await;
+        let (st, v) = app
+            .post(
+                "/api/v2/alerts",
+                json!([alert("Down", "web", "critical", None)]),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        assert_eq!(v["stored"]["new"], 1);
+        assert!(incidents(&app).await.is_empty(), "{b:?}: not acted on yet");
+        assert_eq!(app.store.pending_alerts(10).await.unwrap().len(), 1);
+        // The processor of the restarted warroom finds the pending alert by itself.
+        app.start_processor();
+        let mut list = vec![];
+        for _ in 0..500 {
+            list = incidents(&app).await;
+            if !list.is_empty() {
+                break;
             }
-        })
-        .collect();
-    app.store.ingest_alerts(ins, T0).await.unwrap();
-    assert!(incidents(&app).await.is_empty());
-    // The next intake (or the catch-up loop) acts on what is pending.
-    app.post("/api/v2/alerts", json!([])).await;
-    let list = incidents(&app).await;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(list.len(), 1, "{b:?}: the catch-up opened the incident");
+        assert_eq!(list[0]["services"], json!(["web"]));
+        assert!(app.store.pending_alerts(10).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_processor_acts_on_alerts_without_being_drained() {
+    // The commit wakes the background processor: no test hook needed for an incident to open.
+    let app = TestApp::spawn(backends()[0]).await;
+    app.post(
+        "/api/v2/alerts",
+        json!([alert("Down", "shop", "critical", None)]),
+    )
+    .await;
+    let mut list = vec![];
+    for _ in 0..500 {
+        list = incidents(&app).await;
+        if !list.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0]["services"], json!(["web"]));
+}
+
+#[tokio::test]
+async fn repeats_count_without_a_write_and_changes_are_acted_on() {
+    for b in backends() {
+        let app = TestApp::spawn(b).await;
+        // Senders that omit startsAt (stamped with the receipt time) repeat the same occurrence.
+        let bare =
+            json!([{"labels": {"alertname": "Slow", "service": "api", "severity": "warning"}}]);
+        let (_, v) = app.post("/api/v2/alerts", bare.clone()).await;
+        assert_eq!(v["stored"]["new"], 1, "{b:?}: {v}");
+        app.settle().await;
+        for _ in 0..3 {
+            app.clock.advance(Duration::seconds(10));
+            let (_, v) = app.post("/api/v2/alerts", bare.clone()).await;
+            assert_eq!(v["stored"]["duplicates"], 1, "{b:?}: {v}");
+        }
+        app.settle().await;
+        app.store.flush_alert_counts().await.unwrap();
+        let (_, a) = app.get("/api/v1/alerts").await;
+        assert_eq!(a["alerts"][0]["received"], 4, "{b:?}: {a}");
+        assert_eq!(
+            a["alerts"][0]["starts_at"], "2026-01-12T14:30:00Z",
+            "{b:?}: the first receipt's start is kept"
+        );
+        let (_, tl) = app.get("/api/v1/incidents/1/timeline").await;
+        assert_eq!(
+            tl.to_string().matches("Alert firing: Slow").count(),
+            1,
+            "{b:?}: repeats add no evidence: {tl}"
+        );
+        // A repeat after a state change is a change again: resolved, then firing again.
+        let resolved = json!([{"labels": {"alertname": "Slow", "service": "api", "severity": "warning"},
+            "startsAt": "2026-01-12T14:30:00Z", "endsAt": "2026-01-12T14:30:20Z"}]);
+        let (_, v) = app.post("/api/v2/alerts", resolved.clone()).await;
+        assert_eq!(v["stored"]["changed"], 1, "{b:?}: {v}");
+        app.settle().await;
+        let (_, i) = app.get("/api/v1/incidents/1").await;
+        assert_eq!(i["status"], "monitoring", "{b:?}");
+        let (_, v) = app.post("/api/v2/alerts", resolved).await;
+        assert_eq!(
+            v["stored"]["duplicates"], 1,
+            "{b:?}: the same resolution again"
+        );
+        app.clock.advance(Duration::minutes(1));
+        let (_, v) = app.post("/api/v2/alerts", bare).await;
+        assert_eq!(
+            v["stored"]["changed"], 1,
+            "{b:?}: firing again after the resolution"
+        );
+        app.settle().await;
+        let (_, a) = app.get("/api/v1/alerts?status=firing").await;
+        assert_eq!(a["alerts"].as_array().unwrap().len(), 1, "{b:?}: {a}");
+        assert!(app.store.pending_alerts(10).await.unwrap().is_empty());
+        let mut evidence = 0;
+        for i in incidents(&app).await {
+            let (_, tl) = app
+                .get(&format!("/api/v1/incidents/{}/timeline", i["number"]))
+                .await;
+            evidence += tl.to_string().matches("Alert firing: Slow").count();
+        }
+        assert_eq!(evidence, 2, "{b:?}: the new occurrence was acted on");
+    }
 }
 
 #[tokio::test]
@@ -281,6 +379,7 @@ async fn a_maintenance_window_mutes_matching_alerts_only() {
         ]),
     )
     .await;
+    app.settle().await;
     let list = incidents(&app).await;
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(
@@ -299,6 +398,7 @@ async fn a_maintenance_window_mutes_matching_alerts_only() {
     let mut again = alert("DiskFull", "db", "critical", None);
     again["startsAt"] = json!("2026-01-12T16:31:00Z");
     app.post("/api/v2/alerts", json!([again])).await;
+    app.settle().await;
     assert_eq!(incidents(&app).await.len(), 2);
 }
 
@@ -311,6 +411,7 @@ async fn service_health_follows_firing_alerts_and_keeps_its_history() {
             json!([alert("Slow", "api", "warning", None)]),
         )
         .await;
+        app.settle().await;
         let (_, h) = app.get("/api/v1/health").await;
         assert_eq!(h["services"][0]["status"], "DEGRADED", "{b:?}: {h}");
         app.clock.advance(Duration::minutes(1));
@@ -319,6 +420,7 @@ async fn service_health_follows_firing_alerts_and_keeps_its_history() {
             json!([alert("Down", "api", "critical", None)]),
         )
         .await;
+        app.settle().await;
         let (_, h) = app.get("/api/v1/health").await;
         assert_eq!(h["services"][0]["status"], "UNHEALTHY", "{b:?}");
         assert!(
@@ -337,6 +439,7 @@ async fn service_health_follows_firing_alerts_and_keeps_its_history() {
             ]),
         )
         .await;
+        app.settle().await;
         let (_, hist) = app.get("/api/v1/services/api/health").await;
         let tos: Vec<&str> = hist["changes"]
             .as_array()
@@ -419,6 +522,7 @@ async fn an_alert_source_authenticates_with_its_own_secret_and_is_recorded() {
             )
             .await;
         assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        app.settle().await;
         let alerts = app.get("/api/v1/alerts").await.1["alerts"].clone();
         for a in alerts.as_array().unwrap() {
             assert_eq!(a["annotations"]["warroom_source"], "am-prod", "{a}");
@@ -496,6 +600,7 @@ async fn below_the_auto_declare_severity_an_alert_only_suggests_an_incident() {
             )
             .await;
         assert_eq!(st, StatusCode::OK);
+        app.settle().await;
         let list = incidents(&app).await;
         assert_eq!(list.len(), 1, "{b:?}: only the critical one is declared");
         let alerts = app.get("/api/v1/alerts").await.1["alerts"].clone();
@@ -535,6 +640,7 @@ async fn when_the_worst_alert_resolves_a_downgrade_is_suggested_not_applied() {
             ])
         };
         app.post("/api/v2/alerts", both(None)).await;
+        app.settle().await;
         assert_eq!(incidents(&app).await[0]["severity"], 1, "{b:?}");
         // The critical one resolves (delivered twice, as clusters do); the warning still fires.
         for _ in 0..2 {
@@ -542,6 +648,7 @@ async fn when_the_worst_alert_resolves_a_downgrade_is_suggested_not_applied() {
                 .post("/api/v2/alerts", both(Some("2026-01-12T14:29:30Z")))
                 .await;
             assert_eq!(st, StatusCode::OK);
+            app.settle().await;
         }
         let i = &incidents(&app).await[0];
         assert_eq!(i["severity"], 1, "{b:?}: never lowered automatically");
@@ -566,5 +673,109 @@ async fn when_the_worst_alert_resolves_a_downgrade_is_suggested_not_applied() {
             "{b:?}: {}",
             suggestions[0]
         );
+    }
+}
+
+#[tokio::test]
+async fn every_alert_answered_2xx_survives_a_kill_of_the_real_server() {
+    use crate::cli::{Server, ok, run};
+    for b in warroom_testkit::backends() {
+        let db = warroom_testkit::fresh_database(b).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path();
+        let token = ok(&run(
+            dir,
+            &[],
+            &[
+                "token",
+                "create",
+                "--role",
+                "responder",
+                "--name",
+                "prom",
+                "--database",
+                &db.url,
+            ],
+        ))
+        .trim()
+        .to_owned();
+        let mut server = Server::start(&db.url, dir);
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        // Many concurrent senders; whatever was answered 2xx must be there after SIGKILL.
+        let mut tasks = Vec::new();
+        for k in 0..32 {
+            let (http, url, token) = (http.clone(), server.url.clone(), token.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..10 {
+                    let name = format!("Durable_{k}_{i}");
+                    let body = json!([{"labels": {"alertname": name, "service": format!("svc-{}", k % 4), "severity": "warning"}}]);
+                    let r = http
+                        .post(format!("{url}/api/v2/alerts"))
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await;
+                    if let Ok(r) = r
+                        && r.status().is_success()
+                    {
+                        acked.push(name);
+                    }
+                }
+                acked
+            }));
+        }
+        let mut acked = Vec::new();
+        for t in tasks {
+            acked.extend(t.await.unwrap());
+        }
+        assert_eq!(acked.len(), 320, "{b:?}: every request answered");
+        // No graceful shutdown: the process dies at once, as in a crash or power loss.
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        drop(server);
+
+        let server = Server::start(&db.url, dir);
+        let (_, v) = {
+            let r = http
+                .get(format!("{}/api/v1/alerts?limit=1000", server.url))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        };
+        let stored: Vec<&str> = v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["name"].as_str().unwrap())
+            .collect();
+        for name in &acked {
+            assert!(
+                stored.contains(&name.as_str()),
+                "{b:?}: {name} was answered 2xx but is gone"
+            );
+        }
+        // The restarted processor acts on whatever the kill left pending.
+        let mut open = 0;
+        for _ in 0..500 {
+            let r = http
+                .get(format!("{}/api/v1/incidents", server.url))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            open = r.json::<Value>().await.unwrap()["incidents"]
+                .as_array()
+                .unwrap()
+                .len();
+            if open == 4 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(open, 4, "{b:?}: one incident per service");
     }
 }

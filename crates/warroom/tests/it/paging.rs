@@ -609,6 +609,7 @@ async fn an_alert_storm_pages_a_person_no_more_than_the_throttle() {
         let (st, _) = rig.app.post("/api/v2/alerts", json!([{"labels": {"alertname": "Down", "service": format!("svc-{k}"), "severity": "critical"}}])).await;
         assert_eq!(st, reqwest::StatusCode::OK);
     }
+    rig.app.settle().await;
     rig.at(Duration::ZERO).await;
     assert_eq!(
         rig.app.get("/api/v1/incidents").await.1["incidents"]

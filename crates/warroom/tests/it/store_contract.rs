@@ -666,9 +666,148 @@ async fn concurrent_ingests_are_grouped_but_each_counted_exactly() {
             dup += o.duplicates;
         }
         assert_eq!((new, dup), (1, 49), "{b:?}");
+        // Repeat counters of plain duplicates are statistics, written within about a second;
+        // the flush makes them visible now.
+        store.flush_alert_counts().await.unwrap();
         let stored = store.list_alerts(Some("firing"), 10).await.unwrap();
         assert_eq!(stored.len(), 1);
-        assert_eq!(stored[0].received, 50, "{b:?}: every delivery committed");
+        assert_eq!(stored[0].received, 50, "{b:?}: every delivery counted");
+        assert_eq!(store.pending_alerts(10).await.unwrap().len(), 1, "{b:?}");
+
+        // Many senders at once, each with a batch of new alerts and a repeat of the shared one:
+        // one group commit, every alert stored, every receipt counted once.
+        let mut tasks = Vec::new();
+        for k in 0..40 {
+            let s = store.clone();
+            let a = alert.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut batch = vec![warroom_store::AlertIn {
+                    state: a.state_at(T0),
+                    group_key: "{service=\"api\"}".into(),
+                    service: Some("api".into()),
+                    alert: a,
+                }];
+                for i in 0..5 {
+                    let body = serde_json::to_vec(&serde_json::json!([{"labels": {"alertname": format!("A{k}_{i}"), "service": "api"}}])).unwrap();
+                    let n = warroom_domain::alert::parse_postable_alerts(&body, T0).unwrap().accepted.remove(0);
+                    batch.push(warroom_store::AlertIn {
+                        state: n.state_at(T0),
+                        group_key: "{service=\"api\"}".into(),
+                        service: Some("api".into()),
+                        alert: n,
+                    });
+                }
+                s.ingest_alerts(batch, T0).await.unwrap()
+            }));
+        }
+        let (mut new, mut dup, mut received) = (0, 0, 0);
+        for t in tasks {
+            let o = t.await.unwrap();
+            new += o.new;
+            dup += o.duplicates;
+            received += o.received;
+        }
+        assert_eq!((new, dup, received), (200, 40, 240), "{b:?}");
+        store.flush_alert_counts().await.unwrap();
+        let all = store.list_alerts(None, 1000).await.unwrap();
+        assert_eq!(all.len(), 201, "{b:?}");
+        assert_eq!(all.iter().map(|a| a.received).sum::<i64>(), 290, "{b:?}");
+        assert_eq!(store.pending_alerts(1000).await.unwrap().len(), 201, "{b:?}");
+    })
+    .await;
+}
+
+fn alert_in(labels: serde_json::Value, now: time::OffsetDateTime) -> warroom_store::AlertIn {
+    let body = serde_json::to_vec(&serde_json::json!([labels])).unwrap();
+    let a = warroom_domain::alert::parse_postable_alerts(&body, now)
+        .unwrap()
+        .accepted
+        .remove(0);
+    warroom_store::AlertIn {
+        state: a.state_at(now),
+        group_key: "{service=\"api\"}".into(),
+        service: Some("api".into()),
+        alert: a,
+    }
+}
+
+#[tokio::test]
+async fn processes_sharing_a_postgres_database_see_each_others_state_changes() {
+    // Two stores on one database stand for two warroom processes behind a load balancer. On
+    // PostgreSQL no process may answer "repeat" from its own memory of an alert: the other may
+    // have resolved it. (SQLite supports one serving process per file.)
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let db = fresh_database(Backend::Postgres).await.unwrap();
+    let a = open_store(Backend::Postgres, &db).await.unwrap();
+    let b = open_store(Backend::Postgres, &db).await.unwrap();
+    let firing = serde_json::json!({"labels": {"alertname": "Down", "service": "api"}, "startsAt": "2026-01-12T14:00:00Z"});
+    let resolved = serde_json::json!({"labels": {"alertname": "Down", "service": "api"}, "startsAt": "2026-01-12T14:00:00Z", "endsAt": "2026-01-12T14:10:00Z"});
+    let o = a
+        .ingest_alerts(vec![alert_in(firing.clone(), T0)], T0)
+        .await
+        .unwrap();
+    assert_eq!(o.new, 1);
+    let o = a
+        .ingest_alerts(vec![alert_in(firing.clone(), T0)], T0)
+        .await
+        .unwrap();
+    assert_eq!(o.duplicates, 1);
+    let o = b
+        .ingest_alerts(vec![alert_in(resolved, T0)], T0)
+        .await
+        .unwrap();
+    assert_eq!(o.changed, 1, "the other process resolves it");
+    let later = T0 + Duration::minutes(1);
+    let o = a
+        .ingest_alerts(vec![alert_in(firing, later)], later)
+        .await
+        .unwrap();
+    assert_eq!(
+        o.changed, 1,
+        "firing again is a change, whatever the first process remembers"
+    );
+    let stored = a.list_alerts(None, 10).await.unwrap();
+    assert_eq!(stored[0].status, "firing");
+    assert_eq!(stored[0].received, 4);
+    assert_eq!(a.pending_alerts(10).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_revocation_by_another_process_takes_effect_within_the_token_cache_ttl() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let server = open_store(b, &db).await.unwrap();
+        let cli = open_store(b, &db).await.unwrap();
+        let t = cli
+            .create_token("prom", TokenRole::Responder, T0)
+            .await
+            .unwrap();
+        assert!(server.authenticate(&t.secret).await.unwrap().is_some());
+        // The CLI revokes in its own process; the server's cache may trust the token for at
+        // most the TTL more.
+        assert!(cli.revoke_token(&t.token.id, T0).await.unwrap());
+        let started = std::time::Instant::now();
+        while server.authenticate(&t.secret).await.unwrap().is_some() {
+            assert!(
+                started.elapsed() < warroom_store::sql::TOKEN_CACHE_TTL * 3,
+                "{b:?}: still accepted after {:?}",
+                started.elapsed()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        // A revocation through the serving process itself applies at once.
+        let t2 = server
+            .create_token("prom2", TokenRole::Responder, T0)
+            .await
+            .unwrap();
+        assert!(server.authenticate(&t2.secret).await.unwrap().is_some());
+        assert!(server.revoke_token(&t2.token.id, T0).await.unwrap());
+        assert!(
+            server.authenticate(&t2.secret).await.unwrap().is_none(),
+            "{b:?}"
+        );
     })
     .await;
 }
