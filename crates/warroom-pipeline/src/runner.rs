@@ -670,7 +670,11 @@ impl Runner {
         } else {
             RunStatus::Succeeded
         };
-        if reports.is_empty() {
+        let for_review: usize = docs
+            .iter()
+            .map(|d| scan::unrecorded_for_review(&d.file_name, &d.text, &approved).len())
+            .sum();
+        if reports.is_empty() && for_review == 0 {
             let _ = git.run(&["branch", "-D", &branch]).await;
             let summary = match &stopped {
                 Some(why) => format!("stopped before any follow-up: {why}"),
@@ -685,7 +689,7 @@ impl Runner {
                 pushed: None,
             });
         }
-        let (pushed, final_shas) = self.publish(id, &docs, &reports).await?;
+        let (pushed, final_shas) = self.publish(id, &docs, &reports, &approved).await?;
         self.store.publish_items(id, self.clock.now()).await?;
         let _ = git.run(&["branch", "-D", &branch]).await;
         self.publish_site(id, &pushed).await;
@@ -708,12 +712,22 @@ impl Runner {
             .filter(|i| matches!(i.outcome, ItemOutcome::Implemented { .. }))
             .count();
         let refused = items.len() - implemented;
-        let mut summary = format!(
-            "{implemented} implemented, {refused} need human review, ${spent:.2} spent; pushed {} to {}/{}",
+        let mut summary = if items.is_empty() {
+            "nothing to implement".to_string()
+        } else {
+            format!("{implemented} implemented, {refused} need human review, ${spent:.2} spent")
+        };
+        if for_review > 0 {
+            summary.push_str(&format!(
+                ", {for_review} unsafe follow-ups recorded for a person"
+            ));
+        }
+        summary.push_str(&format!(
+            "; pushed {} to {}/{}",
             short(&pushed),
             self.cfg.remote,
             self.cfg.branch
-        );
+        ));
         for i in &items {
             match &i.outcome {
                 ItemOutcome::Implemented { sha } => summary.push_str(&format!(

@@ -19,6 +19,8 @@ pub struct Doc {
     pub file_name: String,
     /// The parsed document.
     pub parsed: ParsedDocument,
+    /// The text it was parsed from.
+    pub text: String,
 }
 
 impl Doc {
@@ -92,6 +94,8 @@ pub async fn read_docs(
                 path: path.to_string(),
                 file_name,
                 parsed,
+                // parse_bytes checked it is UTF-8.
+                text: String::from_utf8_lossy(&bytes).into_owned(),
             }),
             Err(e) => warnings.push(format!("skipped {path}: {e}")),
         }
@@ -137,4 +141,48 @@ pub fn candidates(docs: &[Doc], approved: &HashSet<String>) -> Vec<Candidate> {
             .then_with(|| a.item.line.cmp(&b.item.line))
     });
     out
+}
+
+/// The items of one post-mortem's `text` that automation leaves to a person and has not yet
+/// said so about: not a safe type, plainly open (a person who wrote Deferred or In progress
+/// already owns the item), not approved, and without a row in the Follow-up Implementation
+/// table. The source design lists exactly these as `| — | <action> | P1 | Migration | — |
+/// Needs human review |`; checking the table itself (not the store) keeps that row to one
+/// across runs, resumed runs and rebases onto a tip someone else edited.
+pub fn unrecorded_for_review(file_name: &str, text: &str, approved: &HashSet<String>) -> Vec<Item> {
+    let parsed = pm::parse_document(file_name, text);
+    let recorded: HashSet<String> = pm::recorded_implementations(text)
+        .into_iter()
+        .map(|r| normalise(&r.action))
+        .collect();
+    parsed
+        .items
+        .into_iter()
+        .filter(|i| {
+            !i.safe
+                && i.status == StatusKind::Open
+                && !approved.contains(&i.id)
+                && !recorded.contains(&normalise(&i.action))
+        })
+        .collect()
+}
+
+/// Why an item waits for a person, for its row: the type, and how to let automation take it.
+pub fn review_reason(item: &Item) -> String {
+    let why = match item.item_type {
+        pm::ItemType::Unknown => item
+            .unsafe_reason
+            .clone()
+            .unwrap_or_else(|| "its type is unknown".into()),
+        t => format!("type {} needs a person", t.as_str()),
+    };
+    format!("{why}: approve with `warroom pipeline approve {}`", item.id)
+}
+
+fn normalise(action: &str) -> String {
+    action
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
 }

@@ -1,6 +1,6 @@
 //! Publishing a run: the post-mortem edits, the push with one rebase-and-retry, the site.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use warroom_postmortem::{self as pm, EditStatus};
 
@@ -16,9 +16,13 @@ impl Runner {
         run: i64,
         docs: &[Doc],
         reports: &[(usize, Candidate, ItemOutcome)],
+        approved: &HashSet<String>,
     ) -> Result<(String, HashMap<String, String>), RunError> {
         let run_ref = format!("refs/heads/{}", Self::run_branch(run));
-        match self.publish_on(run, docs, reports, &run_ref, false).await? {
+        match self
+            .publish_on(run, docs, reports, approved, &run_ref, false)
+            .await?
+        {
             Ok(done) => Ok(done),
             Err(first) => {
                 self.log(
@@ -27,7 +31,10 @@ impl Runner {
                 )
                 .await;
                 let tip = self.fetch().await?;
-                match self.publish_on(run, docs, reports, &tip, true).await? {
+                match self
+                    .publish_on(run, docs, reports, approved, &tip, true)
+                    .await?
+                {
                     Ok(done) => Ok(done),
                     Err(second) => Err(RunError::at(
                         "push",
@@ -47,6 +54,7 @@ impl Runner {
         run: i64,
         docs: &[Doc],
         reports: &[(usize, Candidate, ItemOutcome)],
+        approved: &HashSet<String>,
         base: &str,
         cherry_pick: bool,
     ) -> Result<Result<(String, HashMap<String, String>), String>, RunError> {
@@ -108,8 +116,10 @@ impl Runner {
             for (d, c, o) in reports {
                 by_doc.entry(*d).or_default().push((c, o));
             }
-            for (d, entries) in by_doc {
-                let doc = &docs[d];
+            // Every document, not only those with reports: one holding only unsafe items gets
+            // its "Needs human review" rows too.
+            for (d, doc) in docs.iter().enumerate() {
+                let entries = by_doc.remove(&d).unwrap_or_default();
                 let file = path.join(&doc.path);
                 let mut text = match std::fs::read_to_string(&file) {
                     Ok(t) => t,
@@ -123,7 +133,7 @@ impl Runner {
                 // tip where someone already recorded the item) never adds a row twice.
                 let current = pm::parse_document(&doc.file_name, &text);
                 let mut rows = Vec::new();
-                for (c, o) in entries {
+                for &(c, o) in &entries {
                     let already = current.item(&c.item.id).map(|i| i.status);
                     let wanted = match o {
                         ItemOutcome::Implemented { .. } => pm::StatusKind::Done,
@@ -170,8 +180,29 @@ impl Runner {
                     }
                     rows.push(row);
                 }
+                // Read from the base's text, after this run's own edits, so that a row written
+                // by an earlier (or interrupted) run, or by a person, is never written again.
+                let attempted: HashSet<&str> = entries.iter().map(|(c, _)| c.item.id.as_str()).collect();
+                let mut review = 0usize;
+                for item in scan::unrecorded_for_review(&doc.file_name, &text, approved) {
+                    if attempted.contains(item.id.as_str()) {
+                        continue;
+                    }
+                    review += 1;
+                    rows.push(pm::ImplementationRow {
+                        date: None,
+                        action: item.action.clone(),
+                        priority: item.priority,
+                        item_type: item.item_type,
+                        commit: None,
+                        implemented_by: format!("Needs human review: {}", scan::review_reason(&item)),
+                    });
+                }
                 if rows.is_empty() {
                     continue;
+                }
+                if review > 0 {
+                    self.log(run, format!("{}: {review} follow-ups recorded as needing human review", doc.path)).await;
                 }
                 text = pm::append_implementation_rows(&text, &rows);
                 let tmp = file.with_extension("md.warroom-tmp");

@@ -290,13 +290,26 @@ async fn happy_path_implements_every_safe_item_across_documents_in_priority_orde
         let subject = git(&repo.bare, &["log", "-1", "--format=%s", &sha]);
         assert!(subject.starts_with("fix(post-mortem): "), "{subject}");
     }
-    // Two status cells changed and two rows appended: every other byte is the same.
+    // Two status cells changed, two rows appended for them and one for the Architecture item
+    // left to a person: every other byte is the same.
     let numstat = git(&repo.bare, &["diff", "--numstat", &log[4].0, &log[5].0]);
-    assert_eq!(numstat.trim(), format!("4\t2\t{NFS}"));
+    assert_eq!(numstat.trim(), format!("5\t2\t{NFS}"));
     assert!(nfs.contains("| P1 | Migrate Immich library to a replicated Longhorn volume | Architecture | needs capacity planning | TODO |"));
-    assert_eq!(before.lines().count() + 2, nfs.lines().count());
+    assert_eq!(before.lines().count() + 3, nfs.lines().count());
+    let immich = rows(&nfs, "Migrate Immich");
+    assert_eq!(immich.len(), 2, "{immich:?}");
+    assert!(
+        immich[1].starts_with("| — | Migrate Immich library to a replicated Longhorn volume | P1 | Architecture | — | Needs human review: type Architecture needs a person: approve with `warroom pipeline approve "),
+        "{}",
+        immich[1]
+    );
     let dns = repo.remote_file(DNS);
     assert!(dns.contains("## Follow-up Implementation"), "{dns}");
+    assert_eq!(
+        rows(&dns, "Document the Corefile rollback").len(),
+        2,
+        "{dns}"
+    );
     assert!(rows(&dns, SERVFAIL)[0].contains("| DONE |"));
 
     let run = repo.store.pipeline_run(out.run).await.unwrap();
@@ -796,6 +809,11 @@ async fn a_crash_right_after_the_push_lands_is_resumed_without_a_second_push_or_
         2,
         "one status row, one implementation row"
     );
+    assert_eq!(
+        rows(&nfs, "Migrate Immich").len(),
+        2,
+        "one plan row, one Needs human review row"
+    );
     assert_eq!(repo.agent_calls().len(), 4);
     let records = repo
         .store
@@ -832,4 +850,161 @@ async fn a_missing_agent_fails_the_run_instead_of_handing_every_item_to_people()
             .is_empty()
     );
     repo.assert_clean_worktrees();
+}
+
+impl Repo {
+    /// Pushes `files` to the remote's master as a person would, from a scratch clone.
+    fn push_as_someone_else(&self, files: &[(&str, &str)], message: &str) {
+        let scratch = self
+            .tmp
+            .path()
+            .join(format!("scratch-{}", self.remote_log().len()));
+        git(
+            self.tmp.path(),
+            &[
+                "clone",
+                "-q",
+                self.bare.to_str().unwrap(),
+                scratch.to_str().unwrap(),
+            ],
+        );
+        for (path, text) in files {
+            let p = scratch.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        git(&scratch, &["add", "-A"]);
+        git(&scratch, &["commit", "-qm", message]);
+        git(&scratch, &["push", "-q", "origin", "master"]);
+    }
+}
+
+const ONLY_UNSAFE: &str = "docs/post-mortems/2026-06-01-longhorn-rebuild-storm.md";
+const ONLY_UNSAFE_TEXT: &str = "# Post-Mortem: Longhorn replica rebuild storm
+
+| Field | Value |
+|-------|-------|
+| **Date** | 2026-06-01 |
+| **Severity** | SEV2 |
+
+## Prevention Plan
+
+| Priority | Action | Type | Details | Status |
+|----------|--------|------|---------|--------|
+| P1 | Migrate Vault to encrypted PVC | Migration | | TODO |
+| P2 | Add alert config for the storage migration | Migration | says alert and config, typed Migration | TODO |
+| P2 | Investigate replica rebuild throttling | Investigation | | Deferred |
+
+## Lessons Learned
+
+- Rebuilds need a rate limit.
+";
+
+const LEGACY: &str = "docs/post-mortems/2025-01-10-legacy-storage.md";
+const LEGACY_TEXT: &str = "# Post-Mortem: storage move
+
+**Date:** 2025-01-10
+
+## Action Items
+
+| Action | Status | Details |
+|--------|--------|---------|
+| Migrate storage config to Longhorn | TODO | the reference called this Config by substring |
+";
+
+#[tokio::test]
+async fn unsafe_items_get_one_needs_human_review_row_even_in_a_document_with_nothing_safe() {
+    let repo = Repo::new().await;
+    repo.push_as_someone_else(
+        &[(ONLY_UNSAFE, ONLY_UNSAFE_TEXT), (LEGACY, LEGACY_TEXT)],
+        "docs: post-mortem for 2026-06-01 Longhorn [ci skip]",
+    );
+    // A storage migration is never safe, whatever words its action contains.
+    let plan = repo.runner(repo.config()).dry_run().await.unwrap();
+    assert!(
+        plan.iter()
+            .all(|p| !p.postmortem.contains("longhorn") && !p.postmortem.contains("legacy")),
+        "{plan:?}"
+    );
+    let out = repo.run().await;
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    assert!(
+        out.summary
+            .contains("unsafe follow-ups recorded for a person"),
+        "{}",
+        out.summary
+    );
+    let subjects: Vec<String> = repo.remote_log().into_iter().map(|(_, s)| s).collect();
+    assert!(
+        subjects.contains(&"docs: update post-mortem follow-up [PM-2026-06-01] [ci skip]".into()),
+        "{subjects:?}"
+    );
+    let text = repo.remote_file(ONLY_UNSAFE);
+    // Appended after the last byte; nothing the person wrote changed.
+    assert!(text.starts_with(ONLY_UNSAFE_TEXT), "{text}");
+    let parsed = warroom_postmortem::parse_document(
+        "2026-06-01-longhorn-rebuild-storm.md",
+        ONLY_UNSAFE_TEXT,
+    );
+    let vault = parsed
+        .items
+        .iter()
+        .find(|i| i.action.starts_with("Migrate Vault"))
+        .unwrap();
+    assert_eq!(
+        rows(&text, "Migrate Vault"),
+        [
+            "| P1 | Migrate Vault to encrypted PVC | Migration | | TODO |".to_string(),
+            format!(
+                "| — | Migrate Vault to encrypted PVC | P1 | Migration | — | Needs human review: type Migration needs a person: approve with `warroom pipeline approve {}` |",
+                vault.id
+            ),
+        ]
+    );
+    assert_eq!(rows(&text, "storage migration").len(), 2, "{text}");
+    // Deferred by a person: already theirs, no row.
+    assert_eq!(rows(&text, "throttling").len(), 1, "{text}");
+    let legacy = repo.remote_file(LEGACY);
+    assert!(legacy.starts_with(LEGACY_TEXT), "{legacy}");
+    let r = rows(&legacy, "Migrate storage config");
+    assert_eq!(r.len(), 2, "{legacy}");
+    assert!(r[1].contains("| Needs human review: "), "{}", r[1]);
+    assert!(!r[1].contains("| Config |"), "{}", r[1]);
+
+    // Once: a second run finds every row in place and pushes nothing.
+    let pushed = repo.remote_log().len();
+    let again = repo.run().await;
+    assert!(
+        again.summary.starts_with("nothing to do"),
+        "{}",
+        again.summary
+    );
+    assert_eq!(repo.remote_log().len(), pushed);
+    assert_eq!(
+        rows(&repo.remote_file(ONLY_UNSAFE), "Migrate Vault").len(),
+        2
+    );
+
+    // Approved later, it is implemented and gets its Done row next to the old one.
+    repo.store
+        .approve_item(
+            &repo.config().repo_key,
+            &vault.id,
+            "ana",
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let out = repo.run().await;
+    assert_eq!(out.items.len(), 1, "{}", out.summary);
+    let text = repo.remote_file(ONLY_UNSAFE);
+    let r = rows(&text, "Migrate Vault");
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(
+        r[0].contains("| DONE |") || r[0].contains("| Done |"),
+        "{}",
+        r[0]
+    );
+    assert!(r[2].contains("| warroom-pipeline |"), "{}", r[2]);
+    repo.assert_clean();
 }
