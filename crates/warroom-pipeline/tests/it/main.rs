@@ -1008,3 +1008,104 @@ async fn unsafe_items_get_one_needs_human_review_row_even_in_a_document_with_not
     assert!(r[2].contains("| warroom-pipeline |"), "{}", r[2]);
     repo.assert_clean();
 }
+
+#[tokio::test]
+async fn the_site_is_built_from_the_configured_folder_and_committed_to_its_own_branch() {
+    let repo = Repo::new().await;
+    // The post-mortems moved; the reference's publisher kept watching the old folder.
+    repo.push_as_someone_else(
+        &[(
+            "handbook/incidents/2026-07-01-ingress.md",
+            "# Post-Mortem: ingress flaps\n\n| Field | Value |\n|---|---|\n| **Date** | 2026-07-01 |\n\n## Prevention Plan\n\n| Priority | Action | Type | Details | Status |\n|---|---|---|---|---|\n| P1 | Add alert on ingress 5xx ratio | Alert | | TODO |\n",
+        )],
+        "docs: move post-mortems [ci skip]",
+    );
+    let mut cfg = repo.config();
+    cfg.postmortems_dir = "handbook/incidents".into();
+    cfg.site_dir = None;
+    cfg.site_branch = Some("gh-pages".into());
+    let out = repo.run_with(cfg.clone()).await;
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    assert_eq!(out.items.len(), 1, "only the configured folder is read");
+
+    let pages = |rev: &str| -> Vec<String> {
+        git(&repo.bare, &["ls-tree", "--name-only", rev])
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(pages("gh-pages"), ["2026-07-01-ingress.html", "index.html"]);
+    // A branch of its own, without the repository's history.
+    let history = git(&repo.bare, &["log", "--format=%P|%s", "gh-pages"]);
+    let history: Vec<&str> = history.lines().collect();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert!(
+        history[0].starts_with("|docs: publish the post-mortem site from "),
+        "{history:?}"
+    );
+    let page = git(&repo.bare, &["show", "gh-pages:2026-07-01-ingress.html"]);
+    assert!(page.contains("DONE"), "the page shows the pushed document");
+    // The post-mortems' branch is untouched by the publishing.
+    assert!(
+        git(&repo.bare, &["ls-tree", "-r", "--name-only", "master"]).contains("stacks/app/main.tf")
+    );
+
+    // Nothing changed: no new site commit.
+    let again = repo.run_with(cfg.clone()).await;
+    assert!(
+        again.summary.starts_with("nothing to do"),
+        "{}",
+        again.summary
+    );
+    assert_eq!(
+        git(&repo.bare, &["rev-list", "--count", "gh-pages"]).trim(),
+        "1"
+    );
+    let lines = repo.store.run_log(again.run, 0).await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.line.starts_with("site unchanged on origin/gh-pages")),
+        "{lines:?}"
+    );
+
+    // A new post-mortem: one more commit on top, with a CNAME someone added kept.
+    let site = repo.tmp.path().join("site-clone");
+    git(
+        repo.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "gh-pages",
+            repo.bare.to_str().unwrap(),
+            site.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(site.join("CNAME"), "postmortems.example.org\n").unwrap();
+    git(&site, &["add", "CNAME"]);
+    git(&site, &["commit", "-qm", "custom domain"]);
+    git(&site, &["push", "-q", "origin", "gh-pages"]);
+    repo.push_as_someone_else(
+        &[(
+            "handbook/incidents/2026-07-09-backup.md",
+            "# Post-Mortem: backups stopped\n\n**Date:** 2026-07-09\n",
+        )],
+        "docs: post-mortem for 2026-07-09 [ci skip]",
+    );
+    repo.run_with(cfg).await;
+    assert_eq!(
+        pages("gh-pages"),
+        [
+            "2026-07-01-ingress.html",
+            "2026-07-09-backup.html",
+            "CNAME",
+            "index.html"
+        ]
+    );
+    assert_eq!(
+        git(&repo.bare, &["rev-list", "--count", "gh-pages"]).trim(),
+        "3"
+    );
+    repo.assert_clean();
+}
