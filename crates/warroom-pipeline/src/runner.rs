@@ -119,6 +119,25 @@ pub struct PlannedItem {
     pub commit_message: String,
 }
 
+/// A follow-up found by id ([`Runner::find_item`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FoundItem {
+    /// Post-mortem path.
+    pub postmortem: String,
+    /// Item id.
+    pub item_id: String,
+    /// Priority.
+    pub priority: String,
+    /// Type.
+    pub item_type: String,
+    /// The action.
+    pub action: String,
+    /// Still to do (not Done or Dropped).
+    pub open: bool,
+    /// A safe type: automation takes it without an approval.
+    pub safe: bool,
+}
+
 /// Result of one guarded attempt.
 enum Attempt {
     Committed {
@@ -457,6 +476,31 @@ impl Runner {
                 }
             })
             .collect())
+    }
+
+    /// The follow-up with this id in the post-mortems on the configured branch, if any, so
+    /// that approving a mistyped or stale id is refused instead of waiting forever. Reads the
+    /// remote's tip; when fetching fails (offline, or a run is fetching at the same moment)
+    /// the last fetched tip is read instead.
+    pub async fn find_item(&self, id: &str) -> Result<Option<FoundItem>, RunError> {
+        let rev = match self.fetch().await {
+            Ok(tip) => tip,
+            Err(_) => format!("refs/remotes/{}/{}", self.cfg.remote, self.cfg.branch),
+        };
+        let (docs, _) = scan::read_docs(&self.git(), &rev, &self.cfg.postmortems_dir)
+            .await
+            .map_err(git_err("scan"))?;
+        Ok(docs.iter().find_map(|d| {
+            d.parsed.item(id).map(|i| FoundItem {
+                postmortem: d.path.clone(),
+                item_id: i.id.clone(),
+                priority: i.priority.as_str().into(),
+                item_type: i.item_type.as_str().into(),
+                action: i.action.clone(),
+                open: i.status.is_open(),
+                safe: i.safe,
+            })
+        }))
     }
 
     fn run_branch(run: i64) -> String {

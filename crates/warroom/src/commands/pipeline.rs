@@ -20,6 +20,35 @@ pub fn runner_name() -> String {
     format!("{host}:{}", std::process::id())
 }
 
+/// The server's check that an approved id names a follow-up, through the pipeline's scan.
+pub fn item_lookup(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    cfg: PipelineConfig,
+) -> warroom_server::pipeline::ItemLookup {
+    let runner = Runner::new(store, clock, cfg, runner_name());
+    Arc::new(move |id: String| {
+        let runner = runner.clone();
+        Box::pin(async move {
+            runner
+                .find_item(&id)
+                .await
+                .map(|found| found.map(target))
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
+fn target(f: warroom_pipeline::FoundItem) -> warroom_server::pipeline::ApprovalTarget {
+    warroom_server::pipeline::ApprovalTarget {
+        postmortem: f.postmortem,
+        action: f.action,
+        item_type: f.item_type,
+        priority: f.priority,
+        open: f.open,
+    }
+}
+
 fn pipeline_config(
     server: &ServerArgs,
     repo: Option<PathBuf>,
@@ -92,6 +121,7 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
         PipelineCommand::Run {
             repo,
             dry_run,
+            json,
             server,
         } => {
             let (checked, cfg) = pipeline_config(&server, repo)?;
@@ -102,6 +132,10 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             let runner = Runner::new(store.clone(), clock, cfg, runner_name());
             if dry_run {
                 let plan = runner.dry_run().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&plan)?);
+                    return Ok(());
+                }
                 if plan.is_empty() {
                     println!("nothing to do: no pending safe or approved follow-ups");
                     return Ok(());
@@ -178,6 +212,12 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             let _ = print_log(&store, queued.id, 0).await.map(|_| ());
             let run = store.pipeline_run(queued.id).await?;
             match outcome {
+                Some(_) if json => {
+                    println!("{}", serde_json::to_string_pretty(&run)?);
+                    if run.status == warroom_store::RunStatus::Failed {
+                        bail!("run {} failed", run.id);
+                    }
+                }
                 Some(o) if o.run == queued.id => {
                     println!("{}", o.summary);
                     if run.status == warroom_store::RunStatus::Failed {
@@ -210,6 +250,7 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
         PipelineCommand::Log {
             run,
             follow,
+            json,
             server,
         } => {
             let checked = serve::load_config(&server)?;
@@ -217,6 +258,14 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             let mut r = store.pipeline_run(run).await.map_err(|e| {
                 anyhow::anyhow!("{e}; see `warroom pipeline status` for run numbers")
             })?;
+            if json {
+                let log = store.run_log(run, 0).await?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "run": r, "log": log }))?
+                );
+                return Ok(());
+            }
             let mut after = 0;
             loop {
                 for l in store.run_log(run, after).await? {
@@ -246,6 +295,7 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             item,
             by,
             repo,
+            json,
             server,
         } => {
             let item = item.trim().to_string();
@@ -256,6 +306,27 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             }
             let (checked, cfg) = pipeline_config(&server, repo)?;
             let store = serve::open_store(&checked.config.database_url.0).await?;
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let runner = Runner::new(store.clone(), clock, cfg.clone(), runner_name());
+            // A typo would otherwise be stored and then silently match nothing.
+            let found = runner
+                .find_item(&item)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read the post-mortems: {e}"))?;
+            let Some(found) = found else {
+                bail!(
+                    "no follow-up with id {item} in {} on {}; ids come from `warroom postmortem todos` or `warroom pipeline run --dry-run`, and change when the action text is edited",
+                    cfg.postmortems_dir,
+                    cfg.branch
+                );
+            };
+            if !found.open {
+                bail!(
+                    "{item} (\"{}\" in {}) is already done or dropped; nothing to approve",
+                    found.action,
+                    found.postmortem
+                );
+            }
             let by = by
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "cli".into());
@@ -264,9 +335,29 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             let (run, _) = store
                 .enqueue_run(&cfg.repo_key, "approval", None, now)
                 .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "approval": a, "item": found, "run": run.id })
+                    )?
+                );
+                return Ok(());
+            }
             println!(
-                "{} approved by {}; run {} queued (a worker, or `warroom pipeline run`, executes it)",
-                a.item_id, a.approved_by, run.id
+                "{} approved by {}: {} {} \"{}\" in {}{}; run {} queued (a worker, or `warroom pipeline run`, executes it)",
+                a.item_id,
+                a.approved_by,
+                found.priority,
+                found.item_type,
+                found.action,
+                found.postmortem,
+                if found.safe {
+                    " (a safe type: automation takes it even without approval)"
+                } else {
+                    ""
+                },
+                run.id
             );
         }
     }
