@@ -412,9 +412,82 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
             &db.url,
         ],
     );
+    assert!(!e.status.success(), "an unknown run is an error");
     assert!(
         String::from_utf8_lossy(&e.stderr).contains("pipeline run 99 not found"),
         "{}",
         String::from_utf8_lossy(&e.stderr)
+    );
+
+    let pipeline = |args: &[&str]| {
+        let mut a = vec!["pipeline"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--config", cfg, "--database", &db.url]);
+        run(dir.path(), &env, &a)
+    };
+    // Well-formed but no post-mortem has it: refused, nothing stored.
+    let e = pipeline(&["approve", "0123456789ab"]);
+    assert!(!e.status.success());
+    let stderr = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        stderr.contains("no follow-up with id 0123456789ab in docs/post-mortems on master"),
+        "{stderr}"
+    );
+    let nfs = git(&bare, &["show", "master:docs/post-mortems/2026-04-14-nfs-stale-handles.md"]);
+    let parsed = warroom_postmortem::parse_document("2026-04-14-nfs-stale-handles.md", &nfs);
+    let immich = parsed
+        .items
+        .iter()
+        .find(|i| i.action.starts_with("Migrate Immich"))
+        .unwrap();
+    // The run recorded it for a person, with the command to approve it.
+    assert!(
+        nfs.contains(&format!("`warroom pipeline approve {}`", immich.id)),
+        "{nfs}"
+    );
+    let done = parsed
+        .items
+        .iter()
+        .find(|i| i.action.starts_with("Add Uptime Kuma"))
+        .unwrap();
+    let e = pipeline(&["approve", &done.id]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("already done"), "{e:?}");
+    let out: Value =
+        serde_json::from_str(&ok(&pipeline(&["approve", &immich.id, "--by", "ana", "--json"])))
+            .unwrap();
+    assert_eq!(out["item"]["action"], immich.action.as_str());
+    assert_eq!(out["approval"]["approved_by"], "ana");
+    let queued = out["run"].as_i64().unwrap();
+
+    let status: Value = serde_json::from_str(&ok(&pipeline(&["status", "--json"]))).unwrap();
+    assert_eq!(status[0]["id"].as_i64(), Some(queued));
+    assert_eq!(status[0]["status"], "queued");
+    let table = ok(&pipeline(&["status"]));
+    assert!(table.contains("ITEMS") && table.contains("4/4"), "{table}");
+    let log: Value = serde_json::from_str(&ok(&pipeline(&["log", "1", "--json"]))).unwrap();
+    assert_eq!(log["run"]["status"], "succeeded");
+    assert!(
+        log["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["line"].as_str().unwrap().contains("pushed")),
+        "{log}"
+    );
+    let text = ok(&pipeline(&["log", "1"]));
+    // Every line carries its time.
+    assert!(
+        text.lines().next().unwrap().starts_with("20"),
+        "{text}"
+    );
+
+    // A folder that is not a git clone.
+    let plain = dir.path().join("not-a-repo");
+    std::fs::create_dir_all(&plain).unwrap();
+    let e = pipeline(&["run", "--repo", plain.to_str().unwrap(), "--dry-run"]);
+    assert!(!e.status.success());
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("is not a git clone"),
+        "{e:?}"
     );
 }
