@@ -1109,3 +1109,66 @@ async fn the_site_is_built_from_the_configured_folder_and_committed_to_its_own_b
     );
     repo.assert_clean();
 }
+
+#[tokio::test]
+async fn one_old_or_unreadable_document_never_blocks_the_others() {
+    let repo = Repo::new().await;
+    // Alphabetically first, oldest, P0, and its agent always crashes: the reference would
+    // have retried this one file on every push. A second file is not even UTF-8.
+    repo.push_as_someone_else(
+        &[
+            (
+                "docs/post-mortems/2019-01-01-ancient.md",
+                "# Post-Mortem: ancient\n\n**Date:** 2019-01-01\n\n## Prevention Plan\n\n| Priority | Action | Type | Status |\n|---|---|---|---|\n| P0 | Add alert on the ancient thing | Alert | TODO |\n",
+            ),
+            ("docs/post-mortems/2018-06-06-latin1.md", "# Caf\u{e9}\n"),
+        ],
+        "docs: old post-mortems [ci skip]",
+    );
+    // Overwrite the second one with Latin-1 bytes.
+    let scratch = repo.tmp.path().join("latin1");
+    git(
+        repo.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            repo.bare.to_str().unwrap(),
+            scratch.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(
+        scratch.join("docs/post-mortems/2018-06-06-latin1.md"),
+        b"# Caf\xe9\n\n| P1 | Add alert | Alert | TODO |\n",
+    )
+    .unwrap();
+    git(&scratch, &["commit", "-qam", "latin-1"]);
+    git(&scratch, &["push", "-q", "origin", "master"]);
+    repo.agent_modes(&[("ancient", "crash")]);
+    let out = repo.run().await;
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    let implemented: Vec<&str> = out
+        .items
+        .iter()
+        .filter(|i| matches!(i.outcome, ItemOutcome::Implemented { .. }))
+        .map(|i| i.action.as_str())
+        .collect();
+    assert_eq!(implemented, [SERVFAIL, MOUNT, TCP, LATENCY]);
+    assert_eq!(out.items[0].postmortem, "2019-01-01-ancient.md");
+    assert!(matches!(out.items[0].outcome, ItemOutcome::Refused { .. }));
+    let lines = repo.store.run_log(out.run, 0).await.unwrap();
+    assert!(
+        lines.iter().any(|l| l
+            .line
+            .contains("skipped docs/post-mortems/2018-06-06-latin1.md")
+            && l.line.contains("not valid UTF-8")),
+        "{lines:?}"
+    );
+    // And the next run does not try the old one again.
+    let again = repo.run().await;
+    assert!(
+        again.summary.starts_with("nothing to do"),
+        "{}",
+        again.summary
+    );
+    assert_eq!(repo.agent_calls().len(), 5);
+}

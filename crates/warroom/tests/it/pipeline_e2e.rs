@@ -433,7 +433,13 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
         stderr.contains("no follow-up with id 0123456789ab in docs/post-mortems on master"),
         "{stderr}"
     );
-    let nfs = git(&bare, &["show", "master:docs/post-mortems/2026-04-14-nfs-stale-handles.md"]);
+    let nfs = git(
+        &bare,
+        &[
+            "show",
+            "master:docs/post-mortems/2026-04-14-nfs-stale-handles.md",
+        ],
+    );
     let parsed = warroom_postmortem::parse_document("2026-04-14-nfs-stale-handles.md", &nfs);
     let immich = parsed
         .items
@@ -451,10 +457,14 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
         .find(|i| i.action.starts_with("Add Uptime Kuma"))
         .unwrap();
     let e = pipeline(&["approve", &done.id]);
-    assert!(String::from_utf8_lossy(&e.stderr).contains("already done"), "{e:?}");
-    let out: Value =
-        serde_json::from_str(&ok(&pipeline(&["approve", &immich.id, "--by", "ana", "--json"])))
-            .unwrap();
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("already done"),
+        "{e:?}"
+    );
+    let out: Value = serde_json::from_str(&ok(&pipeline(&[
+        "approve", &immich.id, "--by", "ana", "--json",
+    ])))
+    .unwrap();
     assert_eq!(out["item"]["action"], immich.action.as_str());
     assert_eq!(out["approval"]["approved_by"], "ana");
     let queued = out["run"].as_i64().unwrap();
@@ -476,10 +486,7 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
     );
     let text = ok(&pipeline(&["log", "1"]));
     // Every line carries its time.
-    assert!(
-        text.lines().next().unwrap().starts_with("20"),
-        "{text}"
-    );
+    assert!(text.lines().next().unwrap().starts_with("20"), "{text}");
 
     // A folder that is not a git clone.
     let plain = dir.path().join("not-a-repo");
