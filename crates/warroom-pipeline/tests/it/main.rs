@@ -11,7 +11,7 @@ use std::{
 };
 use warroom_pipeline::{ItemOutcome, PipelineConfig, RunOutcome, Runner};
 use warroom_store::{Clock, ManualClock, RunStatus, Store, SystemClock};
-use warroom_testkit::{Backend, TestDb, fresh_database, open_store};
+use warroom_testkit::{Backend, TestDb, backends, fresh_database, open_store};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -96,8 +96,10 @@ impl Repo {
                 clone.to_str().unwrap(),
             ],
         );
-        let db = fresh_database(Backend::Sqlite).await.unwrap();
-        let store = open_store(Backend::Sqlite, &db).await.unwrap();
+        // PostgreSQL when WARROOM_TEST_DATABASE_URL is set (CI runs both ways), else SQLite.
+        let backend: Backend = *backends().last().unwrap();
+        let db = fresh_database(backend).await.unwrap();
+        let store = open_store(backend, &db).await.unwrap();
         Repo {
             modes: tmp.path().join("agent-modes"),
             plans: tmp.path().join("plan-modes"),
