@@ -32,6 +32,7 @@ mod worker;
 
 pub use config::{PipelineConfig, default_agent, default_pass_env};
 pub use runner::{
-    FoundItem, ItemOutcome, ItemReport, PlannedItem, RunError, RunOutcome, Runner, fix_subject,
+    FoundItem, ItemOutcome, ItemReport, PlannedItem, PlannedReview, RunError, RunOutcome, Runner,
+    fix_subject,
 };
 pub use worker::run_worker;

@@ -119,6 +119,23 @@ pub struct PlannedItem {
     pub commit_message: String,
 }
 
+/// An unsafe follow-up the dry run says will be recorded as needing a person.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedReview {
+    /// Post-mortem path.
+    pub postmortem: String,
+    /// Item id (what `warroom pipeline approve` takes).
+    pub item_id: String,
+    /// Priority.
+    pub priority: String,
+    /// Type.
+    pub item_type: String,
+    /// The action.
+    pub action: String,
+    /// The reason its row gives.
+    pub reason: String,
+}
+
 /// A follow-up found by id ([`Runner::find_item`]).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FoundItem {
@@ -474,6 +491,32 @@ impl Runner {
                         .unwrap_or_else(|| "pending".into()),
                     commit_message: fix_subject(&c.item.action, &doc.pm_tag()),
                 }
+            })
+            .collect())
+    }
+
+    /// The open unsafe follow-ups the next run would record as needing a person (one
+    /// Follow-up Implementation row each), for the dry run: without them, a dry run that lists
+    /// nothing would hide the document commits the real run makes.
+    pub async fn pending_review(&self) -> Result<Vec<PlannedReview>, RunError> {
+        let tip = self.fetch().await?;
+        let (docs, _) = scan::read_docs(&self.git(), &tip, &self.cfg.postmortems_dir)
+            .await
+            .map_err(git_err("scan"))?;
+        let approved = self.approved().await?;
+        Ok(docs
+            .iter()
+            .flat_map(|d| {
+                scan::unrecorded_for_review(&d.file_name, &d.text, &approved)
+                    .into_iter()
+                    .map(|i| PlannedReview {
+                        postmortem: d.path.clone(),
+                        item_id: i.id.clone(),
+                        priority: i.priority.as_str().into(),
+                        item_type: i.item_type.as_str().into(),
+                        action: i.action.clone(),
+                        reason: scan::review_reason(&i),
+                    })
             })
             .collect())
     }

@@ -132,12 +132,34 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             let runner = Runner::new(store.clone(), clock, cfg, runner_name());
             if dry_run {
                 let plan = runner.dry_run().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let review = runner
+                    .pending_review()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
                 if json {
-                    println!("{}", serde_json::to_string_pretty(&plan)?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "items": plan,
+                            "needs_human_review": review,
+                        }))?
+                    );
                     return Ok(());
                 }
+                if !review.is_empty() {
+                    println!(
+                        "would record {} follow-ups as needing a person (a row each in Follow-up Implementation):",
+                        review.len()
+                    );
+                    for r in &review {
+                        println!(
+                            "  {}  {} {}  {}: {}",
+                            r.item_id, r.priority, r.item_type, r.postmortem, r.action
+                        );
+                    }
+                }
                 if plan.is_empty() {
-                    println!("nothing to do: no pending safe or approved follow-ups");
+                    println!("nothing to implement: no pending safe or approved follow-ups");
                     return Ok(());
                 }
                 let rows: Vec<Vec<String>> = plan
@@ -239,7 +261,18 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
                 return Ok(());
             }
-            let rows: Vec<Vec<String>> = runs.iter().map(row).collect();
+            let mut rows = Vec::with_capacity(runs.len());
+            for r in &runs {
+                let mut cells = row(r);
+                // A running run has no summary yet; its latest log line says what it is doing.
+                if r.status == warroom_store::RunStatus::Running
+                    && let Some(last) = store.run_log(r.id, 0).await?.pop()
+                    && let Some(c) = cells.last_mut()
+                {
+                    *c = format!("now: {}", last.line.chars().take(75).collect::<String>());
+                }
+                rows.push(cells);
+            }
             output::table(
                 &[
                     "RUN", "STATUS", "ITEMS", "COST", "TRIGGER", "QUEUED", "SUMMARY",

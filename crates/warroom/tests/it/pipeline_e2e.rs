@@ -190,6 +190,16 @@ async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redo
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(seen, "the run never got to its second item");
+    // A long run shows its progress and what it is doing now.
+    let status = ok(&run(
+        dir.path(),
+        &env,
+        &["pipeline", "status", "--config", cfg, "--database", &db.url],
+    ));
+    assert!(
+        status.contains("running") && status.contains("1/4") && status.contains("now: "),
+        "{status}"
+    );
     drop(server); // SIGKILL: no shutdown, no lease released
     assert_eq!(
         subjects(&bare).len(),
@@ -350,6 +360,17 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
     ));
     assert!(
         plan.contains("fix(post-mortem): add alert on CoreDNS SERVFAIL rate [PM-2026-05-02]"),
+        "{plan}"
+    );
+    // The document edits for unsafe items are announced too.
+    assert!(
+        plan.contains("would record 2 follow-ups as needing a person"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(
+            "Architecture  docs/post-mortems/2026-04-14-nfs-stale-handles.md: Migrate Immich"
+        ),
         "{plan}"
     );
     assert!(plan.contains("budget $5.00"), "{plan}");
