@@ -126,10 +126,7 @@ impl PipelineConfig {
                 ));
             }
         }
-        if self.branch.trim().is_empty()
-            || self.branch.contains("..")
-            || self.branch.starts_with('-')
-        {
+        if !is_branch_name(&self.branch) {
             p.push(format!(
                 "pipeline.branch: `{}` is not a branch name",
                 self.branch

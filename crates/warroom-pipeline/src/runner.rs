@@ -239,6 +239,21 @@ impl Runner {
         cfg: PipelineConfig,
         owner: impl Into<String>,
     ) -> Self {
+        let mut cfg = cfg;
+        // git runs with `-C repo`, the file system calls from the process's directory: a
+        // relative path would name two different places (work trees under repo/repo/...).
+        for p in [
+            Some(&mut cfg.repo),
+            Some(&mut cfg.work_dir),
+            cfg.site_dir.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Ok(abs) = std::path::absolute(&*p) {
+                *p = abs;
+            }
+        }
         Runner {
             store,
             clock,

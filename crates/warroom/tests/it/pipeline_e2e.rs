@@ -375,6 +375,7 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
     );
     assert!(plan.contains("budget $5.00"), "{plan}");
     assert_eq!(subjects(&bare).len(), 1, "a dry run changes nothing");
+    // Relative to the current directory, as a person types it.
     let out = ok(&run(
         dir.path(),
         &env,
@@ -382,7 +383,7 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
             "pipeline",
             "run",
             "--repo",
-            repo,
+            "infra",
             "--config",
             cfg,
             "--database",
