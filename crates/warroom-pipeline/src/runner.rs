@@ -538,12 +538,25 @@ impl Runner {
 
     /// The follow-up with this id in the post-mortems on the configured branch, if any, so
     /// that approving a mistyped or stale id is refused instead of waiting forever. Reads the
-    /// remote's tip; when fetching fails (offline, or a run is fetching at the same moment)
-    /// the last fetched tip is read instead.
+    /// remote's tip; when fetching fails (offline) the last tip a run fetched is read instead.
     pub async fn find_item(&self, id: &str) -> Result<Option<FoundItem>, RunError> {
-        let rev = match self.fetch().await {
-            Ok(tip) => tip,
-            Err(_) => format!("refs/remotes/{}/{}", self.cfg.remote, self.cfg.branch),
+        // A ref of its own and no FETCH_HEAD: a lookup (an HTTP request) must never take a
+        // lock a run's own fetch needs at the same moment.
+        let (remote, branch) = (&self.cfg.remote, &self.cfg.branch);
+        let own = format!("refs/warroom/lookup/{branch}");
+        let rev = match self
+            .git()
+            .run(&[
+                "fetch",
+                "--quiet",
+                "--no-write-fetch-head",
+                remote,
+                &format!("+refs/heads/{branch}:{own}"),
+            ])
+            .await
+        {
+            Ok(_) => own,
+            Err(_) => format!("refs/remotes/{remote}/{branch}"),
         };
         let (docs, _) = scan::read_docs(&self.git(), &rev, &self.cfg.postmortems_dir)
             .await
