@@ -302,6 +302,51 @@ async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redo
         ],
     ));
     assert!(log.contains("pushed"), "{log}");
+
+    // Approvals through the API are checked against the post-mortems `serve` reads.
+    let responder = ok(&run(
+        dir.path(),
+        &env,
+        &[
+            "token",
+            "create",
+            "--role",
+            "responder",
+            "--name",
+            "rita",
+            "--config",
+            cfg,
+            "--database",
+            &db.url,
+        ],
+    ))
+    .trim()
+    .to_string();
+    let approve = |item: &str| {
+        http.post(format!("{}/api/v1/pipeline/approvals", server.url))
+            .bearer_auth(&responder)
+            .json(&json!({ "item": item }))
+            .send()
+    };
+    let r = approve("0123456789ab").await.unwrap();
+    assert_eq!(r.status(), 404);
+    let nfs = git(
+        &bare,
+        &[
+            "show",
+            "master:docs/post-mortems/2026-04-14-nfs-stale-handles.md",
+        ],
+    );
+    let parsed = warroom_postmortem::parse_document("2026-04-14-nfs-stale-handles.md", &nfs);
+    let immich = parsed
+        .items
+        .iter()
+        .find(|i| i.action.starts_with("Migrate Immich"))
+        .unwrap();
+    let r = approve(&immich.id).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["item"]["type"], "Architecture", "{v}");
 }
 
 #[tokio::test]
