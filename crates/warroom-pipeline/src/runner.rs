@@ -785,10 +785,18 @@ impl Runner {
         } else {
             RunStatus::Succeeded
         };
-        let for_review: usize = docs
+        // Items attempted in this run (approved ones) are reported with their outcome instead.
+        let attempted: HashSet<&str> = reports.iter().map(|(_, c, _)| c.item.id.as_str()).collect();
+        let review: Vec<(String, warroom_postmortem::Item)> = docs
             .iter()
-            .map(|d| scan::unrecorded_for_review(&d.file_name, &d.text, &approved).len())
-            .sum();
+            .flat_map(|d| {
+                scan::unrecorded_for_review(&d.file_name, &d.text, &approved)
+                    .into_iter()
+                    .map(|i| (d.file_name.clone(), i))
+            })
+            .filter(|(_, i)| !attempted.contains(i.id.as_str()))
+            .collect();
+        let for_review = review.len();
         if reports.is_empty() && for_review == 0 {
             let _ = git.run(&["branch", "-D", &branch]).await;
             let summary = match &stopped {
@@ -857,6 +865,15 @@ impl Runner {
                     one_line(&i.action, 80)
                 )),
             }
+        }
+        for (pm, i) in &review {
+            summary.push_str(&format!(
+                "\n- needs a person {pm}: {} ({} {}; `warroom pipeline approve {}`)",
+                one_line(&i.action, 80),
+                i.priority.as_str(),
+                i.item_type.as_str(),
+                i.id
+            ));
         }
         if let Some(why) = &stopped {
             summary.push_str(&format!("\nstopped early: {why}"));

@@ -936,6 +936,12 @@ async fn unsafe_items_get_one_needs_human_review_row_even_in_a_document_with_not
         "{}",
         out.summary
     );
+    // The summary (what the notification says) names them, with the command to hand them over.
+    assert!(
+        out.summary.contains("\n- needs a person 2026-06-01-longhorn-rebuild-storm.md: Migrate Vault to encrypted PVC (P1 Migration; `warroom pipeline approve "),
+        "{}",
+        out.summary
+    );
     let subjects: Vec<String> = repo.remote_log().into_iter().map(|(_, s)| s).collect();
     assert!(
         subjects.contains(&"docs: update post-mortem follow-up [PM-2026-06-01] [ci skip]".into()),
