@@ -54,8 +54,18 @@ fn pipeline_config(
     repo: Option<PathBuf>,
 ) -> anyhow::Result<(crate::config::Checked, PipelineConfig)> {
     let checked = serve::load_config(server)?;
+    // Runs, items and approvals are keyed by the repository's path: `--repo infra` and the
+    // configured `/srv/infra` must be one key, or an approval would never reach the runs.
+    let same = |a: &std::path::Path, b: &std::path::Path| match (
+        std::fs::canonicalize(a),
+        std::fs::canonicalize(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    };
+    let repo = repo.map(|r| std::path::absolute(&r).unwrap_or(r));
     let cfg = match (repo, &checked.pipeline) {
-        (Some(repo), Some(p)) if p.config.repo == repo => p.config.clone(),
+        (Some(repo), Some(p)) if same(&p.config.repo, &repo) => p.config.clone(),
         (Some(repo), configured) => {
             // A repository given by hand keeps the configured guardrails, if any.
             let mut c = configured

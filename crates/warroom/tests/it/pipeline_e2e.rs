@@ -539,6 +539,11 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
     let status: Value = serde_json::from_str(&ok(&pipeline(&["status", "--json"]))).unwrap();
     assert_eq!(status[0]["id"].as_i64(), Some(queued));
     assert_eq!(status[0]["status"], "queued");
+    // `--repo infra` and the configured absolute path are one repository, so approvals made
+    // against the config reach the runs made by hand.
+    for r in status.as_array().unwrap() {
+        assert_eq!(r["repo"], clone.display().to_string(), "{status}");
+    }
     let table = ok(&pipeline(&["status"]));
     assert!(table.contains("ITEMS") && table.contains("4/4"), "{table}");
     let log: Value = serde_json::from_str(&ok(&pipeline(&["log", "1", "--json"]))).unwrap();
