@@ -1447,6 +1447,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("pipeline.site_branch:"), "{e}");
+        let e = parse("[pipeline]\nbranch = \"master\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("repo"), "{e}");
+        let e = parse(&format!("{ok}branch = \"-f\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pipeline.branch:"), "{e}");
         // Typos and wrong types are refused with the key, never ignored.
         let e = parse(&format!("{ok}site_brnach = \"gh-pages\"\n"))
             .unwrap_err()
