@@ -163,6 +163,8 @@ pub fn unrecorded_for_review(file_name: &str, text: &str, approved: &HashSet<Str
                 && i.status == StatusKind::Open
                 && !approved.contains(&i.id)
                 && !recorded.contains(&normalise(&i.action))
+                // Our own row names the id: found even in a table without an Action column.
+                && !text.contains(&approve_command(&i.id))
         })
         .collect()
 }
@@ -176,7 +178,11 @@ pub fn review_reason(item: &Item) -> String {
             .unwrap_or_else(|| "its type is unknown".into()),
         t => format!("type {} needs a person", t.as_str()),
     };
-    format!("{why}: approve with `warroom pipeline approve {}`", item.id)
+    format!("{why}: approve with `{}`", approve_command(&item.id))
+}
+
+fn approve_command(id: &str) -> String {
+    format!("warroom pipeline approve {id}")
 }
 
 fn normalise(action: &str) -> String {
@@ -185,4 +191,36 @@ fn normalise(action: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_review_row_is_recognised_by_its_action_or_by_the_id_it_names() {
+        let plan = "# PM\n\n## Prevention Plan\n\n| Priority | Action | Type | Status |\n|---|---|---|---|\n| P1 | Migrate Vault to encrypted PVC | Migration | TODO |\n";
+        let none = HashSet::new();
+        let items = unrecorded_for_review("a.md", plan, &none);
+        assert_eq!(items.len(), 1);
+        let id = items[0].id.clone();
+        let reason = review_reason(&items[0]);
+        assert_eq!(
+            reason,
+            format!("type Migration needs a person: approve with `warroom pipeline approve {id}`")
+        );
+        // A person's row for it, under a differently cased action.
+        let by_action = format!(
+            "{plan}\n## Follow-up Implementation\n\n| Date | Action | Commit |\n|---|---|---|\n| — | migrate vault to  encrypted PVC | — |\n"
+        );
+        assert!(unrecorded_for_review("a.md", &by_action, &none).is_empty());
+        // A table without an Action column: our row still carries the id.
+        let by_id = format!(
+            "{plan}\n## Follow-up Implementation\n\n| Date | Commit | Implemented By |\n|---|---|---|\n| — | — | Needs human review: {reason} |\n"
+        );
+        assert!(unrecorded_for_review("a.md", &by_id, &none).is_empty());
+        // Approved items are the run's to attempt, not to hand over.
+        let approved: HashSet<String> = [id].into();
+        assert!(unrecorded_for_review("a.md", plan, &approved).is_empty());
+    }
 }
