@@ -378,14 +378,21 @@ impl Runner {
                 {
                     tracing::error!(error = %e, pipeline.run = id, "could not record the end of a run");
                 }
-                self.notify(
-                    &format!(
-                        "Post-mortem follow-ups: run {id} {}",
-                        outcome.status.as_str()
-                    ),
-                    &outcome.summary,
-                )
-                .await;
+                // A push or a person asked, so "nothing to do" is an answer; a sweep that found
+                // nothing would otherwise post the same line to the channel every hour.
+                let idle_sweep = run.trigger == "sweep"
+                    && outcome.pushed.is_none()
+                    && outcome.status == RunStatus::Succeeded;
+                if !idle_sweep {
+                    self.notify(
+                        &format!(
+                            "Post-mortem follow-ups: run {id} {}",
+                            outcome.status.as_str()
+                        ),
+                        &outcome.summary,
+                    )
+                    .await;
+                }
                 outcome
             }
             Err(e) => {

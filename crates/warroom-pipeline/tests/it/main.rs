@@ -172,18 +172,26 @@ impl Repo {
     }
 
     /// The notifications the runs put into the outbox, oldest first.
+    /// Drained as a notifier would: the outbox hands out one message per channel at a time
+    /// (to keep a channel's order), so each is marked delivered before the next claim.
     async fn notifications(&self) -> Vec<warroom_domain::notify::Notification> {
         let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(1);
-        self.store
-            .claim_due(later, time::Duration::minutes(1), 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| {
+        let mut out = Vec::new();
+        loop {
+            let batch = self
+                .store
+                .claim_due(later, time::Duration::minutes(1), 100)
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                return out;
+            }
+            for m in batch {
                 assert_eq!(m.channel, "ops");
-                m.notification
-            })
-            .collect()
+                self.store.record_delivered(m.id, later).await.unwrap();
+                out.push(m.notification);
+            }
+        }
     }
 
     /// (sha, subject) on the remote's master, oldest first.
@@ -730,8 +738,10 @@ async fn dry_run_lists_the_plan_and_changes_nothing_and_approval_lets_unsafe_ite
 async fn the_worker_loop_sweeps_and_runs_without_any_trigger() {
     let repo = Repo::new().await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut cfg = repo.config();
+    cfg.notify_channels = vec!["ops".into()];
     let worker = tokio::spawn(warroom_pipeline::run_worker(
-        repo.runner(repo.config()),
+        repo.runner(cfg),
         Duration::from_millis(100),
         Some(Duration::from_millis(300)),
         stopped,
@@ -759,6 +769,38 @@ async fn the_worker_loop_sweeps_and_runs_without_any_trigger() {
         repo.agent_calls().len(),
         4,
         "later sweeps find nothing to do"
+    );
+    // Only the sweep that did something is announced: idle sweeps stay out of the channel.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut cfg = repo.config();
+    cfg.notify_channels = vec!["ops".into()];
+    let worker = tokio::spawn(warroom_pipeline::run_worker(
+        repo.runner(cfg),
+        Duration::from_millis(100),
+        Some(Duration::from_millis(200)),
+        stopped,
+    ));
+    let idle = |runs: &[warroom_store::RunRecord]| {
+        runs.iter()
+            .filter(|r| r.status == RunStatus::Succeeded && r.id != swept.id)
+            .count()
+    };
+    for _ in 0..300 {
+        if idle(&repo.store.list_runs(50).await.unwrap()) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+    let runs = repo.store.list_runs(50).await.unwrap();
+    assert!(idle(&runs) >= 2, "{runs:?}");
+    let sent = repo.notifications().await;
+    assert_eq!(sent.len(), 1, "{} runs: {sent:?}", runs.len());
+    assert!(
+        sent[0].text.starts_with("4 implemented"),
+        "{}",
+        sent[0].text
     );
 }
 
