@@ -43,6 +43,9 @@ pub struct PipelineConfig {
     pub commit_url: Option<String>,
     /// Where the post-mortem site is written after a run.
     pub site_dir: Option<PathBuf>,
+    /// A branch of `remote` the post-mortem site is committed to after a run (e.g. `gh-pages`),
+    /// created without history on first use.
+    pub site_branch: Option<String>,
     /// Notification channels for run summaries; none means a log line.
     pub notify_channels: Vec<String>,
     /// Commit identity.
@@ -98,6 +101,7 @@ impl PipelineConfig {
             lease: Duration::from_secs(120),
             commit_url: None,
             site_dir: None,
+            site_branch: None,
             notify_channels: vec![],
             author_name: "warroom-pipeline".into(),
             author_email: "warroom-pipeline@localhost".into(),
@@ -122,14 +126,24 @@ impl PipelineConfig {
                 ));
             }
         }
-        if self.branch.trim().is_empty()
-            || self.branch.contains("..")
-            || self.branch.starts_with('-')
-        {
+        if !is_branch_name(&self.branch) {
             p.push(format!(
                 "pipeline.branch: `{}` is not a branch name",
                 self.branch
             ));
+        }
+        if let Some(sb) = &self.site_branch {
+            if !is_branch_name(sb) {
+                p.push(format!(
+                    "pipeline.site_branch: `{sb}` is not a branch name, e.g. gh-pages"
+                ));
+            } else if sb == &self.branch {
+                // The site's commit has none of the repository in it: pushing it to the
+                // post-mortems' own branch would replace the whole repository with HTML.
+                p.push(format!(
+                    "pipeline.site_branch: `{sb}` is the branch the post-mortems live on; use a branch of its own, e.g. gh-pages"
+                ));
+            }
         }
         if self.remote.trim().is_empty() || self.remote.starts_with('-') {
             p.push(format!(
@@ -200,6 +214,19 @@ impl PipelineConfig {
     }
 }
 
+/// A conservative reading of `git check-ref-format --branch`: what git would refuse, and a
+/// leading `-` that would be read as an option.
+fn is_branch_name(b: &str) -> bool {
+    !b.is_empty()
+        && !b.starts_with(['-', '/', '.'])
+        && !b.ends_with(['/', '.'])
+        && !b.ends_with(".lock")
+        && !b.contains("..")
+        && !b.contains("//")
+        && !b.contains("@{")
+        && !b.bytes().any(|c| c <= b' ' || b"~^:?*[\\\x7f".contains(&c))
+}
+
 /// A headless Claude Code run that prints one JSON result with `total_cost_usd`.
 pub fn default_agent() -> Vec<String> {
     ["claude", "-p", "--output-format", "json"]
@@ -223,9 +250,26 @@ mod tests {
         c.budget_usd = -1.0;
         c.protected_paths = vec!["[x]".into()];
         c.commit_url = Some("https://x".into());
+        c.site_branch = Some("gh pages".into());
         let p = c.problems().join("\n");
-        for key in ["agent", "budget_usd", "protected_paths[0]", "commit_url"] {
+        for key in [
+            "agent",
+            "budget_usd",
+            "protected_paths[0]",
+            "commit_url",
+            "site_branch",
+        ] {
             assert!(p.contains(&format!("pipeline.{key}:")), "{key}: {p}");
         }
+        c.site_branch = Some("master".into());
+        assert!(
+            c.problems()
+                .iter()
+                .any(|p| p.starts_with("pipeline.site_branch: `master` is the branch")),
+            "{:?}",
+            c.problems()
+        );
+        c.site_branch = Some("gh-pages".into());
+        assert!(!c.problems().iter().any(|p| p.contains("site_branch")));
     }
 }

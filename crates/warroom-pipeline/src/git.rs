@@ -42,7 +42,14 @@ impl Git {
 
     /// Runs git; raw stdout on success (file contents, which the engine checks for UTF-8).
     pub async fn run_bytes(&self, args: &[&str]) -> Result<Vec<u8>, GitError> {
+        self.run_env(args, &[]).await
+    }
+
+    /// Runs git with extra environment variables (e.g. `GIT_INDEX_FILE` for a scratch index
+    /// that leaves the clone's own index alone); raw stdout on success.
+    pub async fn run_env(&self, args: &[&str], env: &[(&str, &Path)]) -> Result<Vec<u8>, GitError> {
         let out = Command::new("git")
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .arg("-C")
             .arg(&self.dir)
             .args(args)

@@ -31,5 +31,8 @@ pub mod scan;
 mod worker;
 
 pub use config::{PipelineConfig, default_agent, default_pass_env};
-pub use runner::{ItemOutcome, ItemReport, PlannedItem, RunError, RunOutcome, Runner, fix_subject};
+pub use runner::{
+    FoundItem, ItemOutcome, ItemReport, PlannedItem, PlannedReview, RunError, RunOutcome, Runner,
+    fix_subject,
+};
 pub use worker::run_worker;

@@ -137,7 +137,15 @@ pub async fn kill_group(pgid: u32) {
 /// Runs a command to completion or its time limit.
 pub async fn run(inv: Invocation<'_>) -> Result<Output, SpawnError> {
     let (program, args) = inv.argv.split_first().ok_or(SpawnError::Empty)?;
-    let mut cmd = tokio::process::Command::new(program);
+    // `scripts/plan-json` means the repository's script in the work tree the command runs in;
+    // std leaves a relative program path with a working directory platform-specific.
+    let path = Path::new(program);
+    let resolved = if program.contains('/') && path.is_relative() {
+        inv.cwd.join(path)
+    } else {
+        path.to_path_buf()
+    };
+    let mut cmd = tokio::process::Command::new(&resolved);
     cmd.env_clear();
     for (k, v) in std::env::vars_os() {
         let Some(name) = k.to_str() else { continue };
@@ -200,4 +208,35 @@ pub async fn run(inv: Invocation<'_>) -> Result<Output, SpawnError> {
         stdout: join(out).await,
         stderr: join(err).await,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_relative_program_is_the_work_trees_own_script() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("scripts")).unwrap();
+        let script = dir.path().join("scripts/plan-json");
+        std::fs::write(&script, "#!/bin/sh\necho '{\"format_version\":\"1.2\"}'\n").unwrap();
+        std::process::Command::new("chmod")
+            .arg("+x")
+            .arg(&script)
+            .status()
+            .unwrap();
+        let argv = vec!["scripts/plan-json".to_string()];
+        let out = run(Invocation {
+            argv: &argv,
+            cwd: dir.path(),
+            env: BTreeMap::new(),
+            pass_env: &["PATH".to_string()],
+            stdin: None,
+            timeout: Duration::from_secs(10),
+        })
+        .await
+        .unwrap();
+        assert!(out.success(), "{}", out.describe_failure());
+        assert_eq!(out.stdout.trim(), r#"{"format_version":"1.2"}"#);
+    }
 }

@@ -119,6 +119,42 @@ pub struct PlannedItem {
     pub commit_message: String,
 }
 
+/// An unsafe follow-up the dry run says will be recorded as needing a person.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedReview {
+    /// Post-mortem path.
+    pub postmortem: String,
+    /// Item id (what `warroom pipeline approve` takes).
+    pub item_id: String,
+    /// Priority.
+    pub priority: String,
+    /// Type.
+    pub item_type: String,
+    /// The action.
+    pub action: String,
+    /// The reason its row gives.
+    pub reason: String,
+}
+
+/// A follow-up found by id ([`Runner::find_item`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FoundItem {
+    /// Post-mortem path.
+    pub postmortem: String,
+    /// Item id.
+    pub item_id: String,
+    /// Priority.
+    pub priority: String,
+    /// Type.
+    pub item_type: String,
+    /// The action.
+    pub action: String,
+    /// Still to do (not Done or Dropped).
+    pub open: bool,
+    /// A safe type: automation takes it without an approval.
+    pub safe: bool,
+}
+
 /// Result of one guarded attempt.
 enum Attempt {
     Committed {
@@ -203,6 +239,21 @@ impl Runner {
         cfg: PipelineConfig,
         owner: impl Into<String>,
     ) -> Self {
+        let mut cfg = cfg;
+        // git runs with `-C repo`, the file system calls from the process's directory: a
+        // relative path would name two different places (work trees under repo/repo/...).
+        for p in [
+            Some(&mut cfg.repo),
+            Some(&mut cfg.work_dir),
+            cfg.site_dir.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Ok(abs) = std::path::absolute(&*p) {
+                *p = abs;
+            }
+        }
         Runner {
             store,
             clock,
@@ -327,14 +378,21 @@ impl Runner {
                 {
                     tracing::error!(error = %e, pipeline.run = id, "could not record the end of a run");
                 }
-                self.notify(
-                    &format!(
-                        "Post-mortem follow-ups: run {id} {}",
-                        outcome.status.as_str()
-                    ),
-                    &outcome.summary,
-                )
-                .await;
+                // A push or a person asked, so "nothing to do" is an answer; a sweep that found
+                // nothing would otherwise post the same line to the channel every hour.
+                let idle_sweep = run.trigger == "sweep"
+                    && outcome.pushed.is_none()
+                    && outcome.status == RunStatus::Succeeded;
+                if !idle_sweep {
+                    self.notify(
+                        &format!(
+                            "Post-mortem follow-ups: run {id} {}",
+                            outcome.status.as_str()
+                        ),
+                        &outcome.summary,
+                    )
+                    .await;
+                }
                 outcome
             }
             Err(e) => {
@@ -457,6 +515,70 @@ impl Runner {
                 }
             })
             .collect())
+    }
+
+    /// The open unsafe follow-ups the next run would record as needing a person (one
+    /// Follow-up Implementation row each), for the dry run: without them, a dry run that lists
+    /// nothing would hide the document commits the real run makes.
+    pub async fn pending_review(&self) -> Result<Vec<PlannedReview>, RunError> {
+        let tip = self.fetch().await?;
+        let (docs, _) = scan::read_docs(&self.git(), &tip, &self.cfg.postmortems_dir)
+            .await
+            .map_err(git_err("scan"))?;
+        let approved = self.approved().await?;
+        Ok(docs
+            .iter()
+            .flat_map(|d| {
+                scan::unrecorded_for_review(&d.file_name, &d.text, &approved)
+                    .into_iter()
+                    .map(|i| PlannedReview {
+                        postmortem: d.path.clone(),
+                        item_id: i.id.clone(),
+                        priority: i.priority.as_str().into(),
+                        item_type: i.item_type.as_str().into(),
+                        action: i.action.clone(),
+                        reason: scan::review_reason(&i),
+                    })
+            })
+            .collect())
+    }
+
+    /// The follow-up with this id in the post-mortems on the configured branch, if any, so
+    /// that approving a mistyped or stale id is refused instead of waiting forever. Reads the
+    /// remote's tip; when fetching fails (offline) the last tip a run fetched is read instead.
+    pub async fn find_item(&self, id: &str) -> Result<Option<FoundItem>, RunError> {
+        // A ref of its own and no FETCH_HEAD: a lookup (an HTTP request) must never take a
+        // lock a run's own fetch needs at the same moment.
+        let (remote, branch) = (&self.cfg.remote, &self.cfg.branch);
+        let own = format!("refs/warroom/lookup/{branch}");
+        let rev = match self
+            .git()
+            .run(&[
+                "fetch",
+                "--quiet",
+                "--no-write-fetch-head",
+                remote,
+                &format!("+refs/heads/{branch}:{own}"),
+            ])
+            .await
+        {
+            Ok(_) => own,
+            Err(_) => format!("refs/remotes/{remote}/{branch}"),
+        };
+        let (docs, _) = scan::read_docs(&self.git(), &rev, &self.cfg.postmortems_dir)
+            .await
+            .map_err(git_err("scan"))?;
+        Ok(docs.iter().find_map(|d| {
+            d.parsed.item(id).map(|i| FoundItem {
+                postmortem: d.path.clone(),
+                item_id: i.id.clone(),
+                priority: i.priority.as_str().into(),
+                item_type: i.item_type.as_str().into(),
+                action: i.action.clone(),
+                open: i.status.is_open(),
+                safe: i.safe,
+            })
+        }))
     }
 
     fn run_branch(run: i64) -> String {
@@ -670,7 +792,19 @@ impl Runner {
         } else {
             RunStatus::Succeeded
         };
-        if reports.is_empty() {
+        // Items attempted in this run (approved ones) are reported with their outcome instead.
+        let attempted: HashSet<&str> = reports.iter().map(|(_, c, _)| c.item.id.as_str()).collect();
+        let review: Vec<(String, warroom_postmortem::Item)> = docs
+            .iter()
+            .flat_map(|d| {
+                scan::unrecorded_for_review(&d.file_name, &d.text, &approved)
+                    .into_iter()
+                    .map(|i| (d.file_name.clone(), i))
+            })
+            .filter(|(_, i)| !attempted.contains(i.id.as_str()))
+            .collect();
+        let for_review = review.len();
+        if reports.is_empty() && for_review == 0 {
             let _ = git.run(&["branch", "-D", &branch]).await;
             let summary = match &stopped {
                 Some(why) => format!("stopped before any follow-up: {why}"),
@@ -685,7 +819,7 @@ impl Runner {
                 pushed: None,
             });
         }
-        let (pushed, final_shas) = self.publish(id, &docs, &reports).await?;
+        let (pushed, final_shas) = self.publish(id, &docs, &reports, &approved).await?;
         self.store.publish_items(id, self.clock.now()).await?;
         let _ = git.run(&["branch", "-D", &branch]).await;
         self.publish_site(id, &pushed).await;
@@ -708,12 +842,22 @@ impl Runner {
             .filter(|i| matches!(i.outcome, ItemOutcome::Implemented { .. }))
             .count();
         let refused = items.len() - implemented;
-        let mut summary = format!(
-            "{implemented} implemented, {refused} need human review, ${spent:.2} spent; pushed {} to {}/{}",
+        let mut summary = if items.is_empty() {
+            "nothing to implement".to_string()
+        } else {
+            format!("{implemented} implemented, {refused} need human review, ${spent:.2} spent")
+        };
+        if for_review > 0 {
+            summary.push_str(&format!(
+                ", {for_review} unsafe follow-ups recorded for a person"
+            ));
+        }
+        summary.push_str(&format!(
+            "; pushed {} to {}/{}",
             short(&pushed),
             self.cfg.remote,
             self.cfg.branch
-        );
+        ));
         for i in &items {
             match &i.outcome {
                 ItemOutcome::Implemented { sha } => summary.push_str(&format!(
@@ -728,6 +872,15 @@ impl Runner {
                     one_line(&i.action, 80)
                 )),
             }
+        }
+        for (pm, i) in &review {
+            summary.push_str(&format!(
+                "\n- needs a person {pm}: {} ({} {}; `warroom pipeline approve {}`)",
+                one_line(&i.action, 80),
+                i.priority.as_str(),
+                i.item_type.as_str(),
+                i.id
+            ));
         }
         if let Some(why) = &stopped {
             summary.push_str(&format!("\nstopped early: {why}"));

@@ -19,6 +19,8 @@ pub struct Doc {
     pub file_name: String,
     /// The parsed document.
     pub parsed: ParsedDocument,
+    /// The text it was parsed from.
+    pub text: String,
 }
 
 impl Doc {
@@ -92,6 +94,8 @@ pub async fn read_docs(
                 path: path.to_string(),
                 file_name,
                 parsed,
+                // parse_bytes checked it is UTF-8.
+                text: String::from_utf8_lossy(&bytes).into_owned(),
             }),
             Err(e) => warnings.push(format!("skipped {path}: {e}")),
         }
@@ -137,4 +141,86 @@ pub fn candidates(docs: &[Doc], approved: &HashSet<String>) -> Vec<Candidate> {
             .then_with(|| a.item.line.cmp(&b.item.line))
     });
     out
+}
+
+/// The items of one post-mortem's `text` that automation leaves to a person and has not yet
+/// said so about: not a safe type, plainly open (a person who wrote Deferred or In progress
+/// already owns the item), not approved, and without a row in the Follow-up Implementation
+/// table. The source design lists exactly these as `| — | <action> | P1 | Migration | — |
+/// Needs human review |`; checking the table itself (not the store) keeps that row to one
+/// across runs, resumed runs and rebases onto a tip someone else edited.
+pub fn unrecorded_for_review(file_name: &str, text: &str, approved: &HashSet<String>) -> Vec<Item> {
+    let parsed = pm::parse_document(file_name, text);
+    let recorded: HashSet<String> = pm::recorded_implementations(text)
+        .into_iter()
+        .map(|r| normalise(&r.action))
+        .collect();
+    parsed
+        .items
+        .into_iter()
+        .filter(|i| {
+            !i.safe
+                && i.status == StatusKind::Open
+                && !approved.contains(&i.id)
+                && !recorded.contains(&normalise(&i.action))
+                // Our own row names the id: found even in a table without an Action column.
+                && !text.contains(&approve_command(&i.id))
+        })
+        .collect()
+}
+
+/// Why an item waits for a person, for its row: the type, and how to let automation take it.
+pub fn review_reason(item: &Item) -> String {
+    let why = match item.item_type {
+        pm::ItemType::Unknown => item
+            .unsafe_reason
+            .clone()
+            .unwrap_or_else(|| "its type is unknown".into()),
+        t => format!("type {} needs a person", t.as_str()),
+    };
+    format!("{why}: approve with `{}`", approve_command(&item.id))
+}
+
+fn approve_command(id: &str) -> String {
+    format!("warroom pipeline approve {id}")
+}
+
+fn normalise(action: &str) -> String {
+    action
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_review_row_is_recognised_by_its_action_or_by_the_id_it_names() {
+        let plan = "# PM\n\n## Prevention Plan\n\n| Priority | Action | Type | Status |\n|---|---|---|---|\n| P1 | Migrate Vault to encrypted PVC | Migration | TODO |\n";
+        let none = HashSet::new();
+        let items = unrecorded_for_review("a.md", plan, &none);
+        assert_eq!(items.len(), 1);
+        let id = items[0].id.clone();
+        let reason = review_reason(&items[0]);
+        assert_eq!(
+            reason,
+            format!("type Migration needs a person: approve with `warroom pipeline approve {id}`")
+        );
+        // A person's row for it, under a differently cased action.
+        let by_action = format!(
+            "{plan}\n## Follow-up Implementation\n\n| Date | Action | Commit |\n|---|---|---|\n| — | migrate vault to  encrypted PVC | — |\n"
+        );
+        assert!(unrecorded_for_review("a.md", &by_action, &none).is_empty());
+        // A table without an Action column: our row still carries the id.
+        let by_id = format!(
+            "{plan}\n## Follow-up Implementation\n\n| Date | Commit | Implemented By |\n|---|---|---|\n| — | — | Needs human review: {reason} |\n"
+        );
+        assert!(unrecorded_for_review("a.md", &by_id, &none).is_empty());
+        // Approved items are the run's to attempt, not to hand over.
+        let approved: HashSet<String> = [id].into();
+        assert!(unrecorded_for_review("a.md", plan, &approved).is_empty());
+    }
 }

@@ -427,6 +427,41 @@ pub fn plan_implementation_rows(text: &str, rows: &[ImplementationRow]) -> Splic
     }
 }
 
+/// A row already in a Follow-up Implementation table, as far as callers need to recognise it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRow {
+    /// The Action cell's text, whitespace collapsed.
+    pub action: String,
+    /// The Implemented By cell's text (`Needs human review: ...` for a handed-over item).
+    pub implemented_by: String,
+}
+
+/// The rows of every Follow-up Implementation table in the document (tables with a Commit
+/// column, the same test [`plan_implementation_rows`] uses to find where to append), so that a
+/// caller can tell whether an item was already recorded before adding a row for it again.
+pub fn recorded_implementations(text: &str) -> Vec<RecordedRow> {
+    let mut out = Vec::new();
+    for b in blocks::collect(text) {
+        let Block::Table(t) = b else { continue };
+        let order: Vec<Option<usize>> = t.head.iter().map(|h| impl_column(&h.text())).collect();
+        if !order.contains(&Some(4)) {
+            continue;
+        }
+        let col = |want: usize| order.iter().position(|c| *c == Some(want));
+        let (Some(a), by) = (col(1), col(5)) else {
+            continue;
+        };
+        for r in &t.rows {
+            let cell = |i: usize| r.cells.get(i).map(|c| c.text()).unwrap_or_default();
+            out.push(RecordedRow {
+                action: cell(a),
+                implemented_by: by.map(cell).unwrap_or_default(),
+            });
+        }
+    }
+    out
+}
+
 /// Appends rows to the Follow-up Implementation table; see
 /// [`plan_implementation_rows`].
 pub fn append_implementation_rows(text: &str, rows: &[ImplementationRow]) -> String {
@@ -443,6 +478,19 @@ mod tests {
     #[test]
     fn escape_cell_escapes_bare_pipes_only() {
         assert_eq!(escape_cell("a | b \\| c\nd"), "a \\| b \\| c d");
+    }
+
+    #[test]
+    fn recorded_rows_are_read_back_from_every_implementation_table() {
+        let text = "# PM\n\n| Priority | Action | Status |\n|---|---|---|\n| P1 | A | TODO |\n\n## Follow-up Implementation\n\n| Date | Action | Priority | Type | Commit | Implemented By |\n|---|---|---|---|---|---|\n| — | Migrate a \\| b | P1 | Migration | — | Needs human review: type Migration |\n";
+        let rows = recorded_implementations(text);
+        assert_eq!(
+            rows,
+            [RecordedRow {
+                action: "Migrate a | b".into(),
+                implemented_by: "Needs human review: type Migration".into()
+            }]
+        );
     }
 
     #[test]

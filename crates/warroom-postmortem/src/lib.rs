@@ -12,8 +12,9 @@ pub use draft::{
     ChecklistState, DraftInput, TimelineEntry, draft_file_name, human_duration, render_draft, slug,
 };
 pub use edit::{
-    CommitRef, EditError, EditStatus, ImplementationRow, Splice, append_implementation_rows,
-    escape_cell, plan_implementation_rows, plan_status_edit, set_item_status,
+    CommitRef, EditError, EditStatus, ImplementationRow, RecordedRow, Splice,
+    append_implementation_rows, escape_cell, plan_implementation_rows, plan_status_edit,
+    recorded_implementations, set_item_status,
 };
 pub use site::{
     IndexEntry, SiteError, SiteFile, SourceDoc, build_site, escape_html, page_path, render_index,

@@ -114,7 +114,7 @@ pub fn build() -> Value {
         } },
         "/api/v1/pipeline/runs": { "get": op("pipeline", "Pipeline runs, newest first, with status and progress (items done / total, cost)", Some("viewer"), None, ("200", "`{\"runs\": [...]}`")) },
         "/api/v1/pipeline/runs/{id}": { "get": op("pipeline", "One run with its log (`?after=<log id>` to follow it)", Some("viewer"), None, ("200", "`{\"run\": {...}, \"log\": [...]}`")) },
-        "/api/v1/pipeline/approvals": { "post": op("pipeline", "Approve an item automation would not implement on its own, and queue a run; it goes through the same guardrails", Some("responder"), Some("ApprovalRequest"), ("201", "`{\"approval\": {...}, \"run\": N}`")) }
+        "/api/v1/pipeline/approvals": { "post": op("pipeline", "Approve an item automation would not implement on its own, and queue a run; it goes through the same guardrails", Some("responder"), Some("ApprovalRequest"), ("201", "`{\"approval\": {...}, \"item\": {...}, \"run\": N}`; 404 when no post-mortem has the id, 409 when the item is already done")) }
     });
     if let Some(obj) = paths.as_object_mut() {
         for (path, item) in obj.iter_mut() {

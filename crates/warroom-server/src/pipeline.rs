@@ -20,6 +20,31 @@ use crate::{
     extract::{ApiJson, Caller, Responder, Viewer},
 };
 
+/// A follow-up an approval names, as the lookup found it in the repository.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApprovalTarget {
+    /// Post-mortem path.
+    pub postmortem: String,
+    /// The action.
+    pub action: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub item_type: String,
+    /// Priority.
+    pub priority: String,
+    /// Still to do (not Done or Dropped).
+    pub open: bool,
+}
+
+/// What a lookup of an item id returns: the item, none, or why the repository could not be read.
+pub type ItemLookupFuture = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<ApprovalTarget>, String>> + Send>,
+>;
+
+/// Finds a follow-up by id in the configured repository. The binary wires the pipeline's scan
+/// in, so the server checks approvals without depending on the pipeline crate.
+pub type ItemLookup = std::sync::Arc<dyn Fn(String) -> ItemLookupFuture + Send + Sync>;
+
 /// What the server needs to know about the pipeline.
 #[derive(Clone)]
 pub struct PipelineSettings {
@@ -33,6 +58,8 @@ pub struct PipelineSettings {
     pub repository: Option<String>,
     /// The shared webhook secret; without it every delivery is refused.
     pub webhook_secret: Option<Vec<u8>>,
+    /// Checks that an approved id names a follow-up; without it any well-formed id is taken.
+    pub items: Option<ItemLookup>,
 }
 
 impl std::fmt::Debug for PipelineSettings {
@@ -46,6 +73,7 @@ impl std::fmt::Debug for PipelineSettings {
                 "webhook_secret",
                 &self.webhook_secret.as_ref().map(|_| "[redacted]"),
             )
+            .field("items", &self.items.as_ref().map(|_| "lookup"))
             .finish()
     }
 }
@@ -160,7 +188,18 @@ pub async fn git_push(
             "push to {git_ref}, not to the configured branch {want_ref}"
         )));
     }
-    let after = v.pointer("/after").and_then(Value::as_str);
+    let after = match v.get("after") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.as_str()),
+        // Silently falling back to the delivery id would let two forges' copies of one push
+        // make two runs.
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "after: must be the pushed commit's hash, as a string",
+            )
+            .with_details(json!({ "field": "after" })));
+        }
+    };
     let dir = format!("{}/", p.postmortems_dir.trim_end_matches('/'));
     match v.get("commits") {
         Some(Value::Array(commits)) => {
@@ -272,6 +311,38 @@ pub async fn approve(
             ),
         ));
     }
+    // A typo would otherwise be stored, answered 201 and then silently match nothing.
+    let target = match &p.items {
+        None => None,
+        Some(lookup) => match lookup(item.to_string()).await {
+            Ok(Some(t)) if t.open => Some(t),
+            Ok(Some(t)) => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "already_done",
+                    format!(
+                        "{item} (\"{}\" in {}) is already done or dropped; nothing to approve",
+                        t.action, t.postmortem
+                    ),
+                )
+                .with_details(json!({ "field": "item" })));
+            }
+            Ok(None) => {
+                return Err(ApiError::not_found(format!(
+                    "no follow-up with id {item} in {} on {}; ids come from `warroom postmortem todos` or `warroom pipeline run --dry-run`, and change when the action text is edited",
+                    p.postmortems_dir, p.branch
+                ))
+                .with_details(json!({ "field": "item" })));
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "repository_unavailable",
+                    format!("cannot read the post-mortems to check the id: {e}; try again"),
+                ));
+            }
+        },
+    };
     let now = state.clock.now();
     let approval = state
         .store
@@ -283,6 +354,6 @@ pub async fn approve(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "approval": approval, "run": run.id })),
+        Json(json!({ "approval": approval, "item": target, "run": run.id })),
     ))
 }

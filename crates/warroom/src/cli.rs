@@ -322,11 +322,16 @@ pub enum PipelineCommand {
         /// Print what would be done (items in order, commit messages) and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the plan (with --dry-run) or the finished run as JSON on stdout; the log
+        /// still goes to stderr.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
     /// Recent runs with their status and progress.
     Status {
+        /// Print the runs as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -338,6 +343,9 @@ pub enum PipelineCommand {
         /// Keep printing new lines until the run ends.
         #[arg(long)]
         follow: bool,
+        /// Print the run and its log lines as JSON (not with --follow).
+        #[arg(long, conflicts_with = "follow")]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -352,6 +360,9 @@ pub enum PipelineCommand {
         /// The repository clone (default: [pipeline] repo from the config).
         #[arg(long)]
         repo: Option<PathBuf>,
+        /// Print the approval, the item and the queued run as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerArgs,
     },

@@ -91,6 +91,8 @@ pub struct PipelineSection {
     pub work_dir: Option<std::path::PathBuf>,
     pub commit_url: Option<String>,
     pub site_dir: Option<std::path::PathBuf>,
+    /// A branch of the remote the site is committed to (e.g. `gh-pages`).
+    pub site_branch: Option<String>,
     /// Channel names (from [[channels]]) for run summaries.
     #[serde(default)]
     pub notify: Vec<String>,
@@ -751,6 +753,7 @@ fn check_pipeline(
     }
     c.commit_url = p.commit_url.clone();
     c.site_dir = p.site_dir.clone();
+    c.site_branch = p.site_branch.clone();
     c.notify_channels = p.notify.clone();
     c.pass_env = p.pass_env.clone();
     if let Some(n) = &p.author_name {
@@ -1564,6 +1567,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("pipeline.agent"), "{e}");
+        let e = parse(&format!("{ok}site_branch = \"master\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pipeline.site_branch: `master` is the branch"),
+            "{e}"
+        );
+        let e = parse(&format!("{ok}site_branch = \"gh pages\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pipeline.site_branch:"), "{e}");
+        let e = parse("[pipeline]\nbranch = \"master\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("repo"), "{e}");
+        let e = parse(&format!("{ok}branch = \"-f\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("pipeline.branch:"), "{e}");
+        // Typos and wrong types are refused with the key, never ignored.
+        let e = parse(&format!("{ok}site_brnach = \"gh-pages\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("site_brnach"), "{e}");
+        let e = parse(&format!("{ok}budget_usd = \"five\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("budget_usd"), "{e}");
+        let e = parse(&format!("{ok}run_timeout_secs = 100\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pipeline.item_timeout_secs:") && e.contains("run_timeout_secs = 100s"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -1589,6 +1627,7 @@ mod tests {
         assert_eq!(p.config.plan.unwrap()[0], "scripts/plan-json");
         assert_eq!(p.repository.as_deref(), Some("ViktorBarzin/infra"));
         assert_eq!(p.sweep, Some(std::time::Duration::from_secs(3600)));
+        assert_eq!(p.config.site_branch.as_deref(), Some("gh-pages"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::{
 };
 use warroom_pipeline::{ItemOutcome, PipelineConfig, RunOutcome, Runner};
 use warroom_store::{Clock, ManualClock, RunStatus, Store, SystemClock};
-use warroom_testkit::{Backend, TestDb, fresh_database, open_store};
+use warroom_testkit::{Backend, TestDb, backends, fresh_database, open_store};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -96,8 +96,10 @@ impl Repo {
                 clone.to_str().unwrap(),
             ],
         );
-        let db = fresh_database(Backend::Sqlite).await.unwrap();
-        let store = open_store(Backend::Sqlite, &db).await.unwrap();
+        // PostgreSQL when WARROOM_TEST_DATABASE_URL is set (CI runs both ways), else SQLite.
+        let backend: Backend = *backends().last().unwrap();
+        let db = fresh_database(backend).await.unwrap();
+        let store = open_store(backend, &db).await.unwrap();
         Repo {
             modes: tmp.path().join("agent-modes"),
             plans: tmp.path().join("plan-modes"),
@@ -170,18 +172,26 @@ impl Repo {
     }
 
     /// The notifications the runs put into the outbox, oldest first.
+    /// Drained as a notifier would: the outbox hands out one message per channel at a time
+    /// (to keep a channel's order), so each is marked delivered before the next claim.
     async fn notifications(&self) -> Vec<warroom_domain::notify::Notification> {
         let later = time::OffsetDateTime::now_utc() + time::Duration::minutes(1);
-        self.store
-            .claim_due(later, time::Duration::minutes(1), 100)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|m| {
+        let mut out = Vec::new();
+        loop {
+            let batch = self
+                .store
+                .claim_due(later, time::Duration::minutes(1), 100)
+                .await
+                .unwrap();
+            if batch.is_empty() {
+                return out;
+            }
+            for m in batch {
                 assert_eq!(m.channel, "ops");
-                m.notification
-            })
-            .collect()
+                self.store.record_delivered(m.id, later).await.unwrap();
+                out.push(m.notification);
+            }
+        }
     }
 
     /// (sha, subject) on the remote's master, oldest first.
@@ -290,13 +300,26 @@ async fn happy_path_implements_every_safe_item_across_documents_in_priority_orde
         let subject = git(&repo.bare, &["log", "-1", "--format=%s", &sha]);
         assert!(subject.starts_with("fix(post-mortem): "), "{subject}");
     }
-    // Two status cells changed and two rows appended: every other byte is the same.
+    // Two status cells changed, two rows appended for them and one for the Architecture item
+    // left to a person: every other byte is the same.
     let numstat = git(&repo.bare, &["diff", "--numstat", &log[4].0, &log[5].0]);
-    assert_eq!(numstat.trim(), format!("4\t2\t{NFS}"));
+    assert_eq!(numstat.trim(), format!("5\t2\t{NFS}"));
     assert!(nfs.contains("| P1 | Migrate Immich library to a replicated Longhorn volume | Architecture | needs capacity planning | TODO |"));
-    assert_eq!(before.lines().count() + 2, nfs.lines().count());
+    assert_eq!(before.lines().count() + 3, nfs.lines().count());
+    let immich = rows(&nfs, "Migrate Immich");
+    assert_eq!(immich.len(), 2, "{immich:?}");
+    assert!(
+        immich[1].starts_with("| — | Migrate Immich library to a replicated Longhorn volume | P1 | Architecture | — | Needs human review: type Architecture needs a person: approve with `warroom pipeline approve "),
+        "{}",
+        immich[1]
+    );
     let dns = repo.remote_file(DNS);
     assert!(dns.contains("## Follow-up Implementation"), "{dns}");
+    assert_eq!(
+        rows(&dns, "Document the Corefile rollback").len(),
+        2,
+        "{dns}"
+    );
     assert!(rows(&dns, SERVFAIL)[0].contains("| DONE |"));
 
     let run = repo.store.pipeline_run(out.run).await.unwrap();
@@ -715,8 +738,10 @@ async fn dry_run_lists_the_plan_and_changes_nothing_and_approval_lets_unsafe_ite
 async fn the_worker_loop_sweeps_and_runs_without_any_trigger() {
     let repo = Repo::new().await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut cfg = repo.config();
+    cfg.notify_channels = vec!["ops".into()];
     let worker = tokio::spawn(warroom_pipeline::run_worker(
-        repo.runner(repo.config()),
+        repo.runner(cfg),
         Duration::from_millis(100),
         Some(Duration::from_millis(300)),
         stopped,
@@ -744,6 +769,38 @@ async fn the_worker_loop_sweeps_and_runs_without_any_trigger() {
         repo.agent_calls().len(),
         4,
         "later sweeps find nothing to do"
+    );
+    // Only the sweep that did something is announced: idle sweeps stay out of the channel.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut cfg = repo.config();
+    cfg.notify_channels = vec!["ops".into()];
+    let worker = tokio::spawn(warroom_pipeline::run_worker(
+        repo.runner(cfg),
+        Duration::from_millis(100),
+        Some(Duration::from_millis(200)),
+        stopped,
+    ));
+    let idle = |runs: &[warroom_store::RunRecord]| {
+        runs.iter()
+            .filter(|r| r.status == RunStatus::Succeeded && r.id != swept.id)
+            .count()
+    };
+    for _ in 0..300 {
+        if idle(&repo.store.list_runs(50).await.unwrap()) >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.send(true).unwrap();
+    worker.await.unwrap();
+    let runs = repo.store.list_runs(50).await.unwrap();
+    assert!(idle(&runs) >= 2, "{runs:?}");
+    let sent = repo.notifications().await;
+    assert_eq!(sent.len(), 1, "{} runs: {sent:?}", runs.len());
+    assert!(
+        sent[0].text.starts_with("4 implemented"),
+        "{}",
+        sent[0].text
     );
 }
 
@@ -796,6 +853,11 @@ async fn a_crash_right_after_the_push_lands_is_resumed_without_a_second_push_or_
         2,
         "one status row, one implementation row"
     );
+    assert_eq!(
+        rows(&nfs, "Migrate Immich").len(),
+        2,
+        "one plan row, one Needs human review row"
+    );
     assert_eq!(repo.agent_calls().len(), 4);
     let records = repo
         .store
@@ -832,4 +894,331 @@ async fn a_missing_agent_fails_the_run_instead_of_handing_every_item_to_people()
             .is_empty()
     );
     repo.assert_clean_worktrees();
+}
+
+impl Repo {
+    /// Pushes `files` to the remote's master as a person would, from a scratch clone.
+    fn push_as_someone_else(&self, files: &[(&str, &str)], message: &str) {
+        let scratch = self
+            .tmp
+            .path()
+            .join(format!("scratch-{}", self.remote_log().len()));
+        git(
+            self.tmp.path(),
+            &[
+                "clone",
+                "-q",
+                self.bare.to_str().unwrap(),
+                scratch.to_str().unwrap(),
+            ],
+        );
+        for (path, text) in files {
+            let p = scratch.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        }
+        git(&scratch, &["add", "-A"]);
+        git(&scratch, &["commit", "-qm", message]);
+        git(&scratch, &["push", "-q", "origin", "master"]);
+    }
+}
+
+const ONLY_UNSAFE: &str = "docs/post-mortems/2026-06-01-longhorn-rebuild-storm.md";
+const ONLY_UNSAFE_TEXT: &str = "# Post-Mortem: Longhorn replica rebuild storm
+
+| Field | Value |
+|-------|-------|
+| **Date** | 2026-06-01 |
+| **Severity** | SEV2 |
+
+## Prevention Plan
+
+| Priority | Action | Type | Details | Status |
+|----------|--------|------|---------|--------|
+| P1 | Migrate Vault to encrypted PVC | Migration | | TODO |
+| P2 | Add alert config for the storage migration | Migration | says alert and config, typed Migration | TODO |
+| P2 | Investigate replica rebuild throttling | Investigation | | Deferred |
+
+## Lessons Learned
+
+- Rebuilds need a rate limit.
+";
+
+const LEGACY: &str = "docs/post-mortems/2025-01-10-legacy-storage.md";
+const LEGACY_TEXT: &str = "# Post-Mortem: storage move
+
+**Date:** 2025-01-10
+
+## Action Items
+
+| Action | Status | Details |
+|--------|--------|---------|
+| Migrate storage config to Longhorn | TODO | the reference called this Config by substring |
+";
+
+#[tokio::test]
+async fn unsafe_items_get_one_needs_human_review_row_even_in_a_document_with_nothing_safe() {
+    let repo = Repo::new().await;
+    repo.push_as_someone_else(
+        &[(ONLY_UNSAFE, ONLY_UNSAFE_TEXT), (LEGACY, LEGACY_TEXT)],
+        "docs: post-mortem for 2026-06-01 Longhorn [ci skip]",
+    );
+    // A storage migration is never safe, whatever words its action contains.
+    let plan = repo.runner(repo.config()).dry_run().await.unwrap();
+    assert!(
+        plan.iter()
+            .all(|p| !p.postmortem.contains("longhorn") && !p.postmortem.contains("legacy")),
+        "{plan:?}"
+    );
+    let out = repo.run().await;
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    assert!(
+        out.summary
+            .contains("unsafe follow-ups recorded for a person"),
+        "{}",
+        out.summary
+    );
+    // The summary (what the notification says) names them, with the command to hand them over.
+    assert!(
+        out.summary.contains("\n- needs a person 2026-06-01-longhorn-rebuild-storm.md: Migrate Vault to encrypted PVC (P1 Migration; `warroom pipeline approve "),
+        "{}",
+        out.summary
+    );
+    let subjects: Vec<String> = repo.remote_log().into_iter().map(|(_, s)| s).collect();
+    assert!(
+        subjects.contains(&"docs: update post-mortem follow-up [PM-2026-06-01] [ci skip]".into()),
+        "{subjects:?}"
+    );
+    let text = repo.remote_file(ONLY_UNSAFE);
+    // Appended after the last byte; nothing the person wrote changed.
+    assert!(text.starts_with(ONLY_UNSAFE_TEXT), "{text}");
+    let parsed = warroom_postmortem::parse_document(
+        "2026-06-01-longhorn-rebuild-storm.md",
+        ONLY_UNSAFE_TEXT,
+    );
+    let vault = parsed
+        .items
+        .iter()
+        .find(|i| i.action.starts_with("Migrate Vault"))
+        .unwrap();
+    assert_eq!(
+        rows(&text, "Migrate Vault"),
+        [
+            "| P1 | Migrate Vault to encrypted PVC | Migration | | TODO |".to_string(),
+            format!(
+                "| — | Migrate Vault to encrypted PVC | P1 | Migration | — | Needs human review: type Migration needs a person: approve with `warroom pipeline approve {}` |",
+                vault.id
+            ),
+        ]
+    );
+    assert_eq!(rows(&text, "storage migration").len(), 2, "{text}");
+    // Deferred by a person: already theirs, no row.
+    assert_eq!(rows(&text, "throttling").len(), 1, "{text}");
+    let legacy = repo.remote_file(LEGACY);
+    assert!(legacy.starts_with(LEGACY_TEXT), "{legacy}");
+    let r = rows(&legacy, "Migrate storage config");
+    assert_eq!(r.len(), 2, "{legacy}");
+    assert!(r[1].contains("| Needs human review: "), "{}", r[1]);
+    assert!(!r[1].contains("| Config |"), "{}", r[1]);
+
+    // Once: a second run finds every row in place and pushes nothing.
+    let pushed = repo.remote_log().len();
+    let again = repo.run().await;
+    assert!(
+        again.summary.starts_with("nothing to do"),
+        "{}",
+        again.summary
+    );
+    assert_eq!(repo.remote_log().len(), pushed);
+    assert_eq!(
+        rows(&repo.remote_file(ONLY_UNSAFE), "Migrate Vault").len(),
+        2
+    );
+
+    // Approved later, it is implemented and gets its Done row next to the old one.
+    repo.store
+        .approve_item(
+            &repo.config().repo_key,
+            &vault.id,
+            "ana",
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    let out = repo.run().await;
+    assert_eq!(out.items.len(), 1, "{}", out.summary);
+    let text = repo.remote_file(ONLY_UNSAFE);
+    let r = rows(&text, "Migrate Vault");
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(
+        r[0].contains("| DONE |") || r[0].contains("| Done |"),
+        "{}",
+        r[0]
+    );
+    assert!(r[2].contains("| warroom-pipeline |"), "{}", r[2]);
+    repo.assert_clean();
+}
+
+#[tokio::test]
+async fn the_site_is_built_from_the_configured_folder_and_committed_to_its_own_branch() {
+    let repo = Repo::new().await;
+    // The post-mortems moved; the reference's publisher kept watching the old folder.
+    repo.push_as_someone_else(
+        &[(
+            "handbook/incidents/2026-07-01-ingress.md",
+            "# Post-Mortem: ingress flaps\n\n| Field | Value |\n|---|---|\n| **Date** | 2026-07-01 |\n\n## Prevention Plan\n\n| Priority | Action | Type | Details | Status |\n|---|---|---|---|---|\n| P1 | Add alert on ingress 5xx ratio | Alert | | TODO |\n",
+        )],
+        "docs: move post-mortems [ci skip]",
+    );
+    let mut cfg = repo.config();
+    cfg.postmortems_dir = "handbook/incidents".into();
+    cfg.site_dir = None;
+    cfg.site_branch = Some("gh-pages".into());
+    let out = repo.run_with(cfg.clone()).await;
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    assert_eq!(out.items.len(), 1, "only the configured folder is read");
+
+    let pages = |rev: &str| -> Vec<String> {
+        git(&repo.bare, &["ls-tree", "--name-only", rev])
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(pages("gh-pages"), ["2026-07-01-ingress.html", "index.html"]);
+    // A branch of its own, without the repository's history.
+    let history = git(&repo.bare, &["log", "--format=%P|%s", "gh-pages"]);
+    let history: Vec<&str> = history.lines().collect();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert!(
+        history[0].starts_with("|docs: publish the post-mortem site from "),
+        "{history:?}"
+    );
+    let page = git(&repo.bare, &["show", "gh-pages:2026-07-01-ingress.html"]);
+    assert!(page.contains("DONE"), "the page shows the pushed document");
+    // The post-mortems' branch is untouched by the publishing.
+    assert!(
+        git(&repo.bare, &["ls-tree", "-r", "--name-only", "master"]).contains("stacks/app/main.tf")
+    );
+
+    // Nothing changed: no new site commit.
+    let again = repo.run_with(cfg.clone()).await;
+    assert!(
+        again.summary.starts_with("nothing to do"),
+        "{}",
+        again.summary
+    );
+    assert_eq!(
+        git(&repo.bare, &["rev-list", "--count", "gh-pages"]).trim(),
+        "1"
+    );
+    let lines = repo.store.run_log(again.run, 0).await.unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.line.starts_with("site unchanged on origin/gh-pages")),
+        "{lines:?}"
+    );
+
+    // A new post-mortem: one more commit on top, with a CNAME someone added kept.
+    let site = repo.tmp.path().join("site-clone");
+    git(
+        repo.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "gh-pages",
+            repo.bare.to_str().unwrap(),
+            site.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(site.join("CNAME"), "postmortems.example.org\n").unwrap();
+    git(&site, &["add", "CNAME"]);
+    git(&site, &["commit", "-qm", "custom domain"]);
+    git(&site, &["push", "-q", "origin", "gh-pages"]);
+    repo.push_as_someone_else(
+        &[(
+            "handbook/incidents/2026-07-09-backup.md",
+            "# Post-Mortem: backups stopped\n\n**Date:** 2026-07-09\n",
+        )],
+        "docs: post-mortem for 2026-07-09 [ci skip]",
+    );
+    repo.run_with(cfg).await;
+    assert_eq!(
+        pages("gh-pages"),
+        [
+            "2026-07-01-ingress.html",
+            "2026-07-09-backup.html",
+            "CNAME",
+            "index.html"
+        ]
+    );
+    assert_eq!(
+        git(&repo.bare, &["rev-list", "--count", "gh-pages"]).trim(),
+        "3"
+    );
+    repo.assert_clean();
+}
+
+#[tokio::test]
+async fn one_old_or_unreadable_document_never_blocks_the_others() {
+    let repo = Repo::new().await;
+    // Alphabetically first, oldest, P0, and its agent always crashes: the reference would
+    // have retried this one file on every push. A second file is not even UTF-8.
+    repo.push_as_someone_else(
+        &[
+            (
+                "docs/post-mortems/2019-01-01-ancient.md",
+                "# Post-Mortem: ancient\n\n**Date:** 2019-01-01\n\n## Prevention Plan\n\n| Priority | Action | Type | Status |\n|---|---|---|---|\n| P0 | Add alert on the ancient thing | Alert | TODO |\n",
+            ),
+            ("docs/post-mortems/2018-06-06-latin1.md", "# Caf\u{e9}\n"),
+        ],
+        "docs: old post-mortems [ci skip]",
+    );
+    // Overwrite the second one with Latin-1 bytes.
+    let scratch = repo.tmp.path().join("latin1");
+    git(
+        repo.tmp.path(),
+        &[
+            "clone",
+            "-q",
+            repo.bare.to_str().unwrap(),
+            scratch.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(
+        scratch.join("docs/post-mortems/2018-06-06-latin1.md"),
+        b"# Caf\xe9\n\n| P1 | Add alert | Alert | TODO |\n",
+    )
+    .unwrap();
+    git(&scratch, &["commit", "-qam", "latin-1"]);
+    git(&scratch, &["push", "-q", "origin", "master"]);
+    repo.agent_modes(&[("ancient", "crash")]);
+    let out = repo.run().await;
+    assert_eq!(out.status, RunStatus::Succeeded, "{}", out.summary);
+    let implemented: Vec<&str> = out
+        .items
+        .iter()
+        .filter(|i| matches!(i.outcome, ItemOutcome::Implemented { .. }))
+        .map(|i| i.action.as_str())
+        .collect();
+    assert_eq!(implemented, [SERVFAIL, MOUNT, TCP, LATENCY]);
+    assert_eq!(out.items[0].postmortem, "2019-01-01-ancient.md");
+    assert!(matches!(out.items[0].outcome, ItemOutcome::Refused { .. }));
+    let lines = repo.store.run_log(out.run, 0).await.unwrap();
+    assert!(
+        lines.iter().any(|l| l
+            .line
+            .contains("skipped docs/post-mortems/2018-06-06-latin1.md")
+            && l.line.contains("not valid UTF-8")),
+        "{lines:?}"
+    );
+    // And the next run does not try the old one again.
+    let again = repo.run().await;
+    assert!(
+        again.summary.starts_with("nothing to do"),
+        "{}",
+        again.summary
+    );
+    assert_eq!(repo.agent_calls().len(), 5);
 }

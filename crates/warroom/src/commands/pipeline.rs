@@ -20,13 +20,52 @@ pub fn runner_name() -> String {
     format!("{host}:{}", std::process::id())
 }
 
+/// The server's check that an approved id names a follow-up, through the pipeline's scan.
+pub fn item_lookup(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    cfg: PipelineConfig,
+) -> warroom_server::pipeline::ItemLookup {
+    let runner = Runner::new(store, clock, cfg, runner_name());
+    Arc::new(move |id: String| {
+        let runner = runner.clone();
+        Box::pin(async move {
+            runner
+                .find_item(&id)
+                .await
+                .map(|found| found.map(target))
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
+fn target(f: warroom_pipeline::FoundItem) -> warroom_server::pipeline::ApprovalTarget {
+    warroom_server::pipeline::ApprovalTarget {
+        postmortem: f.postmortem,
+        action: f.action,
+        item_type: f.item_type,
+        priority: f.priority,
+        open: f.open,
+    }
+}
+
 fn pipeline_config(
     server: &ServerArgs,
     repo: Option<PathBuf>,
 ) -> anyhow::Result<(crate::config::Checked, PipelineConfig)> {
     let checked = serve::load_config(server)?;
+    // Runs, items and approvals are keyed by the repository's path: `--repo infra` and the
+    // configured `/srv/infra` must be one key, or an approval would never reach the runs.
+    let same = |a: &std::path::Path, b: &std::path::Path| match (
+        std::fs::canonicalize(a),
+        std::fs::canonicalize(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    };
+    let repo = repo.map(|r| std::path::absolute(&r).unwrap_or(r));
     let cfg = match (repo, &checked.pipeline) {
-        (Some(repo), Some(p)) if p.config.repo == repo => p.config.clone(),
+        (Some(repo), Some(p)) if same(&p.config.repo, &repo) => p.config.clone(),
         (Some(repo), configured) => {
             // A repository given by hand keeps the configured guardrails, if any.
             let mut c = configured
@@ -92,6 +131,7 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
         PipelineCommand::Run {
             repo,
             dry_run,
+            json,
             server,
         } => {
             let (checked, cfg) = pipeline_config(&server, repo)?;
@@ -102,8 +142,34 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             let runner = Runner::new(store.clone(), clock, cfg, runner_name());
             if dry_run {
                 let plan = runner.dry_run().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                let review = runner
+                    .pending_review()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({
+                            "items": plan,
+                            "needs_human_review": review,
+                        }))?
+                    );
+                    return Ok(());
+                }
+                if !review.is_empty() {
+                    println!(
+                        "would record {} follow-ups as needing a person (a row each in Follow-up Implementation):",
+                        review.len()
+                    );
+                    for r in &review {
+                        println!(
+                            "  {}  {} {}  {}: {}",
+                            r.item_id, r.priority, r.item_type, r.postmortem, r.action
+                        );
+                    }
+                }
                 if plan.is_empty() {
-                    println!("nothing to do: no pending safe or approved follow-ups");
+                    println!("nothing to implement: no pending safe or approved follow-ups");
                     return Ok(());
                 }
                 let rows: Vec<Vec<String>> = plan
@@ -178,6 +244,12 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             let _ = print_log(&store, queued.id, 0).await.map(|_| ());
             let run = store.pipeline_run(queued.id).await?;
             match outcome {
+                Some(_) if json => {
+                    println!("{}", serde_json::to_string_pretty(&run)?);
+                    if run.status == warroom_store::RunStatus::Failed {
+                        bail!("run {} failed", run.id);
+                    }
+                }
                 Some(o) if o.run == queued.id => {
                     println!("{}", o.summary);
                     if run.status == warroom_store::RunStatus::Failed {
@@ -199,7 +271,18 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
                 return Ok(());
             }
-            let rows: Vec<Vec<String>> = runs.iter().map(row).collect();
+            let mut rows = Vec::with_capacity(runs.len());
+            for r in &runs {
+                let mut cells = row(r);
+                // A running run has no summary yet; its latest log line says what it is doing.
+                if r.status == warroom_store::RunStatus::Running
+                    && let Some(last) = store.run_log(r.id, 0).await?.pop()
+                    && let Some(c) = cells.last_mut()
+                {
+                    *c = format!("now: {}", last.line.chars().take(75).collect::<String>());
+                }
+                rows.push(cells);
+            }
             output::table(
                 &[
                     "RUN", "STATUS", "ITEMS", "COST", "TRIGGER", "QUEUED", "SUMMARY",
@@ -210,6 +293,7 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
         PipelineCommand::Log {
             run,
             follow,
+            json,
             server,
         } => {
             let checked = serve::load_config(&server)?;
@@ -217,6 +301,14 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             let mut r = store.pipeline_run(run).await.map_err(|e| {
                 anyhow::anyhow!("{e}; see `warroom pipeline status` for run numbers")
             })?;
+            if json {
+                let log = store.run_log(run, 0).await?;
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "run": r, "log": log }))?
+                );
+                return Ok(());
+            }
             let mut after = 0;
             loop {
                 for l in store.run_log(run, after).await? {
@@ -246,6 +338,7 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             item,
             by,
             repo,
+            json,
             server,
         } => {
             let item = item.trim().to_string();
@@ -256,6 +349,27 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             }
             let (checked, cfg) = pipeline_config(&server, repo)?;
             let store = serve::open_store(&checked.config.database_url.0).await?;
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let runner = Runner::new(store.clone(), clock, cfg.clone(), runner_name());
+            // A typo would otherwise be stored and then silently match nothing.
+            let found = runner
+                .find_item(&item)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot read the post-mortems: {e}"))?;
+            let Some(found) = found else {
+                bail!(
+                    "no follow-up with id {item} in {} on {}; ids come from `warroom postmortem todos` or `warroom pipeline run --dry-run`, and change when the action text is edited",
+                    cfg.postmortems_dir,
+                    cfg.branch
+                );
+            };
+            if !found.open {
+                bail!(
+                    "{item} (\"{}\" in {}) is already done or dropped; nothing to approve",
+                    found.action,
+                    found.postmortem
+                );
+            }
             let by = by
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "cli".into());
@@ -264,9 +378,29 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             let (run, _) = store
                 .enqueue_run(&cfg.repo_key, "approval", None, now)
                 .await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "approval": a, "item": found, "run": run.id })
+                    )?
+                );
+                return Ok(());
+            }
             println!(
-                "{} approved by {}; run {} queued (a worker, or `warroom pipeline run`, executes it)",
-                a.item_id, a.approved_by, run.id
+                "{} approved by {}: {} {} \"{}\" in {}{}; run {} queued (a worker, or `warroom pipeline run`, executes it)",
+                a.item_id,
+                a.approved_by,
+                found.priority,
+                found.item_type,
+                found.action,
+                found.postmortem,
+                if found.safe {
+                    " (a safe type: automation takes it even without approval)"
+                } else {
+                    ""
+                },
+                run.id
             );
         }
     }

@@ -65,6 +65,13 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
     })?;
     let addr = listener.local_addr()?;
     let mut settings = settings(&checked);
+    if let (Some(s), Some(p)) = (settings.pipeline.as_mut(), &checked.pipeline) {
+        s.items = Some(super::pipeline::item_lookup(
+            store.clone(),
+            clock.clone(),
+            p.config.clone(),
+        ));
+    }
     // Always running, even with no [[monitors]]: monitors can be added through the API.
     let scheduler = {
         let prober =
@@ -425,6 +432,8 @@ fn settings(checked: &config::Checked) -> Settings {
                     .webhook_secret
                     .as_ref()
                     .map(|s| s.expose().as_bytes().to_vec()),
+                // Needs the store; `serve` sets it.
+                items: None,
             }),
         paging: Arc::new(checked.paging.clone()),
         ack_links: checked.ack_links.as_ref().map(|(url, key)| {

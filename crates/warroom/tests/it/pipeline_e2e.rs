@@ -190,6 +190,16 @@ async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redo
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(seen, "the run never got to its second item");
+    // A long run shows its progress and what it is doing now.
+    let status = ok(&run(
+        dir.path(),
+        &env,
+        &["pipeline", "status", "--config", cfg, "--database", &db.url],
+    ));
+    assert!(
+        status.contains("running") && status.contains("1/4") && status.contains("now: "),
+        "{status}"
+    );
     drop(server); // SIGKILL: no shutdown, no lease released
     assert_eq!(
         subjects(&bare).len(),
@@ -292,6 +302,51 @@ async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redo
         ],
     ));
     assert!(log.contains("pushed"), "{log}");
+
+    // Approvals through the API are checked against the post-mortems `serve` reads.
+    let responder = ok(&run(
+        dir.path(),
+        &env,
+        &[
+            "token",
+            "create",
+            "--role",
+            "responder",
+            "--name",
+            "rita",
+            "--config",
+            cfg,
+            "--database",
+            &db.url,
+        ],
+    ))
+    .trim()
+    .to_string();
+    let approve = |item: &str| {
+        http.post(format!("{}/api/v1/pipeline/approvals", server.url))
+            .bearer_auth(&responder)
+            .json(&json!({ "item": item }))
+            .send()
+    };
+    let r = approve("0123456789ab").await.unwrap();
+    assert_eq!(r.status(), 404);
+    let nfs = git(
+        &bare,
+        &[
+            "show",
+            "master:docs/post-mortems/2026-04-14-nfs-stale-handles.md",
+        ],
+    );
+    let parsed = warroom_postmortem::parse_document("2026-04-14-nfs-stale-handles.md", &nfs);
+    let immich = parsed
+        .items
+        .iter()
+        .find(|i| i.action.starts_with("Migrate Immich"))
+        .unwrap();
+    let r = approve(&immich.id).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["item"]["type"], "Architecture", "{v}");
 }
 
 #[tokio::test]
@@ -352,8 +407,20 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
         plan.contains("fix(post-mortem): add alert on CoreDNS SERVFAIL rate [PM-2026-05-02]"),
         "{plan}"
     );
+    // The document edits for unsafe items are announced too.
+    assert!(
+        plan.contains("would record 2 follow-ups as needing a person"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(
+            "Architecture  docs/post-mortems/2026-04-14-nfs-stale-handles.md: Migrate Immich"
+        ),
+        "{plan}"
+    );
     assert!(plan.contains("budget $5.00"), "{plan}");
     assert_eq!(subjects(&bare).len(), 1, "a dry run changes nothing");
+    // Relative to the current directory, as a person types it.
     let out = ok(&run(
         dir.path(),
         &env,
@@ -361,7 +428,7 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
             "pipeline",
             "run",
             "--repo",
-            repo,
+            "infra",
             "--config",
             cfg,
             "--database",
@@ -412,9 +479,94 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
             &db.url,
         ],
     );
+    assert!(!e.status.success(), "an unknown run is an error");
     assert!(
         String::from_utf8_lossy(&e.stderr).contains("pipeline run 99 not found"),
         "{}",
         String::from_utf8_lossy(&e.stderr)
+    );
+
+    let pipeline = |args: &[&str]| {
+        let mut a = vec!["pipeline"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--config", cfg, "--database", &db.url]);
+        run(dir.path(), &env, &a)
+    };
+    // Well-formed but no post-mortem has it: refused, nothing stored.
+    let e = pipeline(&["approve", "0123456789ab"]);
+    assert!(!e.status.success());
+    let stderr = String::from_utf8_lossy(&e.stderr);
+    assert!(
+        stderr.contains("no follow-up with id 0123456789ab in docs/post-mortems on master"),
+        "{stderr}"
+    );
+    let nfs = git(
+        &bare,
+        &[
+            "show",
+            "master:docs/post-mortems/2026-04-14-nfs-stale-handles.md",
+        ],
+    );
+    let parsed = warroom_postmortem::parse_document("2026-04-14-nfs-stale-handles.md", &nfs);
+    let immich = parsed
+        .items
+        .iter()
+        .find(|i| i.action.starts_with("Migrate Immich"))
+        .unwrap();
+    // The run recorded it for a person, with the command to approve it.
+    assert!(
+        nfs.contains(&format!("`warroom pipeline approve {}`", immich.id)),
+        "{nfs}"
+    );
+    let done = parsed
+        .items
+        .iter()
+        .find(|i| i.action.starts_with("Add Uptime Kuma"))
+        .unwrap();
+    let e = pipeline(&["approve", &done.id]);
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("already done"),
+        "{e:?}"
+    );
+    let out: Value = serde_json::from_str(&ok(&pipeline(&[
+        "approve", &immich.id, "--by", "ana", "--json",
+    ])))
+    .unwrap();
+    assert_eq!(out["item"]["action"], immich.action.as_str());
+    assert_eq!(out["approval"]["approved_by"], "ana");
+    let queued = out["run"].as_i64().unwrap();
+
+    let status: Value = serde_json::from_str(&ok(&pipeline(&["status", "--json"]))).unwrap();
+    assert_eq!(status[0]["id"].as_i64(), Some(queued));
+    assert_eq!(status[0]["status"], "queued");
+    // `--repo infra` and the configured absolute path are one repository, so approvals made
+    // against the config reach the runs made by hand.
+    for r in status.as_array().unwrap() {
+        assert_eq!(r["repo"], clone.display().to_string(), "{status}");
+    }
+    let table = ok(&pipeline(&["status"]));
+    assert!(table.contains("ITEMS") && table.contains("4/4"), "{table}");
+    let log: Value = serde_json::from_str(&ok(&pipeline(&["log", "1", "--json"]))).unwrap();
+    assert_eq!(log["run"]["status"], "succeeded");
+    assert!(
+        log["log"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["line"].as_str().unwrap().contains("pushed")),
+        "{log}"
+    );
+    let text = ok(&pipeline(&["log", "1"]));
+    // Every line carries its time.
+    assert!(text.lines().next().unwrap().starts_with("20"), "{text}");
+
+    // A folder that is not a git clone.
+    let plain = dir.path().join("not-a-repo");
+    std::fs::create_dir_all(&plain).unwrap();
+    let e = pipeline(&["run", "--repo", plain.to_str().unwrap(), "--dry-run"]);
+    assert!(!e.status.success());
+    assert!(
+        String::from_utf8_lossy(&e.stderr).contains("is not a git clone"),
+        "{e:?}"
     );
 }

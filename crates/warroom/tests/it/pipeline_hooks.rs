@@ -18,6 +18,7 @@ fn settings() -> Settings {
             postmortems_dir: "docs/post-mortems".into(),
             repository: Some("ViktorBarzin/infra".into()),
             webhook_secret: Some(SECRET.to_vec()),
+            items: None,
         }),
         ..Settings::default()
     }
@@ -216,6 +217,16 @@ async fn pushes_elsewhere_are_ignored_with_the_reason_and_bad_payloads_name_the_
     let (st, v) = send(json!({ "after": "abc" }), "push").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(v["details"]["field"], "ref", "{v}");
+    let mut bad_after = push("c5", &["docs/post-mortems/a.md"]);
+    bad_after["after"] = json!(42);
+    let (st, v) = send(bad_after, "push").await;
+    assert_eq!(
+        (st, &v["details"]["field"]),
+        (StatusCode::BAD_REQUEST, &json!("after")),
+        "{v}"
+    );
+    let (st, v) = send(json!([1, 2]), "push").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
     let mut bad_commits = push("c5", &[]);
     bad_commits["commits"] = json!("nope");
     let (st, v) = send(bad_commits, "push").await;
@@ -328,4 +339,80 @@ async fn the_hook_says_so_when_the_pipeline_is_not_configured() {
     let (st, v) = deliver(&app, "push", Sig::None, b"{}").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     assert!(v["message"].as_str().unwrap().contains("[pipeline]"), "{v}");
+}
+
+#[tokio::test]
+async fn approving_an_id_no_post_mortem_has_is_refused_with_404() {
+    let mut s = settings();
+    let lookup: warroom_server::pipeline::ItemLookup = std::sync::Arc::new(|id: String| {
+        Box::pin(async move {
+            let target = |open| warroom_server::pipeline::ApprovalTarget {
+                postmortem: "docs/post-mortems/2026-04-14-nfs.md".into(),
+                action: "Migrate Immich library".into(),
+                item_type: "Architecture".into(),
+                priority: "P1".into(),
+                open,
+            };
+            match id.as_str() {
+                "aaaaaaaaaaaa" => Ok(Some(target(true))),
+                "dddddddddddd" => Ok(Some(target(false))),
+                "eeeeeeeeeeee" => Err("git fetch failed".into()),
+                _ => Ok(None),
+            }
+        }) as warroom_server::pipeline::ItemLookupFuture
+    });
+    s.pipeline.as_mut().unwrap().items = Some(lookup);
+    let app = TestApp::spawn_with(backends()[0], s).await;
+    let (st, v) = app
+        .post(
+            "/api/v1/pipeline/approvals",
+            json!({ "item": "0123456789ab" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["details"]["field"], "item");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("no follow-up with id 0123456789ab in docs/post-mortems on master"),
+        "{v}"
+    );
+    let (st, v) = app
+        .post(
+            "/api/v1/pipeline/approvals",
+            json!({ "item": "dddddddddddd" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    let (st, v) = app
+        .post(
+            "/api/v1/pipeline/approvals",
+            json!({ "item": "eeeeeeeeeeee" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(app.store.approvals(REPO).await.unwrap().is_empty());
+    let (st, v) = app
+        .post(
+            "/api/v1/pipeline/approvals",
+            json!({ "item": "aaaaaaaaaaaa" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["item"]["action"], "Migrate Immich library");
+    assert_eq!(v["item"]["type"], "Architecture");
+    // Malformed bodies name the field, never a 500.
+    let (st, v) = app
+        .post("/api/v1/pipeline/approvals", json!({ "item": 12 }))
+        .await;
+    assert!(st.is_client_error(), "{st} {v}");
+    let (st, v) = app
+        .post(
+            "/api/v1/pipeline/approvals",
+            json!({ "itme": "aaaaaaaaaaaa" }),
+        )
+        .await;
+    assert!(st.is_client_error(), "{st} {v}");
+    assert!(v["message"].as_str().unwrap().contains("itme"), "{v}");
 }
