@@ -245,17 +245,21 @@ async fn alerts_committed_before_a_crash_are_acted_on_afterwards() {
         assert_eq!(app.store.pending_alerts(10).await.unwrap().len(), 1);
         // The processor of the restarted warroom finds the pending alert by itself.
         app.start_processor();
+        // The incident commits first and the alerts are settled after it (a crash in between
+        // repeats the pass, never loses it), so wait for both.
         let mut list = vec![];
+        let mut pending = usize::MAX;
         for _ in 0..500 {
             list = incidents(&app).await;
-            if !list.is_empty() {
+            pending = app.store.pending_alerts(10).await.unwrap().len();
+            if !list.is_empty() && pending == 0 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert_eq!(list.len(), 1, "{b:?}: the catch-up opened the incident");
         assert_eq!(list[0]["services"], json!(["web"]));
-        assert!(app.store.pending_alerts(10).await.unwrap().is_empty());
+        assert_eq!(pending, 0, "{b:?}: the catch-up settled the alert");
     }
 }
 
