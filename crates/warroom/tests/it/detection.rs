@@ -9,7 +9,7 @@ use std::sync::{
 use std::time::{Duration, Instant};
 use warroom_testkit::{backends, fresh_database};
 
-use super::cli::{Server, ok, run};
+use super::cli::{Server, create_token, ok, run};
 
 async fn target() -> (String, Arc<AtomicU16>) {
     let status = Arc::new(AtomicU16::new(200));
@@ -51,27 +51,9 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
             ),
         )
         .unwrap();
-        let token = ok(&run(
-            dir,
-            &[],
-            &[
-                "token",
-                "create",
-                "--role",
-                "responder",
-                "--name",
-                "t",
-                "--database",
-                &db.url,
-            ],
-        ))
-        .trim()
-        .to_owned();
+        let token = create_token(dir, &db.url, "responder", "t");
         let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
-        let env = [
-            ("WARROOM_URL", server.url.as_str()),
-            ("WARROOM_TOKEN", token.as_str()),
-        ];
+        let env = server.client_env(&token);
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert!(
             incidents(dir, &env).is_empty(),
@@ -263,24 +245,7 @@ async fn a_monitor_created_through_the_api_opens_an_incident_and_deleting_it_sto
             ),
         )
         .unwrap();
-        let token = |role: &str| {
-            ok(&run(
-                dir,
-                &[],
-                &[
-                    "token",
-                    "create",
-                    "--role",
-                    role,
-                    "--name",
-                    role,
-                    "--database",
-                    &db.url,
-                ],
-            ))
-            .trim()
-            .to_owned()
-        };
+        let token = |role: &str| create_token(dir, &db.url, role, role);
         let (responder, viewer) = (token("responder"), token("viewer"));
         let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
         let api = format!("{}/api/v1/monitors", server.url);
@@ -352,10 +317,7 @@ async fn a_monitor_created_through_the_api_opens_an_incident_and_deleting_it_sto
         assert_eq!(st, 409, "{b:?}: the id is taken");
 
         // The running scheduler picks it up without a restart; the failing target opens the incident.
-        let env = [
-            ("WARROOM_URL", server.url.as_str()),
-            ("WARROOM_TOKEN", responder.as_str()),
-        ];
+        let env = server.client_env(&responder);
         poll_until("incident opened", Duration::from_secs(10), async || {
             !incidents(dir, &env).is_empty()
         })
@@ -499,27 +461,9 @@ async fn severity_follows_the_window_raised_automatically_and_a_downgrade_only_s
             ),
         )
         .unwrap();
-        let token = ok(&run(
-            dir,
-            &[],
-            &[
-                "token",
-                "create",
-                "--role",
-                "responder",
-                "--name",
-                "t",
-                "--database",
-                &db.url,
-            ],
-        ))
-        .trim()
-        .to_owned();
+        let token = create_token(dir, &db.url, "responder", "t");
         let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
-        let env = [
-            ("WARROOM_URL", server.url.as_str()),
-            ("WARROOM_TOKEN", token.as_str()),
-        ];
+        let env = server.client_env(&token);
         let timeline = || {
             serde_json::from_str::<serde_json::Value>(&ok(&run(
                 dir,

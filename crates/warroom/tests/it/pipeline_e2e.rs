@@ -12,7 +12,7 @@ use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
 use warroom_testkit::{Backend, fresh_database};
 
-use crate::cli::{Server, ok, run};
+use crate::cli::{Server, create_token_with, ok, run};
 
 const SECRET: &str = "e2e-webhook-secret-0123456789";
 
@@ -137,24 +137,14 @@ async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redo
     let db = fresh_database(Backend::Sqlite).await.unwrap();
     let cfg = config.to_str().unwrap();
     let env = [("WR_E2E_SECRET", SECRET)];
-    let token = ok(&run(
+    let token = create_token_with(
         dir.path(),
         &env,
-        &[
-            "token",
-            "create",
-            "--role",
-            "viewer",
-            "--name",
-            "e2e",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    ))
-    .trim()
-    .to_string();
+        &db.url,
+        "viewer",
+        "e2e",
+        &["--config", cfg],
+    );
     let server = Server::start_with(&db.url, dir.path(), &["--config", cfg], &env);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
@@ -304,24 +294,14 @@ async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redo
     assert!(log.contains("pushed"), "{log}");
 
     // Approvals through the API are checked against the post-mortems `serve` reads.
-    let responder = ok(&run(
+    let responder = create_token_with(
         dir.path(),
         &env,
-        &[
-            "token",
-            "create",
-            "--role",
-            "responder",
-            "--name",
-            "rita",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    ))
-    .trim()
-    .to_string();
+        &db.url,
+        "responder",
+        "rita",
+        &["--config", cfg],
+    );
     let approve = |item: &str| {
         http.post(format!("{}/api/v1/pipeline/approvals", server.url))
             .bearer_auth(&responder)
