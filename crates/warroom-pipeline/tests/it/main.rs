@@ -11,29 +11,14 @@ use std::{
 };
 use warroom_pipeline::{ItemOutcome, PipelineConfig, RunOutcome, Runner};
 use warroom_store::{Clock, ManualClock, RunStatus, Store, SystemClock};
-use warroom_testkit::{Backend, TestDb, backends, fresh_database, open_store};
+use warroom_testkit::{
+    Backend, TestDb, backends, fresh_database,
+    git::{git, seeded_remote},
+    open_store,
+};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "seed")
-        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
-        .env("GIT_COMMITTER_NAME", "seed")
-        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 struct Repo {
@@ -60,41 +45,11 @@ const DNS: &str = "docs/post-mortems/2026-05-02-dns-outage.md";
 impl Repo {
     async fn new() -> Repo {
         let tmp = tempfile::tempdir().unwrap();
-        let bare = tmp.path().join("remote.git");
-        let seed = tmp.path().join("seed");
-        let clone = tmp.path().join("pipeline");
-        std::fs::create_dir_all(&seed).unwrap();
-        git(
+        let (bare, clone) = seeded_remote(
             tmp.path(),
-            &[
-                "init",
-                "-q",
-                "--bare",
-                "-b",
-                "master",
-                bare.to_str().unwrap(),
-            ],
-        );
-        git(&seed, &["init", "-q", "-b", "master"]);
-        let pm = seed.join("docs/post-mortems");
-        std::fs::create_dir_all(&pm).unwrap();
-        for e in std::fs::read_dir(fixtures().join("postmortems")).unwrap() {
-            let p = e.unwrap().path();
-            std::fs::copy(&p, pm.join(p.file_name().unwrap())).unwrap();
-        }
-        std::fs::create_dir_all(seed.join("stacks/app")).unwrap();
-        std::fs::write(seed.join("stacks/app/main.tf"), "resource \"x\" \"y\" {}\n").unwrap();
-        git(&seed, &["add", "-A"]);
-        git(&seed, &["commit", "-qm", "docs: post-mortems [ci skip]"]);
-        git(&seed, &["push", "-q", bare.to_str().unwrap(), "master"]);
-        git(
-            tmp.path(),
-            &[
-                "clone",
-                "-q",
-                bare.to_str().unwrap(),
-                clone.to_str().unwrap(),
-            ],
+            "pipeline",
+            &fixtures().join("postmortems"),
+            &[("stacks/app/main.tf", "resource \"x\" \"y\" {}\n")],
         );
         // PostgreSQL when WARROOM_TEST_DATABASE_URL is set (CI runs both ways), else SQLite.
         let backend: Backend = *backends().last().unwrap();

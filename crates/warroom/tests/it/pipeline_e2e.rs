@@ -4,13 +4,15 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
-use warroom_testkit::{Backend, fresh_database};
+use warroom_testkit::{
+    Backend, fresh_database,
+    git::{git, seeded_remote},
+};
 
 use crate::cli::{Server, create_token_with, ok, run};
 
@@ -20,63 +22,9 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../warroom-pipeline/tests/fixtures")
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "seed")
-        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
-        .env("GIT_COMMITTER_NAME", "seed")
-        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A bare remote with the fixture post-mortems, the pipeline's clone, and a config file.
 fn setup(dir: &Path, modes: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let bare = dir.join("remote.git");
-    let seed = dir.join("seed");
-    let clone = dir.join("infra");
-    git(
-        dir,
-        &[
-            "init",
-            "-q",
-            "--bare",
-            "-b",
-            "master",
-            bare.to_str().unwrap(),
-        ],
-    );
-    std::fs::create_dir_all(seed.join("docs/post-mortems")).unwrap();
-    git(&seed, &["init", "-q", "-b", "master"]);
-    for e in std::fs::read_dir(fixtures().join("postmortems")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(
-            &p,
-            seed.join("docs/post-mortems").join(p.file_name().unwrap()),
-        )
-        .unwrap();
-    }
-    git(&seed, &["add", "-A"]);
-    git(&seed, &["commit", "-qm", "docs: post-mortems [ci skip]"]);
-    git(&seed, &["push", "-q", bare.to_str().unwrap(), "master"]);
-    git(
-        dir,
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            clone.to_str().unwrap(),
-        ],
-    );
+    let (bare, clone) = seeded_remote(dir, "infra", &fixtures().join("postmortems"), &[]);
     std::fs::write(dir.join("modes"), modes).unwrap();
     let agent = json!([
         "bash",
