@@ -68,6 +68,24 @@ fn subjects(bare: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The NFS post-mortem as the remote's master has it now, and what the engine reads in it.
+fn nfs_on_master(bare: &Path) -> (String, warroom_postmortem::ParsedDocument) {
+    const FILE: &str = "2026-04-14-nfs-stale-handles.md";
+    let text = git(bare, &["show", &format!("master:docs/post-mortems/{FILE}")]);
+    let parsed = warroom_postmortem::parse_document(FILE, &text);
+    (text, parsed)
+}
+
+fn find_item<'a>(
+    doc: &'a warroom_postmortem::ParsedDocument,
+    action: &str,
+) -> &'a warroom_postmortem::Item {
+    doc.items
+        .iter()
+        .find(|i| i.action.starts_with(action))
+        .unwrap_or_else(|| panic!("no follow-up starting {action:?}"))
+}
+
 async fn run_status(url: &str, http: &reqwest::Client, token: &str, run: i64) -> Value {
     let r = http
         .get(format!("{url}/api/v1/pipeline/runs/{run}"))
@@ -258,19 +276,8 @@ async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redo
     };
     let r = approve("0123456789ab").await.unwrap();
     assert_eq!(r.status(), 404);
-    let nfs = git(
-        &bare,
-        &[
-            "show",
-            "master:docs/post-mortems/2026-04-14-nfs-stale-handles.md",
-        ],
-    );
-    let parsed = warroom_postmortem::parse_document("2026-04-14-nfs-stale-handles.md", &nfs);
-    let immich = parsed
-        .items
-        .iter()
-        .find(|i| i.action.starts_with("Migrate Immich"))
-        .unwrap();
+    let (_, parsed) = nfs_on_master(&bare);
+    let immich = find_item(&parsed, "Migrate Immich");
     let r = approve(&immich.id).await.unwrap();
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.unwrap();
@@ -295,42 +302,20 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
     let cfg = config.to_str().unwrap();
     let repo = clone.to_str().unwrap();
     let env = [("WR_E2E_SECRET", SECRET)];
-    let e = run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "run",
-            "--repo",
-            repo,
-            "--dry-run",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    );
+    let pipeline = |args: &[&str]| {
+        let mut a = vec!["pipeline"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--config", cfg, "--database", &db.url]);
+        run(dir.path(), &env, &a)
+    };
+    let e = pipeline(&["run", "--repo", repo, "--dry-run"]);
     assert!(!e.status.success());
     assert!(
         String::from_utf8_lossy(&e.stderr).contains("pipeline.repo:"),
         "the config's own repo is still checked"
     );
     std::fs::write(&config, text).unwrap();
-    let plan = ok(&run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "run",
-            "--repo",
-            repo,
-            "--dry-run",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    ));
+    let plan = ok(&pipeline(&["run", "--repo", repo, "--dry-run"]));
     assert!(
         plan.contains("fix(post-mortem): add alert on CoreDNS SERVFAIL rate [PM-2026-05-02]"),
         "{plan}"
@@ -349,64 +334,14 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
     assert!(plan.contains("budget $5.00"), "{plan}");
     assert_eq!(subjects(&bare).len(), 1, "a dry run changes nothing");
     // Relative to the current directory, as a person types it.
-    let out = ok(&run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "run",
-            "--repo",
-            "infra",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    ));
+    let out = ok(&pipeline(&["run", "--repo", "infra"]));
     assert!(out.contains("4 implemented, 0 need human review"), "{out}");
     assert_eq!(subjects(&bare).len(), 7);
-    let out = ok(&run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "run",
-            "--repo",
-            repo,
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    ));
+    let out = ok(&pipeline(&["run", "--repo", repo]));
     assert!(out.contains("nothing to do"), "{out}");
-    let e = run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "approve",
-            "xyz",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    );
+    let e = pipeline(&["approve", "xyz"]);
     assert!(String::from_utf8_lossy(&e.stderr).contains("not an item id"));
-    let e = run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "log",
-            "99",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    );
+    let e = pipeline(&["log", "99"]);
     assert!(!e.status.success(), "an unknown run is an error");
     assert!(
         String::from_utf8_lossy(&e.stderr).contains("pipeline run 99 not found"),
@@ -414,12 +349,6 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
         String::from_utf8_lossy(&e.stderr)
     );
 
-    let pipeline = |args: &[&str]| {
-        let mut a = vec!["pipeline"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["--config", cfg, "--database", &db.url]);
-        run(dir.path(), &env, &a)
-    };
     // Well-formed but no post-mortem has it: refused, nothing stored.
     let e = pipeline(&["approve", "0123456789ab"]);
     assert!(!e.status.success());
@@ -428,29 +357,14 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
         stderr.contains("no follow-up with id 0123456789ab in docs/post-mortems on master"),
         "{stderr}"
     );
-    let nfs = git(
-        &bare,
-        &[
-            "show",
-            "master:docs/post-mortems/2026-04-14-nfs-stale-handles.md",
-        ],
-    );
-    let parsed = warroom_postmortem::parse_document("2026-04-14-nfs-stale-handles.md", &nfs);
-    let immich = parsed
-        .items
-        .iter()
-        .find(|i| i.action.starts_with("Migrate Immich"))
-        .unwrap();
+    let (nfs, parsed) = nfs_on_master(&bare);
+    let immich = find_item(&parsed, "Migrate Immich");
     // The run recorded it for a person, with the command to approve it.
     assert!(
         nfs.contains(&format!("`warroom pipeline approve {}`", immich.id)),
         "{nfs}"
     );
-    let done = parsed
-        .items
-        .iter()
-        .find(|i| i.action.starts_with("Add Uptime Kuma"))
-        .unwrap();
+    let done = find_item(&parsed, "Add Uptime Kuma");
     let e = pipeline(&["approve", &done.id]);
     assert!(
         String::from_utf8_lossy(&e.stderr).contains("already done"),
