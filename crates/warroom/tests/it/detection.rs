@@ -27,6 +27,14 @@ async fn target() -> (String, Arc<AtomicU16>) {
     (url, status)
 }
 
+/// A user-facing HTTP monitor checked every second, in the config file's `[[monitors]]` form.
+fn http_monitor(id: &str, service: &str, url: &str, failures_to_down: u32) -> String {
+    format!(
+        "[[monitors]]\nid = \"{id}\"\nservice = \"{service}\"\nuser_facing = true\ninterval_secs = 1\ntimeout_ms = 500\n\
+         failures_to_down = {failures_to_down}\nsuccesses_to_up = 1\n[monitors.check]\nkind = \"http\"\nurl = \"{url}\"\n"
+    )
+}
+
 fn incidents(dir: &std::path::Path, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
     let out = ok(&run(dir, env, &["incidents", "--json"]));
     serde_json::from_str::<serde_json::Value>(&out).unwrap()["incidents"]
@@ -43,14 +51,7 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
         let dir = work.path();
         let (url, status) = target().await;
         let cfg = dir.join("w.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[[monitors]]\nid = \"shop-web\"\nservice = \"shop\"\nuser_facing = true\ninterval_secs = 1\ntimeout_ms = 500\n\
-                 failures_to_down = 2\nsuccesses_to_up = 1\n[monitors.check]\nkind = \"http\"\nurl = \"{url}\"\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&cfg, http_monitor("shop-web", "shop", &url, 2)).unwrap();
         let token = create_token(dir, &db.url, "responder", "t");
         let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
         let env = server.client_env(&token);
@@ -443,12 +444,6 @@ async fn severity_follows_the_window_raised_automatically_and_a_downgrade_only_s
         let dir = work.path();
         let (url_a, status_a) = target().await;
         let (url_b, status_b) = target().await;
-        let monitor = |id: &str, url: &str, failures: u32| {
-            format!(
-                "[[monitors]]\nid = \"{id}\"\nservice = \"pay\"\nuser_facing = true\ninterval_secs = 1\ntimeout_ms = 500\n\
-                 failures_to_down = {failures}\nsuccesses_to_up = 1\n[monitors.check]\nkind = \"http\"\nurl = \"{url}\"\n"
-            )
-        };
         let cfg = dir.join("w.toml");
         // A short window so the test sees the share move in seconds; b-api never turns DOWN, so
         // only the window's failing share can change the severity.
@@ -456,8 +451,8 @@ async fn severity_follows_the_window_raised_automatically_and_a_downgrade_only_s
             &cfg,
             format!(
                 "[detection]\nwindow_secs = 6\n{}{}",
-                monitor("a-web", &url_a, 2),
-                monitor("b-api", &url_b, 1000)
+                http_monitor("a-web", "pay", &url_a, 2),
+                http_monitor("b-api", "pay", &url_b, 1000)
             ),
         )
         .unwrap();
