@@ -163,6 +163,19 @@ impl Repo {
         .collect()
     }
 
+    /// A person (ana) approves the item now, as `warroom pipeline approve` records it.
+    async fn approve(&self, item_id: &str) {
+        self.store
+            .approve_item(
+                &self.config().repo_key,
+                item_id,
+                "ana",
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+    }
+
     fn remote_file(&self, path: &str) -> String {
         git(&self.bare, &["show", &format!("master:{path}")])
     }
@@ -669,15 +682,7 @@ async fn dry_run_lists_the_plan_and_changes_nothing_and_approval_lets_unsafe_ite
         .find(|i| i.action.starts_with("Migrate Immich"))
         .unwrap();
     assert!(!arch.safe);
-    repo.store
-        .approve_item(
-            &repo.config().repo_key,
-            &arch.id,
-            "ana",
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap();
+    repo.approve(&arch.id).await;
     let plan = r.dry_run().await.unwrap();
     assert_eq!(plan.len(), 5);
     // P1 like the mount options, and after them in the same document.
@@ -991,15 +996,7 @@ async fn unsafe_items_get_one_needs_human_review_row_even_in_a_document_with_not
     );
 
     // Approved later, it is implemented and gets its Done row next to the old one.
-    repo.store
-        .approve_item(
-            &repo.config().repo_key,
-            &vault.id,
-            "ana",
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap();
+    repo.approve(&vault.id).await;
     let out = repo.run().await;
     assert_eq!(out.items.len(), 1, "{}", out.summary);
     let text = repo.remote_file(ONLY_UNSAFE);
