@@ -107,6 +107,27 @@ impl Repo {
         std::fs::write(&self.plans, text).unwrap();
     }
 
+    /// The worker loop announcing to `ops`, polling every 100 ms and sweeping every `sweep`;
+    /// it ends once `true` is sent.
+    fn sweeping_worker(
+        &self,
+        sweep: Duration,
+    ) -> (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut cfg = self.config();
+        cfg.notify_channels = vec!["ops".into()];
+        let worker = tokio::spawn(warroom_pipeline::run_worker(
+            self.runner(cfg),
+            Duration::from_millis(100),
+            Some(sweep),
+            stopped,
+        ));
+        (stop, worker)
+    }
+
     fn runner(&self, cfg: PipelineConfig) -> Runner {
         Runner::new(
             self.store.clone(),
@@ -697,15 +718,7 @@ async fn dry_run_lists_the_plan_and_changes_nothing_and_approval_lets_unsafe_ite
 #[tokio::test]
 async fn the_worker_loop_sweeps_and_runs_without_any_trigger() {
     let repo = Repo::new().await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut cfg = repo.config();
-    cfg.notify_channels = vec!["ops".into()];
-    let worker = tokio::spawn(warroom_pipeline::run_worker(
-        repo.runner(cfg),
-        Duration::from_millis(100),
-        Some(Duration::from_millis(300)),
-        stopped,
-    ));
+    let (stop, worker) = repo.sweeping_worker(Duration::from_millis(300));
     let mut swept = None;
     for _ in 0..300 {
         let runs = repo.store.list_runs(50).await.unwrap();
@@ -731,15 +744,7 @@ async fn the_worker_loop_sweeps_and_runs_without_any_trigger() {
         "later sweeps find nothing to do"
     );
     // Only the sweep that did something is announced: idle sweeps stay out of the channel.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut cfg = repo.config();
-    cfg.notify_channels = vec!["ops".into()];
-    let worker = tokio::spawn(warroom_pipeline::run_worker(
-        repo.runner(cfg),
-        Duration::from_millis(100),
-        Some(Duration::from_millis(200)),
-        stopped,
-    ));
+    let (stop, worker) = repo.sweeping_worker(Duration::from_millis(200));
     let idle = |runs: &[warroom_store::RunRecord]| {
         runs.iter()
             .filter(|r| r.status == RunStatus::Succeeded && r.id != swept.id)
