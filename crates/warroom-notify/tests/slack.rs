@@ -66,6 +66,19 @@ fn dispatcher(
     )
 }
 
+/// Slack through the Web API of the stand-in, as the only channel.
+fn api_dispatcher(
+    store: &Arc<dyn Store>,
+    clock: &Arc<ManualClock>,
+    s: &SlackStandIn,
+) -> Dispatcher {
+    dispatcher(
+        store,
+        clock,
+        vec![("slack", Arc::new(slack(store, api_mode(s), 10)))],
+    )
+}
+
 fn notification(i: &Incident, kind: NotificationKind, text: String) -> Notification {
     Notification {
         kind,
@@ -139,11 +152,7 @@ async fn a_sev1_gets_its_own_slack_channel_with_responders_topic_and_block_kit()
         s.add_foreign_channel("incident-20260112-api");
         let i = declare_sev1(&store).await;
         assert_eq!(i.channel, "#incident-20260112-api");
-        let d = dispatcher(
-            &store,
-            &clock,
-            vec![("slack", Arc::new(slack(&store, api_mode(&s), 10)))],
-        );
+        let d = api_dispatcher(&store, &clock, &s);
         assert_eq!(d.run_until_idle().await.unwrap().delivered, 2, "{b:?}");
 
         assert_eq!(
@@ -300,11 +309,7 @@ async fn a_retry_after_a_crash_adopts_its_channel_and_does_not_post_twice() {
                 })],
             })
         });
-        let d = dispatcher(
-            &store,
-            &clock,
-            vec![("slack", Arc::new(slack(&store, api_mode(&s), 10)))],
-        );
+        let d = api_dispatcher(&store, &clock, &s);
         assert_eq!(d.run_until_idle().await.unwrap().delivered, 2, "{b:?}");
         let channels = s.with(|w| w.channels.clone());
         assert_eq!(channels.len(), 1, "{b:?}: no second channel");
@@ -336,11 +341,7 @@ async fn slack_rate_limits_are_honoured_and_the_message_arrives_later() {
         let s = SlackStandIn::start(&["UANA", "UBO"]).await.unwrap();
         declare_sev1(&store).await;
         s.with(|w| w.faults.rate_limit = Some((1, 30)));
-        let d = dispatcher(
-            &store,
-            &clock,
-            vec![("slack", Arc::new(slack(&store, api_mode(&s), 10)))],
-        );
+        let d = api_dispatcher(&store, &clock, &s);
         assert_eq!(d.run_once().await.unwrap().retried, 1, "{b:?}");
         let first = &store.outbox_for_incident(1).await.unwrap()[0];
         assert_eq!(
@@ -368,11 +369,7 @@ async fn a_revoked_token_fails_the_notification_with_a_reason_on_the_timeline() 
         let s = SlackStandIn::start(&[]).await.unwrap();
         s.with(|w| w.faults.invalid_auth = true);
         declare_sev1(&store).await;
-        let d = dispatcher(
-            &store,
-            &clock,
-            vec![("slack", Arc::new(slack(&store, api_mode(&s), 10)))],
-        );
+        let d = api_dispatcher(&store, &clock, &s);
         assert_eq!(d.run_until_idle().await.unwrap().failed, 2, "{b:?}");
         let warnings: Vec<String> = store
             .timeline(1)

@@ -482,9 +482,7 @@ impl Runner {
     /// What a run would do now, without changing anything: the eligible items in order.
     pub async fn dry_run(&self) -> Result<Vec<PlannedItem>, RunError> {
         let tip = self.fetch().await?;
-        let (docs, _warnings) = scan::read_docs(&self.git(), &tip, &self.cfg.postmortems_dir)
-            .await
-            .map_err(git_err("scan"))?;
+        let (docs, _warnings) = self.scan_docs(&tip).await?;
         let approved = self.approved().await?;
         let records: HashMap<(String, String), ItemState> = self
             .store
@@ -522,9 +520,7 @@ impl Runner {
     /// nothing would hide the document commits the real run makes.
     pub async fn pending_review(&self) -> Result<Vec<PlannedReview>, RunError> {
         let tip = self.fetch().await?;
-        let (docs, _) = scan::read_docs(&self.git(), &tip, &self.cfg.postmortems_dir)
-            .await
-            .map_err(git_err("scan"))?;
+        let (docs, _) = self.scan_docs(&tip).await?;
         let approved = self.approved().await?;
         Ok(docs
             .iter()
@@ -565,9 +561,7 @@ impl Runner {
             Ok(_) => own,
             Err(_) => format!("refs/remotes/{remote}/{branch}"),
         };
-        let (docs, _) = scan::read_docs(&self.git(), &rev, &self.cfg.postmortems_dir)
-            .await
-            .map_err(git_err("scan"))?;
+        let (docs, _) = self.scan_docs(&rev).await?;
         Ok(docs.iter().find_map(|d| {
             d.parsed.item(id).map(|i| FoundItem {
                 postmortem: d.path.clone(),
@@ -603,9 +597,7 @@ impl Runner {
         } else {
             self.log(id, format!("resuming on {branch}")).await;
         }
-        let (docs, warnings) = scan::read_docs(&git, &run_ref, &self.cfg.postmortems_dir)
-            .await
-            .map_err(git_err("scan"))?;
+        let (docs, warnings) = self.scan_docs(&run_ref).await?;
         for w in warnings {
             self.log(id, w).await;
         }
@@ -923,6 +915,54 @@ impl Runner {
             }
         }
         Ok(out)
+    }
+
+    /// The post-mortems at `rev`, and what the engine warned about while reading them.
+    async fn scan_docs(&self, rev: &str) -> Result<(Vec<Doc>, Vec<String>), RunError> {
+        scan::read_docs(&self.git(), rev, &self.cfg.postmortems_dir)
+            .await
+            .map_err(git_err("scan"))
+    }
+
+    /// Clears what a crashed attempt left at `path` (its work tree and `branch`) and makes sure
+    /// the work folder exists; failures are reported as `step`.
+    async fn clear_worktree(
+        &self,
+        path: &std::path::Path,
+        branch: &str,
+        step: &'static str,
+    ) -> Result<(), RunError> {
+        self.remove_worktree(path, branch).await;
+        std::fs::create_dir_all(&self.cfg.work_dir).map_err(|e| {
+            RunError::at(
+                step,
+                format!("cannot create {}: {e}", self.cfg.work_dir.display()),
+            )
+        })
+    }
+
+    /// A new work tree at `path` on a new `branch` from `start`; failures are reported as
+    /// `step`.
+    async fn add_worktree(
+        &self,
+        path: &std::path::Path,
+        branch: &str,
+        start: &str,
+        step: &'static str,
+    ) -> Result<Git, RunError> {
+        let git = self.git();
+        git.run(&[
+            "worktree",
+            "add",
+            "--quiet",
+            "-b",
+            branch,
+            &path.display().to_string(),
+            start,
+        ])
+        .await
+        .map_err(git_err(step))?;
+        Ok(git.at(path))
     }
 
     async fn remove_worktree(&self, path: &std::path::Path, branch: &str) {

@@ -15,6 +15,7 @@ pub mod monitors;
 pub mod pipeline;
 pub mod records;
 pub mod rooms;
+mod row;
 pub mod sql;
 
 use async_trait::async_trait;

@@ -8,10 +8,10 @@
 use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::{Row, any::AnyRow};
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 use warroom_domain::{monitor::MonitorSpec, timefmt::rfc3339};
 
-use crate::{Result, StoreError, sql::SqlStore};
+use crate::{Result, StoreError, row::parse_ts, sql::SqlStore};
 
 /// A monitor stored through the API, with who wrote it and when.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,11 +53,6 @@ pub trait MonitorStore: Send + Sync {
     async fn api_monitors(&self) -> Result<Vec<StoredMonitor>>;
     /// Grows with every create, replace and delete: equal values mean an unchanged set.
     async fn monitor_set_version(&self) -> Result<i64>;
-}
-
-fn parse_ts(s: &str) -> Result<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
 }
 
 fn monitor_from_row(row: &AnyRow) -> Result<StoredMonitor> {

@@ -13,10 +13,15 @@
 use async_trait::async_trait;
 use serde::Serialize;
 use sqlx::{Row, any::AnyRow};
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 use warroom_domain::timefmt::rfc3339;
 
-use crate::{Result, StoreError, sql::Dialect, sql::SqlStore};
+use crate::{
+    Result, StoreError,
+    row::{is_unique_violation, opt_ts, parse_ts},
+    sql::Dialect,
+    sql::SqlStore,
+};
 
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -299,19 +304,8 @@ pub trait PipelineStore: Send + Sync {
 }
 
 const RUN_COLUMNS: &str = "id, repo, trigger_kind, dedup_key, status, attempts, items_total, items_done, cost_usd, summary, error, created_at, started_at, finished_at";
+const APPROVAL_COLUMNS: &str = "repo, item_id, approved_by, approved_at";
 const ITEM_COLUMNS: &str = "repo, postmortem, item_id, run, status, commit_sha, reason, cost_usd";
-
-fn parse_ts(s: &str) -> Result<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
-}
-
-fn opt_ts(row: &AnyRow, col: &str) -> Result<Option<OffsetDateTime>> {
-    row.try_get::<Option<String>, _>(col)?
-        .as_deref()
-        .map(parse_ts)
-        .transpose()
-}
 
 fn run_from_row(row: &AnyRow) -> Result<RunRecord> {
     Ok(RunRecord {
@@ -343,11 +337,6 @@ fn item_from_row(row: &AnyRow) -> Result<ItemRecord> {
         reason: row.try_get("reason")?,
         cost_usd: row.try_get("cost_usd")?,
     })
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
 }
 
 /// Locks the repository row: waiting on PostgreSQL (enqueue), skipping when taken (claim).
@@ -777,9 +766,9 @@ impl PipelineStore for SqlStore {
         .bind(rfc3339(now))
         .execute(self.pool())
         .await?;
-        let row = sqlx::query(
-            "SELECT repo, item_id, approved_by, approved_at FROM pipeline_approvals WHERE repo = $1 AND item_id = $2",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {APPROVAL_COLUMNS} FROM pipeline_approvals WHERE repo = $1 AND item_id = $2"
+        )))
         .bind(repo)
         .bind(item_id)
         .fetch_one(self.pool())
@@ -788,9 +777,9 @@ impl PipelineStore for SqlStore {
     }
 
     async fn approvals(&self, repo: &str) -> Result<Vec<Approval>> {
-        let rows = sqlx::query(
-            "SELECT repo, item_id, approved_by, approved_at FROM pipeline_approvals WHERE repo = $1 ORDER BY approved_at",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {APPROVAL_COLUMNS} FROM pipeline_approvals WHERE repo = $1 ORDER BY approved_at"
+        )))
         .bind(repo)
         .fetch_all(self.pool())
         .await?;

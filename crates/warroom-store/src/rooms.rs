@@ -16,7 +16,7 @@ use sqlx::{Row, any::AnyRow};
 use time::OffsetDateTime;
 use warroom_domain::{IncidentNumber, timefmt::rfc3339};
 
-use crate::{Result, StoreError, sql::SqlStore};
+use crate::{Result, StoreError, row::is_unique_violation, sql::SqlStore};
 
 /// One incident's room on one warroom channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,7 +172,7 @@ impl ChatRoomStore for SqlStore {
         .execute(self.pool())
         .await
         .map_err(|e| {
-            if e.as_database_error().is_some_and(|d| d.is_unique_violation()) {
+            if is_unique_violation(&e) {
                 StoreError::Conflict(format!(
                     "room {room_id} on channel `{channel}` already belongs to another incident"
                 ))

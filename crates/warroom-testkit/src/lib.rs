@@ -4,6 +4,7 @@
 //! fresh schema so tests never see each other's rows.
 #![deny(missing_docs)]
 
+pub mod git;
 pub mod slack;
 pub mod smtp;
 

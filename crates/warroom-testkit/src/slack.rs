@@ -62,6 +62,15 @@ pub struct Faults {
     pub hang: Option<Duration>,
 }
 
+impl Faults {
+    /// Uses up one of the rate-limited answers, if any are left: the `Retry-After` seconds.
+    fn take_rate_limit(&mut self) -> Option<u64> {
+        let (n, secs) = self.rate_limit.filter(|(n, _)| *n > 0)?;
+        self.rate_limit = (n > 1).then_some((n - 1, secs));
+        Some(secs)
+    }
+}
+
 /// Everything the stand-in saw and holds.
 #[derive(Debug, Default)]
 pub struct Workspace {
@@ -109,6 +118,15 @@ type Shared = Arc<Mutex<Workspace>>;
 
 fn slack_error(code: &str) -> Response {
     Json(json!({ "ok": false, "error": code })).into_response()
+}
+
+/// A form field holding JSON (null when absent), or the error code Slack answers for a
+/// malformed one (`invalid_<field>_format`).
+fn json_field(form: &HashMap<String, String>, field: &str) -> Result<Value, String> {
+    match form.get(field) {
+        Some(v) => serde_json::from_str(v).map_err(|_| format!("invalid_{field}_format")),
+        None => Ok(Value::Null),
+    }
 }
 
 fn channel_json(c: &Channel) -> Value {
@@ -268,10 +286,7 @@ async fn api(
             Json(json!({ "ok": true, "messages": msgs, "has_more": false })).into_response()
         }
         "chat.postMessage" => {
-            if let Some((n, secs)) = w.faults.rate_limit
-                && n > 0
-            {
-                w.faults.rate_limit = (n > 1).then_some((n - 1, secs));
+            if let Some(secs) = w.faults.take_rate_limit() {
                 return (
                     StatusCode::TOO_MANY_REQUESTS,
                     [("retry-after", secs.to_string())],
@@ -282,19 +297,13 @@ async fn api(
             if arg("text").is_empty() && arg("blocks").is_empty() {
                 return slack_error("no_text");
             }
-            let blocks: Value = match form.get("blocks") {
-                Some(b) => match serde_json::from_str(b) {
-                    Ok(v) => v,
-                    Err(_) => return slack_error("invalid_blocks_format"),
-                },
-                None => Value::Null,
+            let blocks = match json_field(&form, "blocks") {
+                Ok(v) => v,
+                Err(code) => return slack_error(&code),
             };
-            let metadata: Value = match form.get("metadata") {
-                Some(m) => match serde_json::from_str(m) {
-                    Ok(v) => v,
-                    Err(_) => return slack_error("invalid_metadata_format"),
-                },
-                None => Value::Null,
+            let metadata = match json_field(&form, "metadata") {
+                Ok(v) => v,
+                Err(code) => return slack_error(&code),
             };
             w.next_ts += 1;
             let ts = format!("1768228200.{:06}", w.next_ts);
@@ -323,10 +332,7 @@ async fn webhook(State(ws): State<Shared>, body: Bytes) -> Response {
     if w.faults.invalid_auth {
         return (StatusCode::FORBIDDEN, "invalid_token").into_response();
     }
-    if let Some((n, secs)) = w.faults.rate_limit
-        && n > 0
-    {
-        w.faults.rate_limit = (n > 1).then_some((n - 1, secs));
+    if let Some(secs) = w.faults.take_rate_limit() {
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [("retry-after", secs.to_string())],

@@ -86,29 +86,14 @@ impl Runner {
         let branch = format!("warroom/run-{run}-item-{}", item.id);
         let path: PathBuf = self.cfg.work_dir.join(format!("run-{run}-{}", item.id));
         // Leftovers of an attempt a crash interrupted.
-        self.remove_worktree(&path, &branch).await;
-        std::fs::create_dir_all(&self.cfg.work_dir).map_err(|e| {
-            RunError::at(
-                "worktree",
-                format!("cannot create {}: {e}", self.cfg.work_dir.display()),
-            )
-        })?;
+        self.clear_worktree(&path, &branch, "worktree").await?;
         let start = git
             .line(&["rev-parse", "--verify", &format!("refs/heads/{run_branch}")])
             .await
             .map_err(git_err("worktree"))?;
-        git.run(&[
-            "worktree",
-            "add",
-            "--quiet",
-            "-b",
-            &branch,
-            &path.display().to_string(),
-            &start,
-        ])
-        .await
-        .map_err(git_err("worktree"))?;
-        let wt = git.at(&path);
+        let wt = self
+            .add_worktree(&path, &branch, &start, "worktree")
+            .await?;
         let refuse = |reason: String, cost: f64, stop_run: bool| Attempt::Refused {
             reason,
             cost,

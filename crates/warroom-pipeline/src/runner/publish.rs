@@ -61,25 +61,8 @@ impl Runner {
         let git = self.git();
         let branch = format!("warroom/run-{run}-publish");
         let path = self.cfg.work_dir.join(format!("run-{run}-publish"));
-        self.remove_worktree(&path, &branch).await;
-        std::fs::create_dir_all(&self.cfg.work_dir).map_err(|e| {
-            RunError::at(
-                "publish",
-                format!("cannot create {}: {e}", self.cfg.work_dir.display()),
-            )
-        })?;
-        git.run(&[
-            "worktree",
-            "add",
-            "--quiet",
-            "-b",
-            &branch,
-            &path.display().to_string(),
-            base,
-        ])
-        .await
-        .map_err(git_err("publish"))?;
-        let wt = git.at(&path);
+        self.clear_worktree(&path, &branch, "publish").await?;
+        let wt = self.add_worktree(&path, &branch, base, "publish").await?;
         let result = async {
             let mut shas: HashMap<String, String> = HashMap::new();
             for (_, c, o) in reports {

@@ -11,29 +11,14 @@ use std::{
 };
 use warroom_pipeline::{ItemOutcome, PipelineConfig, RunOutcome, Runner};
 use warroom_store::{Clock, ManualClock, RunStatus, Store, SystemClock};
-use warroom_testkit::{Backend, TestDb, backends, fresh_database, open_store};
+use warroom_testkit::{
+    Backend, TestDb, backends, fresh_database,
+    git::{git, seeded_remote},
+    open_store,
+};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "seed")
-        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
-        .env("GIT_COMMITTER_NAME", "seed")
-        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 struct Repo {
@@ -60,41 +45,11 @@ const DNS: &str = "docs/post-mortems/2026-05-02-dns-outage.md";
 impl Repo {
     async fn new() -> Repo {
         let tmp = tempfile::tempdir().unwrap();
-        let bare = tmp.path().join("remote.git");
-        let seed = tmp.path().join("seed");
-        let clone = tmp.path().join("pipeline");
-        std::fs::create_dir_all(&seed).unwrap();
-        git(
+        let (bare, clone) = seeded_remote(
             tmp.path(),
-            &[
-                "init",
-                "-q",
-                "--bare",
-                "-b",
-                "master",
-                bare.to_str().unwrap(),
-            ],
-        );
-        git(&seed, &["init", "-q", "-b", "master"]);
-        let pm = seed.join("docs/post-mortems");
-        std::fs::create_dir_all(&pm).unwrap();
-        for e in std::fs::read_dir(fixtures().join("postmortems")).unwrap() {
-            let p = e.unwrap().path();
-            std::fs::copy(&p, pm.join(p.file_name().unwrap())).unwrap();
-        }
-        std::fs::create_dir_all(seed.join("stacks/app")).unwrap();
-        std::fs::write(seed.join("stacks/app/main.tf"), "resource \"x\" \"y\" {}\n").unwrap();
-        git(&seed, &["add", "-A"]);
-        git(&seed, &["commit", "-qm", "docs: post-mortems [ci skip]"]);
-        git(&seed, &["push", "-q", bare.to_str().unwrap(), "master"]);
-        git(
-            tmp.path(),
-            &[
-                "clone",
-                "-q",
-                bare.to_str().unwrap(),
-                clone.to_str().unwrap(),
-            ],
+            "pipeline",
+            &fixtures().join("postmortems"),
+            &[("stacks/app/main.tf", "resource \"x\" \"y\" {}\n")],
         );
         // PostgreSQL when WARROOM_TEST_DATABASE_URL is set (CI runs both ways), else SQLite.
         let backend: Backend = *backends().last().unwrap();
@@ -152,6 +107,27 @@ impl Repo {
         std::fs::write(&self.plans, text).unwrap();
     }
 
+    /// The worker loop announcing to `ops`, polling every 100 ms and sweeping every `sweep`;
+    /// it ends once `true` is sent.
+    fn sweeping_worker(
+        &self,
+        sweep: Duration,
+    ) -> (
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut cfg = self.config();
+        cfg.notify_channels = vec!["ops".into()];
+        let worker = tokio::spawn(warroom_pipeline::run_worker(
+            self.runner(cfg),
+            Duration::from_millis(100),
+            Some(sweep),
+            stopped,
+        ));
+        (stop, worker)
+    }
+
     fn runner(&self, cfg: PipelineConfig) -> Runner {
         Runner::new(
             self.store.clone(),
@@ -206,6 +182,19 @@ impl Repo {
             (a.to_string(), b.to_string())
         })
         .collect()
+    }
+
+    /// A person (ana) approves the item now, as `warroom pipeline approve` records it.
+    async fn approve(&self, item_id: &str) {
+        self.store
+            .approve_item(
+                &self.config().repo_key,
+                item_id,
+                "ana",
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
     }
 
     fn remote_file(&self, path: &str) -> String {
@@ -714,15 +703,7 @@ async fn dry_run_lists_the_plan_and_changes_nothing_and_approval_lets_unsafe_ite
         .find(|i| i.action.starts_with("Migrate Immich"))
         .unwrap();
     assert!(!arch.safe);
-    repo.store
-        .approve_item(
-            &repo.config().repo_key,
-            &arch.id,
-            "ana",
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap();
+    repo.approve(&arch.id).await;
     let plan = r.dry_run().await.unwrap();
     assert_eq!(plan.len(), 5);
     // P1 like the mount options, and after them in the same document.
@@ -737,15 +718,7 @@ async fn dry_run_lists_the_plan_and_changes_nothing_and_approval_lets_unsafe_ite
 #[tokio::test]
 async fn the_worker_loop_sweeps_and_runs_without_any_trigger() {
     let repo = Repo::new().await;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut cfg = repo.config();
-    cfg.notify_channels = vec!["ops".into()];
-    let worker = tokio::spawn(warroom_pipeline::run_worker(
-        repo.runner(cfg),
-        Duration::from_millis(100),
-        Some(Duration::from_millis(300)),
-        stopped,
-    ));
+    let (stop, worker) = repo.sweeping_worker(Duration::from_millis(300));
     let mut swept = None;
     for _ in 0..300 {
         let runs = repo.store.list_runs(50).await.unwrap();
@@ -771,15 +744,7 @@ async fn the_worker_loop_sweeps_and_runs_without_any_trigger() {
         "later sweeps find nothing to do"
     );
     // Only the sweep that did something is announced: idle sweeps stay out of the channel.
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut cfg = repo.config();
-    cfg.notify_channels = vec!["ops".into()];
-    let worker = tokio::spawn(warroom_pipeline::run_worker(
-        repo.runner(cfg),
-        Duration::from_millis(100),
-        Some(Duration::from_millis(200)),
-        stopped,
-    ));
+    let (stop, worker) = repo.sweeping_worker(Duration::from_millis(200));
     let idle = |runs: &[warroom_store::RunRecord]| {
         runs.iter()
             .filter(|r| r.status == RunStatus::Succeeded && r.id != swept.id)
@@ -1036,15 +1001,7 @@ async fn unsafe_items_get_one_needs_human_review_row_even_in_a_document_with_not
     );
 
     // Approved later, it is implemented and gets its Done row next to the old one.
-    repo.store
-        .approve_item(
-            &repo.config().repo_key,
-            &vault.id,
-            "ana",
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap();
+    repo.approve(&vault.id).await;
     let out = repo.run().await;
     assert_eq!(out.items.len(), 1, "{}", out.summary);
     let text = repo.remote_file(ONLY_UNSAFE);

@@ -46,6 +46,11 @@ impl Server {
             .to_owned();
         Server { child, url }
     }
+
+    /// What the CLI needs to talk to this server as the holder of `token`.
+    pub fn client_env<'a>(&'a self, token: &'a str) -> [(&'static str, &'a str); 2] {
+        [("WARROOM_URL", self.url.as_str()), ("WARROOM_TOKEN", token)]
+    }
 }
 
 impl Drop for Server {
@@ -78,6 +83,28 @@ pub fn ok(o: &Output) -> String {
     out
 }
 
+/// A token made by `warroom token create` straight against the database, as an operator does
+/// before any server is up.
+pub fn create_token(dir: &std::path::Path, database: &str, role: &str, name: &str) -> String {
+    create_token_with(dir, &[], database, role, name, &[])
+}
+
+/// [`create_token`] with extra environment and arguments, for a `--config` whose secrets come
+/// from the environment.
+pub fn create_token_with(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    database: &str,
+    role: &str,
+    name: &str,
+    args: &[&str],
+) -> String {
+    let mut argv = vec!["token", "create", "--role", role, "--name", name];
+    argv.extend_from_slice(args);
+    argv.extend_from_slice(&["--database", database]);
+    ok(&run(dir, env, &argv)).trim().to_owned()
+}
+
 fn fails(o: &Output) -> String {
     assert!(
         !o.status.success(),
@@ -100,32 +127,14 @@ async fn scripted_walkthrough_survives_a_restart() {
         let db = fresh_database(b).await.unwrap();
         let work = tempfile::tempdir().unwrap();
         let dir = work.path();
-        let token = ok(&run(
-            dir,
-            &[],
-            &[
-                "token",
-                "create",
-                "--role",
-                "admin",
-                "--name",
-                "ana",
-                "--database",
-                &db.url,
-            ],
-        ))
-        .trim()
-        .to_owned();
+        let token = create_token(dir, &db.url, "admin", "ana");
         assert!(
             token.starts_with("wr_"),
             "only the token on stdout: {token}"
         );
 
         let server = Server::start(&db.url, dir);
-        let env = [
-            ("WARROOM_URL", server.url.as_str()),
-            ("WARROOM_TOKEN", token.as_str()),
-        ];
+        let env = server.client_env(&token);
         let out = ok(&run(
             dir,
             &env,
@@ -235,10 +244,7 @@ async fn scripted_walkthrough_survives_a_restart() {
 
         drop(server);
         let server = Server::start(&db.url, dir);
-        let env = [
-            ("WARROOM_URL", server.url.as_str()),
-            ("WARROOM_TOKEN", token.as_str()),
-        ];
+        let env = server.client_env(&token);
         let tl = ok(&run(dir, &env, &["timeline", "1", "--json"]));
         let tl: serde_json::Value = serde_json::from_str(&tl).unwrap();
         let kinds: Vec<&str> = tl["events"]

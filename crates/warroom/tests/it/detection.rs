@@ -9,7 +9,7 @@ use std::sync::{
 use std::time::{Duration, Instant};
 use warroom_testkit::{backends, fresh_database};
 
-use super::cli::{Server, ok, run};
+use super::cli::{Server, create_token, ok, run};
 
 async fn target() -> (String, Arc<AtomicU16>) {
     let status = Arc::new(AtomicU16::new(200));
@@ -25,6 +25,14 @@ async fn target() -> (String, Arc<AtomicU16>) {
     let url = format!("http://{}/health", l.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(l, app).await });
     (url, status)
+}
+
+/// A user-facing HTTP monitor checked every second, in the config file's `[[monitors]]` form.
+fn http_monitor(id: &str, service: &str, url: &str, failures_to_down: u32) -> String {
+    format!(
+        "[[monitors]]\nid = \"{id}\"\nservice = \"{service}\"\nuser_facing = true\ninterval_secs = 1\ntimeout_ms = 500\n\
+         failures_to_down = {failures_to_down}\nsuccesses_to_up = 1\n[monitors.check]\nkind = \"http\"\nurl = \"{url}\"\n"
+    )
 }
 
 fn incidents(dir: &std::path::Path, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
@@ -43,35 +51,10 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
         let dir = work.path();
         let (url, status) = target().await;
         let cfg = dir.join("w.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[[monitors]]\nid = \"shop-web\"\nservice = \"shop\"\nuser_facing = true\ninterval_secs = 1\ntimeout_ms = 500\n\
-                 failures_to_down = 2\nsuccesses_to_up = 1\n[monitors.check]\nkind = \"http\"\nurl = \"{url}\"\n"
-            ),
-        )
-        .unwrap();
-        let token = ok(&run(
-            dir,
-            &[],
-            &[
-                "token",
-                "create",
-                "--role",
-                "responder",
-                "--name",
-                "t",
-                "--database",
-                &db.url,
-            ],
-        ))
-        .trim()
-        .to_owned();
+        std::fs::write(&cfg, http_monitor("shop-web", "shop", &url, 2)).unwrap();
+        let token = create_token(dir, &db.url, "responder", "t");
         let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
-        let env = [
-            ("WARROOM_URL", server.url.as_str()),
-            ("WARROOM_TOKEN", token.as_str()),
-        ];
+        let env = server.client_env(&token);
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert!(
             incidents(dir, &env).is_empty(),
@@ -263,24 +246,7 @@ async fn a_monitor_created_through_the_api_opens_an_incident_and_deleting_it_sto
             ),
         )
         .unwrap();
-        let token = |role: &str| {
-            ok(&run(
-                dir,
-                &[],
-                &[
-                    "token",
-                    "create",
-                    "--role",
-                    role,
-                    "--name",
-                    role,
-                    "--database",
-                    &db.url,
-                ],
-            ))
-            .trim()
-            .to_owned()
-        };
+        let token = |role: &str| create_token(dir, &db.url, role, role);
         let (responder, viewer) = (token("responder"), token("viewer"));
         let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
         let api = format!("{}/api/v1/monitors", server.url);
@@ -352,10 +318,7 @@ async fn a_monitor_created_through_the_api_opens_an_incident_and_deleting_it_sto
         assert_eq!(st, 409, "{b:?}: the id is taken");
 
         // The running scheduler picks it up without a restart; the failing target opens the incident.
-        let env = [
-            ("WARROOM_URL", server.url.as_str()),
-            ("WARROOM_TOKEN", responder.as_str()),
-        ];
+        let env = server.client_env(&responder);
         poll_until("incident opened", Duration::from_secs(10), async || {
             !incidents(dir, &env).is_empty()
         })
@@ -481,12 +444,6 @@ async fn severity_follows_the_window_raised_automatically_and_a_downgrade_only_s
         let dir = work.path();
         let (url_a, status_a) = target().await;
         let (url_b, status_b) = target().await;
-        let monitor = |id: &str, url: &str, failures: u32| {
-            format!(
-                "[[monitors]]\nid = \"{id}\"\nservice = \"pay\"\nuser_facing = true\ninterval_secs = 1\ntimeout_ms = 500\n\
-                 failures_to_down = {failures}\nsuccesses_to_up = 1\n[monitors.check]\nkind = \"http\"\nurl = \"{url}\"\n"
-            )
-        };
         let cfg = dir.join("w.toml");
         // A short window so the test sees the share move in seconds; b-api never turns DOWN, so
         // only the window's failing share can change the severity.
@@ -494,32 +451,14 @@ async fn severity_follows_the_window_raised_automatically_and_a_downgrade_only_s
             &cfg,
             format!(
                 "[detection]\nwindow_secs = 6\n{}{}",
-                monitor("a-web", &url_a, 2),
-                monitor("b-api", &url_b, 1000)
+                http_monitor("a-web", "pay", &url_a, 2),
+                http_monitor("b-api", "pay", &url_b, 1000)
             ),
         )
         .unwrap();
-        let token = ok(&run(
-            dir,
-            &[],
-            &[
-                "token",
-                "create",
-                "--role",
-                "responder",
-                "--name",
-                "t",
-                "--database",
-                &db.url,
-            ],
-        ))
-        .trim()
-        .to_owned();
+        let token = create_token(dir, &db.url, "responder", "t");
         let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
-        let env = [
-            ("WARROOM_URL", server.url.as_str()),
-            ("WARROOM_TOKEN", token.as_str()),
-        ];
+        let env = server.client_env(&token);
         let timeline = || {
             serde_json::from_str::<serde_json::Value>(&ok(&run(
                 dir,

@@ -12,7 +12,7 @@ use std::{
 };
 use warroom_testkit::{Backend, fresh_database};
 
-use super::cli::{Server, ok, run};
+use super::cli::{Server, create_token, ok, run};
 
 struct Proc(Child);
 
@@ -165,22 +165,7 @@ async fn prometheus_and_alertmanager_open_and_calm_incidents() {
     let db = fresh_database(Backend::Sqlite).await.unwrap();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path();
-    let token = ok(&run(
-        dir,
-        &[],
-        &[
-            "token",
-            "create",
-            "--role",
-            "responder",
-            "--name",
-            "prometheus",
-            "--database",
-            &db.url,
-        ],
-    ))
-    .trim()
-    .to_owned();
+    let token = create_token(dir, &db.url, "responder", "prometheus");
     // Alertmanager authenticates with its own source secret (a credential that can only deliver
     // alerts); Prometheus in (B) uses the token.
     let source_secret = "am-ecosystem-secret-0123456789";
@@ -195,10 +180,7 @@ async fn prometheus_and_alertmanager_open_and_calm_incidents() {
         &["--config", &cfg],
         &[("WARROOM_TEST_AM_SOURCE_SECRET", source_secret)],
     );
-    let env = [
-        ("WARROOM_URL", server.url.as_str()),
-        ("WARROOM_TOKEN", token.as_str()),
-    ];
+    let env = server.client_env(&token);
     let warroom_hostport = server.url.trim_start_matches("http://").to_owned();
 
     // (A) Prometheus → Alertmanager → webhook → warroom.

@@ -135,33 +135,23 @@ async fn monitors_are_validated_like_the_config_and_config_ones_are_read_only() 
             (StatusCode::CONFLICT, Some("config_monitor")),
             "{v}"
         );
-        let (st, _) = app
-            .call(
+        let delete = async |token: &str| {
+            app.call(
                 Method::DELETE,
                 "/api/v1/monitors/shop-web",
-                Some(&app.viewer),
+                Some(token),
                 None,
             )
-            .await;
-        assert_eq!(st, StatusCode::FORBIDDEN);
-        let (st, _) = app
-            .call(
-                Method::DELETE,
-                "/api/v1/monitors/shop-web",
-                Some(&app.admin),
-                None,
-            )
-            .await;
-        assert_eq!(st, StatusCode::NO_CONTENT, "admins may write too");
-        let (st, _) = app
-            .call(
-                Method::DELETE,
-                "/api/v1/monitors/shop-web",
-                Some(&app.admin),
-                None,
-            )
-            .await;
-        assert_eq!(st, StatusCode::NOT_FOUND);
+            .await
+            .0
+        };
+        assert_eq!(delete(&app.viewer).await, StatusCode::FORBIDDEN);
+        assert_eq!(
+            delete(&app.admin).await,
+            StatusCode::NO_CONTENT,
+            "admins may write too"
+        );
+        assert_eq!(delete(&app.admin).await, StatusCode::NOT_FOUND);
     }
 }
 

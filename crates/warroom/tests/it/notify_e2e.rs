@@ -4,7 +4,7 @@ use axum::{Router, body::Bytes, extract::State, http::HeaderMap, http::StatusCod
 use std::sync::{Arc, Mutex};
 use warroom_testkit::{backends, fresh_database};
 
-use super::cli::{Server, ok, run};
+use super::cli::{Server, create_token, ok, run};
 
 const SECRET: &str = "e2e-webhook-secret";
 
@@ -90,29 +90,11 @@ async fn a_sev1_declaration_pages_through_a_signed_webhook_and_survives_a_restar
         let (url, inbox) = receiver().await;
         let cfg = config(dir, &url);
         let cfg = cfg.to_str().unwrap();
-        let token = ok(&run(
-            dir,
-            &[],
-            &[
-                "token",
-                "create",
-                "--role",
-                "responder",
-                "--name",
-                "ana",
-                "--database",
-                &db.url,
-            ],
-        ))
-        .trim()
-        .to_owned();
+        let token = create_token(dir, &db.url, "responder", "ana");
         let senv = [("E2E_HOOK_SECRET", SECRET)];
 
         let server = Server::start_with(&db.url, dir, &["--config", cfg], &senv);
-        let env = [
-            ("WARROOM_URL", server.url.as_str()),
-            ("WARROOM_TOKEN", token.as_str()),
-        ];
+        let env = server.client_env(&token);
         ok(&run(
             dir,
             &env,
@@ -194,22 +176,7 @@ async fn a_separate_worker_process_shares_the_outbox_without_duplicates() {
         let (url, inbox) = receiver().await;
         let cfg = config(dir, &url);
         let cfg = cfg.to_str().unwrap();
-        let token = ok(&run(
-            dir,
-            &[],
-            &[
-                "token",
-                "create",
-                "--role",
-                "responder",
-                "--name",
-                "ana",
-                "--database",
-                &db.url,
-            ],
-        ))
-        .trim()
-        .to_owned();
+        let token = create_token(dir, &db.url, "responder", "ana");
         let senv = [("E2E_HOOK_SECRET", SECRET)];
         let server = Server::start_with(&db.url, dir, &["--config", cfg], &senv);
         struct Reap(std::process::Child);
@@ -228,10 +195,7 @@ async fn a_separate_worker_process_shares_the_outbox_without_duplicates() {
             .spawn()
             .unwrap();
         let mut worker = Reap(worker);
-        let env = [
-            ("WARROOM_URL", server.url.as_str()),
-            ("WARROOM_TOKEN", token.as_str()),
-        ];
+        let env = server.client_env(&token);
         for k in 0..6 {
             ok(&run(
                 dir,

@@ -4,15 +4,17 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     time::Duration,
 };
 
 use hmac::{KeyInit, Mac};
 use serde_json::{Value, json};
-use warroom_testkit::{Backend, fresh_database};
+use warroom_testkit::{
+    Backend, fresh_database,
+    git::{git, seeded_remote},
+};
 
-use crate::cli::{Server, ok, run};
+use crate::cli::{Server, create_token_with, ok, run};
 
 const SECRET: &str = "e2e-webhook-secret-0123456789";
 
@@ -20,63 +22,9 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../warroom-pipeline/tests/fixtures")
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "seed")
-        .env("GIT_AUTHOR_EMAIL", "seed@example.com")
-        .env("GIT_COMMITTER_NAME", "seed")
-        .env("GIT_COMMITTER_EMAIL", "seed@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// A bare remote with the fixture post-mortems, the pipeline's clone, and a config file.
 fn setup(dir: &Path, modes: &str) -> (PathBuf, PathBuf, PathBuf) {
-    let bare = dir.join("remote.git");
-    let seed = dir.join("seed");
-    let clone = dir.join("infra");
-    git(
-        dir,
-        &[
-            "init",
-            "-q",
-            "--bare",
-            "-b",
-            "master",
-            bare.to_str().unwrap(),
-        ],
-    );
-    std::fs::create_dir_all(seed.join("docs/post-mortems")).unwrap();
-    git(&seed, &["init", "-q", "-b", "master"]);
-    for e in std::fs::read_dir(fixtures().join("postmortems")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(
-            &p,
-            seed.join("docs/post-mortems").join(p.file_name().unwrap()),
-        )
-        .unwrap();
-    }
-    git(&seed, &["add", "-A"]);
-    git(&seed, &["commit", "-qm", "docs: post-mortems [ci skip]"]);
-    git(&seed, &["push", "-q", bare.to_str().unwrap(), "master"]);
-    git(
-        dir,
-        &[
-            "clone",
-            "-q",
-            bare.to_str().unwrap(),
-            clone.to_str().unwrap(),
-        ],
-    );
+    let (bare, clone) = seeded_remote(dir, "infra", &fixtures().join("postmortems"), &[]);
     std::fs::write(dir.join("modes"), modes).unwrap();
     let agent = json!([
         "bash",
@@ -120,6 +68,24 @@ fn subjects(bare: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The NFS post-mortem as the remote's master has it now, and what the engine reads in it.
+fn nfs_on_master(bare: &Path) -> (String, warroom_postmortem::ParsedDocument) {
+    const FILE: &str = "2026-04-14-nfs-stale-handles.md";
+    let text = git(bare, &["show", &format!("master:docs/post-mortems/{FILE}")]);
+    let parsed = warroom_postmortem::parse_document(FILE, &text);
+    (text, parsed)
+}
+
+fn find_item<'a>(
+    doc: &'a warroom_postmortem::ParsedDocument,
+    action: &str,
+) -> &'a warroom_postmortem::Item {
+    doc.items
+        .iter()
+        .find(|i| i.action.starts_with(action))
+        .unwrap_or_else(|| panic!("no follow-up starting {action:?}"))
+}
+
 async fn run_status(url: &str, http: &reqwest::Client, token: &str, run: i64) -> Value {
     let r = http
         .get(format!("{url}/api/v1/pipeline/runs/{run}"))
@@ -137,24 +103,14 @@ async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redo
     let db = fresh_database(Backend::Sqlite).await.unwrap();
     let cfg = config.to_str().unwrap();
     let env = [("WR_E2E_SECRET", SECRET)];
-    let token = ok(&run(
+    let token = create_token_with(
         dir.path(),
         &env,
-        &[
-            "token",
-            "create",
-            "--role",
-            "viewer",
-            "--name",
-            "e2e",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    ))
-    .trim()
-    .to_string();
+        &db.url,
+        "viewer",
+        "e2e",
+        &["--config", cfg],
+    );
     let server = Server::start_with(&db.url, dir.path(), &["--config", cfg], &env);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
@@ -304,24 +260,14 @@ async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redo
     assert!(log.contains("pushed"), "{log}");
 
     // Approvals through the API are checked against the post-mortems `serve` reads.
-    let responder = ok(&run(
+    let responder = create_token_with(
         dir.path(),
         &env,
-        &[
-            "token",
-            "create",
-            "--role",
-            "responder",
-            "--name",
-            "rita",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    ))
-    .trim()
-    .to_string();
+        &db.url,
+        "responder",
+        "rita",
+        &["--config", cfg],
+    );
     let approve = |item: &str| {
         http.post(format!("{}/api/v1/pipeline/approvals", server.url))
             .bearer_auth(&responder)
@@ -330,19 +276,8 @@ async fn a_webhook_run_survives_the_server_being_killed_and_resumes_without_redo
     };
     let r = approve("0123456789ab").await.unwrap();
     assert_eq!(r.status(), 404);
-    let nfs = git(
-        &bare,
-        &[
-            "show",
-            "master:docs/post-mortems/2026-04-14-nfs-stale-handles.md",
-        ],
-    );
-    let parsed = warroom_postmortem::parse_document("2026-04-14-nfs-stale-handles.md", &nfs);
-    let immich = parsed
-        .items
-        .iter()
-        .find(|i| i.action.starts_with("Migrate Immich"))
-        .unwrap();
+    let (_, parsed) = nfs_on_master(&bare);
+    let immich = find_item(&parsed, "Migrate Immich");
     let r = approve(&immich.id).await.unwrap();
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.unwrap();
@@ -367,42 +302,20 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
     let cfg = config.to_str().unwrap();
     let repo = clone.to_str().unwrap();
     let env = [("WR_E2E_SECRET", SECRET)];
-    let e = run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "run",
-            "--repo",
-            repo,
-            "--dry-run",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    );
+    let pipeline = |args: &[&str]| {
+        let mut a = vec!["pipeline"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--config", cfg, "--database", &db.url]);
+        run(dir.path(), &env, &a)
+    };
+    let e = pipeline(&["run", "--repo", repo, "--dry-run"]);
     assert!(!e.status.success());
     assert!(
         String::from_utf8_lossy(&e.stderr).contains("pipeline.repo:"),
         "the config's own repo is still checked"
     );
     std::fs::write(&config, text).unwrap();
-    let plan = ok(&run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "run",
-            "--repo",
-            repo,
-            "--dry-run",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    ));
+    let plan = ok(&pipeline(&["run", "--repo", repo, "--dry-run"]));
     assert!(
         plan.contains("fix(post-mortem): add alert on CoreDNS SERVFAIL rate [PM-2026-05-02]"),
         "{plan}"
@@ -421,64 +334,14 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
     assert!(plan.contains("budget $5.00"), "{plan}");
     assert_eq!(subjects(&bare).len(), 1, "a dry run changes nothing");
     // Relative to the current directory, as a person types it.
-    let out = ok(&run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "run",
-            "--repo",
-            "infra",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    ));
+    let out = ok(&pipeline(&["run", "--repo", "infra"]));
     assert!(out.contains("4 implemented, 0 need human review"), "{out}");
     assert_eq!(subjects(&bare).len(), 7);
-    let out = ok(&run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "run",
-            "--repo",
-            repo,
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    ));
+    let out = ok(&pipeline(&["run", "--repo", repo]));
     assert!(out.contains("nothing to do"), "{out}");
-    let e = run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "approve",
-            "xyz",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    );
+    let e = pipeline(&["approve", "xyz"]);
     assert!(String::from_utf8_lossy(&e.stderr).contains("not an item id"));
-    let e = run(
-        dir.path(),
-        &env,
-        &[
-            "pipeline",
-            "log",
-            "99",
-            "--config",
-            cfg,
-            "--database",
-            &db.url,
-        ],
-    );
+    let e = pipeline(&["log", "99"]);
     assert!(!e.status.success(), "an unknown run is an error");
     assert!(
         String::from_utf8_lossy(&e.stderr).contains("pipeline run 99 not found"),
@@ -486,12 +349,6 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
         String::from_utf8_lossy(&e.stderr)
     );
 
-    let pipeline = |args: &[&str]| {
-        let mut a = vec!["pipeline"];
-        a.extend_from_slice(args);
-        a.extend_from_slice(&["--config", cfg, "--database", &db.url]);
-        run(dir.path(), &env, &a)
-    };
     // Well-formed but no post-mortem has it: refused, nothing stored.
     let e = pipeline(&["approve", "0123456789ab"]);
     assert!(!e.status.success());
@@ -500,29 +357,14 @@ async fn pipeline_run_by_hand_with_a_dry_run_first() {
         stderr.contains("no follow-up with id 0123456789ab in docs/post-mortems on master"),
         "{stderr}"
     );
-    let nfs = git(
-        &bare,
-        &[
-            "show",
-            "master:docs/post-mortems/2026-04-14-nfs-stale-handles.md",
-        ],
-    );
-    let parsed = warroom_postmortem::parse_document("2026-04-14-nfs-stale-handles.md", &nfs);
-    let immich = parsed
-        .items
-        .iter()
-        .find(|i| i.action.starts_with("Migrate Immich"))
-        .unwrap();
+    let (nfs, parsed) = nfs_on_master(&bare);
+    let immich = find_item(&parsed, "Migrate Immich");
     // The run recorded it for a person, with the command to approve it.
     assert!(
         nfs.contains(&format!("`warroom pipeline approve {}`", immich.id)),
         "{nfs}"
     );
-    let done = parsed
-        .items
-        .iter()
-        .find(|i| i.action.starts_with("Add Uptime Kuma"))
-        .unwrap();
+    let done = find_item(&parsed, "Add Uptime Kuma");
     let e = pipeline(&["approve", &done.id]);
     assert!(
         String::from_utf8_lossy(&e.stderr).contains("already done"),

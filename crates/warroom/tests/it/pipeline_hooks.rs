@@ -263,44 +263,17 @@ async fn runs_logs_and_approvals_through_the_api() {
         .append_run_log(run.id, warroom_testkit::T0, "scanned 3 post-mortems")
         .await
         .unwrap();
-    let (st, v) = app
-        .call(
-            Method::GET,
-            "/api/v1/pipeline/runs",
-            Some(&app.viewer),
-            None,
-        )
-        .await;
+    let viewer_get = async |path: &str| app.call(Method::GET, path, Some(&app.viewer), None).await;
+    let (st, v) = viewer_get("/api/v1/pipeline/runs").await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["runs"][0]["status"], "queued");
-    let (st, v) = app
-        .call(
-            Method::GET,
-            &format!("/api/v1/pipeline/runs/{}", run.id),
-            Some(&app.viewer),
-            None,
-        )
-        .await;
+    let (st, v) = viewer_get(&format!("/api/v1/pipeline/runs/{}", run.id)).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["log"][0]["line"], "scanned 3 post-mortems");
     assert_eq!(v["run"]["items_total"], 0);
-    let (st, _) = app
-        .call(
-            Method::GET,
-            "/api/v1/pipeline/runs/99",
-            Some(&app.viewer),
-            None,
-        )
-        .await;
+    let (st, _) = viewer_get("/api/v1/pipeline/runs/99").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    let (st, _) = app
-        .call(
-            Method::GET,
-            "/api/v1/pipeline/runs/x",
-            Some(&app.viewer),
-            None,
-        )
-        .await;
+    let (st, _) = viewer_get("/api/v1/pipeline/runs/x").await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     let (st, _) = app
         .call(Method::GET, "/api/v1/pipeline/runs", None, None)

@@ -8,7 +8,7 @@ use warroom_testkit::{
     smtp::{SinkOptions, SmtpSink},
 };
 
-use super::cli::{Server, ok, run};
+use super::cli::{Server, create_token, ok, run};
 
 async fn wait_until(mut done: impl FnMut() -> bool) {
     for _ in 0..1000 {
@@ -53,27 +53,9 @@ async fn a_sev1_opens_its_slack_channel_emails_the_page_and_updates_move_the_top
         .unwrap();
         let cfg = cfg.to_str().unwrap();
         ok(&run(dir, &[], &["config", "check", cfg]));
-        let token = ok(&run(
-            dir,
-            &[],
-            &[
-                "token",
-                "create",
-                "--role",
-                "responder",
-                "--name",
-                "ana",
-                "--database",
-                &db.url,
-            ],
-        ))
-        .trim()
-        .to_owned();
+        let token = create_token(dir, &db.url, "responder", "ana");
         let server = Server::start_with(&db.url, dir, &["--config", cfg], &[]);
-        let env = [
-            ("WARROOM_URL", server.url.as_str()),
-            ("WARROOM_TOKEN", token.as_str()),
-        ];
+        let env = server.client_env(&token);
         ok(&run(
             dir,
             &env,
