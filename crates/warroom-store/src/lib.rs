@@ -182,6 +182,14 @@ pub trait AlertStore: Send + Sync {
     ) -> Result<IngestOutcome>;
     /// Alerts whose state change incidents have not caught up with, oldest first.
     async fn pending_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>>;
+    /// The alert processor's next pass: pending alerts, oldest first, like
+    /// [`AlertStore::pending_alerts`], but taken from memory when this process holds every
+    /// pending alert there (new alerts it committed itself). Follow every call with
+    /// [`AlertStore::pass_done`].
+    async fn take_pending(&self, limit: i64) -> Result<Vec<StoredAlert>>;
+    /// Ends a pass begun with [`AlertStore::take_pending`]: `settled_all` when every alert it
+    /// took was settled (otherwise the next pass reads the database).
+    fn pass_done(&self, settled_all: bool);
     /// Marks alerts caught up, linking them to an incident when there is one.
     async fn settle_alerts(&self, fingerprints: &[String], incident: Option<i64>) -> Result<()>;
     /// Commits a share of an alert processing pass in one transaction: each join's change to

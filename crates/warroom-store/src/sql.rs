@@ -180,6 +180,8 @@ pub struct SqlStore {
     ingest_queue: tokio::sync::mpsc::Sender<ingest::IngestJob>,
     /// Alerts known to this process (SQLite only; see the `ingest` module).
     known_alerts: Option<Arc<ingest::KnownAlerts>>,
+    /// New alerts handed to the processor in memory (SQLite only; see the `ingest` module).
+    handoff: Option<Arc<ingest::Handoff>>,
     tokens: Arc<TokenCache>,
 }
 
@@ -252,11 +254,13 @@ impl SqlStore {
         let alert_signal = Arc::new(tokio::sync::Notify::new());
         let known_alerts =
             (dialect == Dialect::Sqlite).then(|| Arc::new(ingest::KnownAlerts::default()));
+        let handoff = (dialect == Dialect::Sqlite).then(|| Arc::new(ingest::Handoff::default()));
         let writer = ingest::Writer {
             pool: pool.clone(),
             dialect,
             gate: gate.clone(),
             known: known_alerts.clone(),
+            handoff: handoff.clone(),
             signal: alert_signal.clone(),
         };
         tokio::spawn(writer.run(rx));
@@ -276,6 +280,7 @@ impl SqlStore {
             alert_signal,
             ingest_queue,
             known_alerts,
+            handoff,
             tokens: Arc::new(TokenCache::default()),
         }
     }
@@ -788,6 +793,26 @@ impl AlertStore for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(alert_from_row).collect()
+    }
+
+    async fn take_pending(&self, limit: i64) -> Result<Vec<StoredAlert>> {
+        let limit = limit.clamp(1, 10_000);
+        if let Some(h) = &self.handoff
+            && let Some(alerts) = h.take(usize::try_from(limit).unwrap_or(1))
+        {
+            return Ok(alerts);
+        }
+        let alerts = self.pending_alerts(limit).await?;
+        if let Some(h) = &self.handoff {
+            h.read_from_db(&alerts, (alerts.len() as i64) < limit);
+        }
+        Ok(alerts)
+    }
+
+    fn pass_done(&self, settled_all: bool) {
+        if let Some(h) = &self.handoff {
+            h.pass_done(settled_all);
+        }
     }
 
     async fn settle_alerts(&self, fingerprints: &[String], incident: Option<i64>) -> Result<()> {

@@ -424,7 +424,20 @@ async fn open_incident_for(
 pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
     let _one_at_a_time = PROCESSING.lock().await;
     let started = std::time::Instant::now();
-    let pending = state.store.pending_alerts(PASS_SIZE).await?;
+    let pending = state.store.take_pending(PASS_SIZE).await;
+    let result = match pending {
+        Ok(pending) => process_batch(state, pending, started).await,
+        Err(e) => Err(e.into()),
+    };
+    state.store.pass_done(result.is_ok());
+    result
+}
+
+async fn process_batch(
+    state: &AppState,
+    pending: Vec<StoredAlert>,
+    started: std::time::Instant,
+) -> Result<usize, ApiError> {
     let t_read = started.elapsed();
     let mut groups: BTreeMap<String, Vec<StoredAlert>> = BTreeMap::new();
     for a in pending {
