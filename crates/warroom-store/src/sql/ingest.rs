@@ -395,11 +395,18 @@ fn stored_alert(r: &RowWrite<'_>) -> StoredAlert {
             AlertState::Resolved.as_str()
         }
         .to_owned(),
-        starts_at: r.known.starts_at,
-        ends_at: r.known.ends_at,
+        starts_at: as_stored(r.known.starts_at),
+        ends_at: r.known.ends_at.map(as_stored),
         received: r.received,
         incident: None,
     }
+}
+
+/// A time as the database gives it back: to the millisecond (see [`ts`]) and in UTC.
+fn as_stored(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t)
 }
 
 /// One fingerprint's net effect in a group commit.
