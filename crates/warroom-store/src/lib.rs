@@ -46,6 +46,16 @@ pub type DeclareFn =
 /// written atomically with it.
 pub type MutateFn = Box<dyn FnOnce(&mut Incident) -> Result<Change, DomainError> + Send>;
 
+/// Alerts joining an open incident, for [`AlertStore::settle_pass`].
+pub struct AlertJoin {
+    /// The incident they join.
+    pub incident: IncidentNumber,
+    /// Its change (evidence notes, a raise), applied to the incident as stored at commit time.
+    pub change: MutateFn,
+    /// The alerts' fingerprints, settled and linked to the incident.
+    pub alerts: Vec<String>,
+}
+
 /// Incidents and their timelines.
 #[async_trait]
 pub trait IncidentStore: Send + Sync {
@@ -173,8 +183,27 @@ pub trait AlertStore: Send + Sync {
     ) -> Result<IngestOutcome>;
     /// Alerts whose state change incidents have not caught up with, oldest first.
     async fn pending_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>>;
+    /// The alert processor's next pass: pending alerts, oldest first, like
+    /// [`AlertStore::pending_alerts`], but taken from memory when this process holds every
+    /// pending alert there (new alerts it committed itself). Follow every call with
+    /// [`AlertStore::pass_done`].
+    async fn take_pending(&self, limit: i64) -> Result<Vec<StoredAlert>>;
+    /// Ends a pass begun with [`AlertStore::take_pending`]: `settled_all` when every alert it
+    /// took was settled (otherwise the next pass reads the database).
+    fn pass_done(&self, settled_all: bool);
     /// Marks alerts caught up, linking them to an incident when there is one.
     async fn settle_alerts(&self, fingerprints: &[String], incident: Option<i64>) -> Result<()>;
+    /// Commits a share of an alert processing pass in one transaction: each join's change to
+    /// its incident (evidence, a raise) together with settling the alerts it takes, and the
+    /// `unlinked` alerts settled with no incident. Either all of it is committed or none (the
+    /// alerts stay pending), so a crash never leaves evidence for alerts still pending.
+    async fn settle_pass(
+        &self,
+        author: &str,
+        now: OffsetDateTime,
+        joins: Vec<AlertJoin>,
+        unlinked: &[String],
+    ) -> Result<()>;
     /// The alerts linked to an incident.
     async fn alerts_for_incident(&self, number: IncidentNumber) -> Result<Vec<StoredAlert>>;
     /// Alerts, optionally only `firing` or `resolved`, most recently seen first.

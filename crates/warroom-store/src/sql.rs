@@ -18,7 +18,7 @@ use warroom_domain::{
 };
 
 use crate::{
-    AlertIn, AlertStore, ApiToken, CheckRecord, CheckStore, DeclareFn, HealthChange,
+    AlertIn, AlertJoin, AlertStore, ApiToken, CheckRecord, CheckStore, DeclareFn, HealthChange,
     IncidentFilter, IncidentStore, IngestOutcome, MutateFn, NewOutboxMessage, NewToken,
     OutboxMessage, OutboxStatus, OutboxStore, Result, Retention, ServiceHealth, ServiceStore,
     Store, StoreError, StoredAlert, TokenRole, TokenStore, Uptime,
@@ -180,6 +180,8 @@ pub struct SqlStore {
     ingest_queue: tokio::sync::mpsc::Sender<ingest::IngestJob>,
     /// Alerts known to this process (SQLite only; see the `ingest` module).
     known_alerts: Option<Arc<ingest::KnownAlerts>>,
+    /// New alerts handed to the processor in memory (SQLite only; see the `ingest` module).
+    handoff: Option<Arc<ingest::Handoff>>,
     tokens: Arc<TokenCache>,
 }
 
@@ -252,11 +254,13 @@ impl SqlStore {
         let alert_signal = Arc::new(tokio::sync::Notify::new());
         let known_alerts =
             (dialect == Dialect::Sqlite).then(|| Arc::new(ingest::KnownAlerts::default()));
+        let handoff = (dialect == Dialect::Sqlite).then(|| Arc::new(ingest::Handoff::default()));
         let writer = ingest::Writer {
             pool: pool.clone(),
             dialect,
             gate: gate.clone(),
             known: known_alerts.clone(),
+            handoff: handoff.clone(),
             signal: alert_signal.clone(),
         };
         tokio::spawn(writer.run(rx));
@@ -276,6 +280,7 @@ impl SqlStore {
             alert_signal,
             ingest_queue,
             known_alerts,
+            handoff,
             tokens: Arc::new(TokenCache::default()),
         }
     }
@@ -312,6 +317,70 @@ impl SqlStore {
         let gate = self.gate.enter().await;
         let tx = self.pool.begin_with(self.dialect.begin_write()).await?;
         Ok((gate, tx))
+    }
+
+    /// Marks alerts caught up inside a transaction, linking them to `incident` when given.
+    async fn settle_in_tx(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        dialect: Dialect,
+        fingerprints: &[String],
+        incident: Option<i64>,
+    ) -> Result<()> {
+        for chunk in ingest::pieces(fingerprints, 500) {
+            let ph = ingest::placeholders(dialect, 2, chunk.len());
+            let first = ingest::placeholders(dialect, 1, 1).remove(0);
+            let sql = format!(
+                "UPDATE alerts SET pending = 0, incident = COALESCE({first}, incident) WHERE fingerprint IN ({})",
+                ph.join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(incident);
+            for fp in chunk {
+                q = q.bind(fp.clone());
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies a change to an incident inside a transaction: the incident as changed, its new
+    /// events, whether notifications were queued, and whether anything was written (nothing is
+    /// when the change is empty).
+    async fn mutate_in_tx(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        dialect: Dialect,
+        number: IncidentNumber,
+        author: &str,
+        now: OffsetDateTime,
+        change: MutateFn,
+    ) -> Result<(Incident, Vec<TimelineEvent>, bool, bool)> {
+        let doc: Option<String> = sqlx::query_scalar(dialect.lock_incident())
+            .bind(number)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let Some(doc) = doc else {
+            return Err(StoreError::NotFound {
+                what: "incident",
+                key: number.to_string(),
+            });
+        };
+        let mut incident: Incident = from_json(&doc)?;
+        let change = change(&mut incident)?;
+        if change.events.is_empty() && change.outbox.is_empty() {
+            return Ok((incident, vec![], false, false));
+        }
+        sqlx::query("UPDATE incidents SET status = $1, severity = $2, updated_at = $3, doc = $4 WHERE number = $5")
+            .bind(incident.status.as_str())
+            .bind(i64::from(incident.severity.level()))
+            .bind(ts(now))
+            .bind(to_json(&incident)?)
+            .bind(number)
+            .execute(&mut **tx)
+            .await?;
+        let events = Self::append_events(tx, number, author, now, change.events).await?;
+        let enqueued = !Self::insert_outbox(tx, Some(number), now, change.outbox)
+            .await?
+            .is_empty();
+        Ok((incident, events, enqueued, true))
     }
 
     async fn append_events(
@@ -726,23 +795,59 @@ impl AlertStore for SqlStore {
         rows.iter().map(alert_from_row).collect()
     }
 
+    async fn take_pending(&self, limit: i64) -> Result<Vec<StoredAlert>> {
+        let limit = limit.clamp(1, 10_000);
+        if let Some(h) = &self.handoff
+            && let Some(alerts) = h.take(usize::try_from(limit).unwrap_or(1))
+        {
+            return Ok(alerts);
+        }
+        let alerts = self.pending_alerts(limit).await?;
+        if let Some(h) = &self.handoff {
+            h.read_from_db(&alerts, (alerts.len() as i64) < limit);
+        }
+        Ok(alerts)
+    }
+
+    fn pass_done(&self, settled_all: bool) {
+        if let Some(h) = &self.handoff {
+            h.pass_done(settled_all);
+        }
+    }
+
     async fn settle_alerts(&self, fingerprints: &[String], incident: Option<i64>) -> Result<()> {
         let _gate = self.gate.enter().await;
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
-        for chunk in ingest::pieces(fingerprints, 500) {
-            let ph = ingest::placeholders(self.dialect, 2, chunk.len());
-            let first = ingest::placeholders(self.dialect, 1, 1).remove(0);
-            let sql = format!(
-                "UPDATE alerts SET pending = 0, incident = COALESCE({first}, incident) WHERE fingerprint IN ({})",
-                ph.join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(incident);
-            for fp in chunk {
-                q = q.bind(fp.clone());
-            }
-            q.execute(&mut *tx).await?;
-        }
+        Self::settle_in_tx(&mut tx, self.dialect, fingerprints, incident).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    async fn settle_pass(
+        &self,
+        author: &str,
+        now: OffsetDateTime,
+        joins: Vec<AlertJoin>,
+        unlinked: &[String],
+    ) -> Result<()> {
+        if joins.is_empty() && unlinked.is_empty() {
+            return Ok(());
+        }
+        let _gate = self.gate.enter().await;
+        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let mut enqueued = false;
+        for j in joins {
+            enqueued |=
+                Self::mutate_in_tx(&mut tx, self.dialect, j.incident, author, now, j.change)
+                    .await?
+                    .2;
+            Self::settle_in_tx(&mut tx, self.dialect, &j.alerts, Some(j.incident)).await?;
+        }
+        Self::settle_in_tx(&mut tx, self.dialect, unlinked, None).await?;
+        tx.commit().await?;
+        if enqueued {
+            self.outbox_signal.notify_one();
+        }
         Ok(())
     }
 
@@ -989,34 +1094,12 @@ impl IncidentStore for SqlStore {
     ) -> Result<(Incident, Vec<TimelineEvent>)> {
         let _gate = self.gate.enter().await;
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
-        let doc: Option<String> = sqlx::query_scalar(self.dialect.lock_incident())
-            .bind(number)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(doc) = doc else {
-            return Err(StoreError::NotFound {
-                what: "incident",
-                key: number.to_string(),
-            });
-        };
-        let mut incident: Incident = from_json(&doc)?;
-        let change = change(&mut incident)?;
-        if change.events.is_empty() && change.outbox.is_empty() {
+        let (incident, events, enqueued, wrote) =
+            Self::mutate_in_tx(&mut tx, self.dialect, number, author, now, change).await?;
+        if !wrote {
             tx.rollback().await?;
-            return Ok((incident, vec![]));
+            return Ok((incident, events));
         }
-        sqlx::query("UPDATE incidents SET status = $1, severity = $2, updated_at = $3, doc = $4 WHERE number = $5")
-            .bind(incident.status.as_str())
-            .bind(i64::from(incident.severity.level()))
-            .bind(ts(now))
-            .bind(to_json(&incident)?)
-            .bind(number)
-            .execute(&mut *tx)
-            .await?;
-        let events = Self::append_events(&mut tx, number, author, now, change.events).await?;
-        let enqueued = !Self::insert_outbox(&mut tx, Some(number), now, change.outbox)
-            .await?
-            .is_empty();
         tx.commit().await?;
         if enqueued {
             self.outbox_signal.notify_one();

@@ -429,7 +429,20 @@ async fn open_incident_for(
 pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
     let _one_at_a_time = PROCESSING.lock().await;
     let started = std::time::Instant::now();
-    let pending = state.store.pending_alerts(PASS_SIZE).await?;
+    let pending = state.store.take_pending(PASS_SIZE).await;
+    let result = match pending {
+        Ok(pending) => process_batch(state, pending, started).await,
+        Err(e) => Err(e.into()),
+    };
+    state.store.pass_done(result.is_ok());
+    result
+}
+
+async fn process_batch(
+    state: &AppState,
+    pending: Vec<StoredAlert>,
+    started: std::time::Instant,
+) -> Result<usize, ApiError> {
     let t_read = started.elapsed();
     let mut groups: BTreeMap<String, Vec<StoredAlert>> = BTreeMap::new();
     for a in pending {
@@ -470,19 +483,26 @@ pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
             touched.insert(s);
         }
     }
+    // Firing alerts that join an open incident, and alerts settled with no incident, are
+    // committed together in one transaction ([`Deferred`]) instead of two per group.
+    let mut deferred = Deferred::default();
     for (_, alerts) in groups {
         let (firing, resolved): (Vec<StoredAlert>, Vec<StoredAlert>) = alerts
             .into_iter()
             .partition(|a| a.status == AlertState::Firing.as_str());
         if !firing.is_empty() {
-            on_firing(state, &firing).await?;
+            on_firing(state, &firing, &mut deferred).await?;
             settled += firing.len();
         }
         if !resolved.is_empty() {
+            // A resolution looks at which alerts of its incident still fire, which must
+            // include those that joined it earlier in this pass.
+            deferred.commit(state).await?;
             on_resolved(state, &resolved).await?;
             settled += resolved.len();
         }
     }
+    deferred.commit(state).await?;
     let t_groups = started.elapsed();
     // Firing alerts can only make a service worse: when this pass only added firing alerts and
     // they imply no worse health than the service already has, its health cannot have changed,
@@ -599,7 +619,34 @@ pub async fn health_history(
     ))
 }
 
-async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiError> {
+/// The part of a pass committed in one transaction at its end (or before anything that has to
+/// see it): alerts joining open incidents with their evidence, and alerts settled unlinked.
+#[derive(Default)]
+struct Deferred {
+    joins: Vec<warroom_store::AlertJoin>,
+    unlinked: Vec<String>,
+}
+
+impl Deferred {
+    async fn commit(&mut self, state: &AppState) -> Result<(), ApiError> {
+        if self.joins.is_empty() && self.unlinked.is_empty() {
+            return Ok(());
+        }
+        let joins = std::mem::take(&mut self.joins);
+        let unlinked = std::mem::take(&mut self.unlinked);
+        state
+            .store
+            .settle_pass("alertmanager", state.clock.now(), joins, &unlinked)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn on_firing(
+    state: &AppState,
+    firing: &[StoredAlert],
+    deferred: &mut Deferred,
+) -> Result<(), ApiError> {
     let now = state.clock.now();
     let (muted, firing): (Vec<&StoredAlert>, Vec<&StoredAlert>) = firing.iter().partition(|a| {
         state
@@ -614,16 +661,9 @@ async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiEr
             alerts = muted.len(),
             "alerts silenced (maintenance window); stored, not acted on"
         );
-        state
-            .store
-            .settle_alerts(
-                &muted
-                    .iter()
-                    .map(|a| a.fingerprint.clone())
-                    .collect::<Vec<_>>(),
-                None,
-            )
-            .await?;
+        deferred
+            .unlinked
+            .extend(muted.iter().map(|a| a.fingerprint.clone()));
     }
     let firing: Vec<StoredAlert> = firing.into_iter().cloned().collect();
     let Some(first) = firing.first() else {
@@ -649,23 +689,20 @@ async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiEr
             state.settings.alerts.mapping.label,
             raw.clone().unwrap_or_default()
         );
-        let raise = raw.is_some() && severity.is_more_severe_than(incident.severity);
-        state
-            .store
-            .mutate_incident(
-                number,
-                "alertmanager",
-                now,
-                Box::new(move |i| {
-                    if raise {
-                        let c = warroom_domain::classify(&Default::default(), Some(severity))?;
-                        events.extend(i.change_severity(c, None, Some(reason), &policies, now)?);
-                    }
-                    Ok(events.into())
-                }),
-            )
-            .await?;
-        state.store.settle_alerts(&fps, Some(number)).await?;
+        let labelled = raw.is_some();
+        // Judged against the incident as stored when the join commits, which may be after
+        // another group of this pass raised it.
+        deferred.joins.push(warroom_store::AlertJoin {
+            incident: number,
+            change: Box::new(move |i| {
+                if labelled && severity.is_more_severe_than(i.severity) {
+                    let c = warroom_domain::classify(&Default::default(), Some(severity))?;
+                    events.extend(i.change_severity(c, None, Some(reason), &policies, now)?);
+                }
+                Ok(events.into())
+            }),
+            alerts: fps,
+        });
         return Ok(());
     }
     if severity.is_more_severe_than(state.settings.alerts.auto_declare_from)
@@ -748,7 +785,7 @@ async fn on_firing(state: &AppState, firing: &[StoredAlert]) -> Result<(), ApiEr
             .await?;
     } else {
         tracing::info!(service = %slug, severity = severity.level(), "alert below the auto-declare severity; stored, not declared");
-        state.store.settle_alerts(&fps, None).await?;
+        deferred.unlinked.extend(fps);
     }
     Ok(())
 }

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use warroom_domain::alert::AlertState;
 
 use super::{Dialect, SqlStore, WriteGate, parse_ts, to_json, ts};
-use crate::{AlertIn, IngestOutcome, Result, StoreError};
+use crate::{AlertIn, IngestOutcome, Result, StoreError, StoredAlert};
 
 /// One caller's alerts, waiting for the group commit.
 pub(super) struct IngestJob {
@@ -256,6 +256,159 @@ impl KnownInner {
     }
 }
 
+/// Most alerts handed over in memory; past that the processor reads from the database again
+/// until it has caught up (about 500 bytes an alert, so about 10 MB).
+const HANDOFF_MAX: usize = 20_000;
+
+/// New alerts handed from the writer to the alert processor in memory, so that a pass does not
+/// read back (and parse) the rows just written. The database stays the truth: memory is used
+/// only while it holds *every* pending alert (`complete`), which the processor establishes by a
+/// database pass that read all pending rows; anything that memory cannot represent (a state
+/// change of an existing alert, whose incident link only the database knows; an overflow; a
+/// failed pass) makes it incomplete again, and the processor reads from the database. SQLite
+/// only, for the same reason as [`KnownAlerts`]: this process is the only writer of alerts.
+#[derive(Debug, Default)]
+pub(super) struct Handoff {
+    inner: Mutex<HandoffInner>,
+}
+
+#[derive(Debug, Default)]
+struct HandoffInner {
+    /// Fingerprints in commit order; some may have left `alerts` already.
+    order: std::collections::VecDeque<u64>,
+    alerts: HashMap<u64, StoredAlert>,
+    /// Every alert pending in the database is in `alerts` (or is being committed and will be).
+    complete: bool,
+    /// A database pass is catching up, and nothing has made memory incomplete since it began.
+    armed: bool,
+    /// The fingerprints the current database pass read, and whether that was all pending rows.
+    db_pass: Option<(Vec<u64>, bool)>,
+}
+
+impl HandoffInner {
+    fn invalidate(&mut self) {
+        self.complete = false;
+        self.armed = false;
+        self.order.clear();
+        self.alerts.clear();
+    }
+}
+
+impl Handoff {
+    /// The next pass's alerts from memory, or `None` when memory is incomplete (then a
+    /// database pass starts: call [`Handoff::read_from_db`] with what it read).
+    pub(super) fn take(&self, limit: usize) -> Option<Vec<StoredAlert>> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.db_pass = None;
+        if !inner.complete {
+            inner.order.clear();
+            inner.alerts.clear();
+            inner.armed = true;
+            return None;
+        }
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(fp) = inner.order.pop_front() else {
+                break;
+            };
+            if let Some(a) = inner.alerts.remove(&fp) {
+                out.push(a);
+            }
+        }
+        Some(out)
+    }
+
+    /// Records what a database pass read: `all` when that was every pending row.
+    pub(super) fn read_from_db(&self, alerts: &[StoredAlert], all: bool) {
+        let fps = alerts
+            .iter()
+            .filter_map(|a| u64::from_str_radix(&a.fingerprint, 16).ok())
+            .collect();
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.db_pass = Some((fps, all));
+    }
+
+    /// After a pass: when it settled everything it took and it was a database pass that read
+    /// every pending row, memory now holds every pending alert.
+    pub(super) fn pass_done(&self, settled_all: bool) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let db_pass = inner.db_pass.take();
+        if !settled_all {
+            inner.invalidate();
+            return;
+        }
+        if let Some((fps, all)) = db_pass
+            && all
+            && inner.armed
+        {
+            // Alerts committed while the database pass ran may be in both; they are settled.
+            for fp in fps {
+                inner.alerts.remove(&fp);
+            }
+            inner.complete = true;
+            inner.armed = false;
+        }
+    }
+
+    /// Records a commit: its new alerts (pending, linked to no incident), its updates of alerts
+    /// that stayed in the same state, and whether it changed the state of an existing alert.
+    fn after_commit(
+        &self,
+        new: Vec<(u64, StoredAlert)>,
+        updated: Vec<(u64, StoredAlert)>,
+        changed: bool,
+    ) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if !inner.complete && !inner.armed {
+            return;
+        }
+        if changed || inner.alerts.len() + new.len() > HANDOFF_MAX {
+            inner.invalidate();
+            return;
+        }
+        for (fp, a) in updated {
+            if let Some(e) = inner.alerts.get_mut(&fp) {
+                *e = a;
+            }
+        }
+        for (fp, a) in new {
+            if inner.alerts.insert(fp, a).is_none() {
+                inner.order.push_back(fp);
+            }
+        }
+    }
+}
+
+/// What the processor reads back for an alert just written: the row as stored.
+fn stored_alert(r: &RowWrite<'_>) -> StoredAlert {
+    let a = &r.alert.alert;
+    StoredAlert {
+        fingerprint: a.fingerprint.to_string(),
+        group_key: r.alert.group_key.clone(),
+        service: r.alert.service.clone(),
+        name: a.name().to_owned(),
+        labels: a.labels.clone(),
+        annotations: a.annotations.clone(),
+        status: if r.known.firing {
+            AlertState::Firing.as_str()
+        } else {
+            AlertState::Resolved.as_str()
+        }
+        .to_owned(),
+        starts_at: as_stored(r.known.starts_at),
+        ends_at: r.known.ends_at.map(as_stored),
+        received: r.received,
+        incident: None,
+    }
+}
+
+/// A time as the database gives it back: to the millisecond (see [`ts`]) and in UTC.
+fn as_stored(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t)
+}
+
 /// One fingerprint's net effect in a group commit.
 struct RowWrite<'a> {
     alert: &'a AlertIn,
@@ -461,6 +614,7 @@ pub(super) struct Writer {
     pub(super) dialect: Dialect,
     pub(super) gate: Arc<WriteGate>,
     pub(super) known: Option<Arc<KnownAlerts>>,
+    pub(super) handoff: Option<Arc<Handoff>>,
     pub(super) signal: Arc<tokio::sync::Notify>,
 }
 
@@ -604,6 +758,24 @@ impl Writer {
             );
         }
         drop(_gate);
+        if let Some(h) = &self.handoff
+            && !to_write.is_empty()
+        {
+            let mut new = Vec::new();
+            let mut updated = Vec::new();
+            let mut changed = false;
+            for fp in &order {
+                let Some(r) = rows.get(fp).filter(|r| r.write) else {
+                    continue;
+                };
+                match (r.existed, r.pending) {
+                    (false, _) => new.push((*fp, stored_alert(r))),
+                    (true, true) => changed = true,
+                    (true, false) => updated.push((*fp, stored_alert(r))),
+                }
+            }
+            h.after_commit(new, updated, changed);
+        }
         if let Some(k) = &self.known {
             let mut stored = Vec::new();
             let mut repeats = Vec::new();
@@ -674,6 +846,78 @@ mod tests {
     }
 
     const T: OffsetDateTime = datetime!(2026-01-12 14:30 UTC);
+
+    fn stored(fp: u64) -> (u64, StoredAlert) {
+        (
+            fp,
+            StoredAlert {
+                fingerprint: format!("{fp:016x}"),
+                group_key: "g".into(),
+                service: None,
+                name: "Down".into(),
+                labels: LabelSet::new(),
+                annotations: LabelSet::new(),
+                status: "firing".into(),
+                starts_at: T,
+                ends_at: None,
+                received: 1,
+                incident: None,
+            },
+        )
+    }
+
+    #[test]
+    fn the_handoff_is_used_only_after_a_database_pass_read_every_pending_alert() {
+        let h = Handoff::default();
+        // At start memory knows nothing: the first pass reads the database.
+        assert!(h.take(10).is_none());
+        h.after_commit(vec![stored(1)], vec![], false);
+        // The database pass read alert 1 (committed while it ran) and 2 (from before the start).
+        h.read_from_db(&[stored(1).1, stored(2).1], true);
+        h.pass_done(true);
+        // Alert 1 is not handed over again: it was settled by the database pass.
+        assert_eq!(h.take(10).unwrap().len(), 0);
+        h.after_commit(vec![stored(3), stored(4)], vec![], false);
+        let taken = h.take(1).unwrap();
+        assert_eq!(taken[0].fingerprint, format!("{:016x}", 3));
+        h.pass_done(true);
+        assert_eq!(h.take(10).unwrap().len(), 1);
+        h.pass_done(true);
+    }
+
+    #[test]
+    fn a_state_change_a_failed_pass_or_a_partial_read_send_the_processor_to_the_database() {
+        let h = Handoff::default();
+        assert!(h.take(10).is_none());
+        h.read_from_db(&[], true);
+        h.pass_done(true);
+        assert!(h.take(10).is_some());
+        h.pass_done(true);
+        h.after_commit(vec![stored(1)], vec![], true);
+        assert!(
+            h.take(10).is_none(),
+            "a state change: its incident is in the database"
+        );
+        h.read_from_db(&[stored(1).1], false);
+        h.pass_done(true);
+        assert!(
+            h.take(10).is_none(),
+            "the database pass did not read everything"
+        );
+        h.read_from_db(&[], true);
+        h.after_commit(vec![stored(5)], vec![], true);
+        h.pass_done(true);
+        assert!(h.take(10).is_none(), "changed while the database pass ran");
+        h.read_from_db(&[], true);
+        h.pass_done(true);
+        h.after_commit(vec![stored(6)], vec![], false);
+        assert_eq!(h.take(10).unwrap().len(), 1);
+        h.pass_done(false);
+        assert!(
+            h.take(10).is_none(),
+            "a failed pass leaves its alerts to the database"
+        );
+    }
 
     #[test]
     fn batches_are_cut_into_a_few_statement_sizes() {

@@ -882,3 +882,95 @@ async fn api_monitors_are_stored_replaced_deleted_and_each_write_moves_the_set_v
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_processing_pass_commits_its_evidence_and_settles_all_or_nothing() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let i = declare(store.as_ref(), "api", Severity::Sev3)
+            .await
+            .unwrap();
+        let batch = (0..3)
+            .map(|k| {
+                alert_in(
+                    serde_json::json!({"labels": {"alertname": format!("A{k}"), "service": "api"}}),
+                    T0,
+                )
+            })
+            .collect();
+        store.ingest_alerts(batch, T0).await.unwrap();
+        // The processor's view matches the database's, from memory or not.
+        let mut taken = store.take_pending(10).await.unwrap();
+        taken.sort_by(|x, y| x.fingerprint.cmp(&y.fingerprint));
+        assert_eq!(taken, store.pending_alerts(10).await.unwrap(), "{b:?}");
+        let fps: Vec<String> = taken.iter().map(|a| a.fingerprint.clone()).collect();
+
+        // A refused change in a pass writes nothing: the alerts stay pending.
+        let p = SeverityPolicies::default();
+        let refused = warroom_store::AlertJoin {
+            incident: i.number,
+            change: Box::new(move |i| {
+                i.transition(IncidentStatus::Closed, Default::default(), None, &p, T0)
+                    .map(Into::into)
+            }),
+            alerts: fps[..2].to_vec(),
+        };
+        assert!(
+            store
+                .settle_pass("alertmanager", T0, vec![refused], &fps[2..])
+                .await
+                .is_err()
+        );
+        store.pass_done(false);
+        assert_eq!(store.pending_alerts(10).await.unwrap().len(), 3, "{b:?}");
+        assert_eq!(
+            store.take_pending(10).await.unwrap().len(),
+            3,
+            "{b:?}: read again"
+        );
+
+        let join = warroom_store::AlertJoin {
+            incident: i.number,
+            change: Box::new(|_| {
+                Ok(vec![warroom_domain::EventKind::Note {
+                    text: "Alert firing: A0, A1".into(),
+                }]
+                .into())
+            }),
+            alerts: fps[..2].to_vec(),
+        };
+        store
+            .settle_pass("alertmanager", T0, vec![join], &fps[2..])
+            .await
+            .unwrap();
+        store.pass_done(true);
+        assert!(store.pending_alerts(10).await.unwrap().is_empty(), "{b:?}");
+        assert!(store.take_pending(10).await.unwrap().is_empty(), "{b:?}");
+        store.pass_done(true);
+        assert_eq!(
+            store.alerts_for_incident(i.number).await.unwrap().len(),
+            2,
+            "{b:?}"
+        );
+        assert_eq!(
+            store.timeline(i.number).await.unwrap().len(),
+            2,
+            "{b:?}: the evidence note"
+        );
+
+        // New alerts after a complete pass come from memory, exactly as stored.
+        let batch = vec![alert_in(
+            serde_json::json!({"labels": {"alertname": "B", "service": "api"}}),
+            T0,
+        )];
+        store.ingest_alerts(batch, T0).await.unwrap();
+        assert_eq!(
+            store.take_pending(10).await.unwrap(),
+            store.pending_alerts(10).await.unwrap(),
+            "{b:?}"
+        );
+        store.pass_done(false);
+    })
+    .await;
+}
