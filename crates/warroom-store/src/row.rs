@@ -1,4 +1,4 @@
-//! Reading stored values back, shared by the stores added beside `sql.rs`.
+//! Reading stored values back, shared by every store module.
 
 use sqlx::{Row, any::AnyRow};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};

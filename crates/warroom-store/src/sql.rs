@@ -10,7 +10,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row, any::AnyRow};
 use std::sync::Arc;
-use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use time::OffsetDateTime;
 use tokio_free_mutex::WriteGate;
 use warroom_domain::{
     EventKind, Incident, IncidentNumber, ServiceSlug, TimelineEvent, service::Service,
@@ -22,6 +22,7 @@ use crate::{
     IncidentFilter, IncidentStore, IngestOutcome, MutateFn, NewOutboxMessage, NewToken,
     OutboxMessage, OutboxStatus, OutboxStore, Result, Retention, ServiceHealth, ServiceStore,
     Store, StoreError, StoredAlert, TokenRole, TokenStore, Uptime,
+    row::{is_unique_violation, parse_ts},
 };
 
 /// The few places where the two databases differ at run time.
@@ -189,11 +190,6 @@ fn ts(t: OffsetDateTime) -> String {
     rfc3339(t)
 }
 
-fn parse_ts(s: &str) -> Result<OffsetDateTime> {
-    OffsetDateTime::parse(s, &Rfc3339)
-        .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
-}
-
 fn to_json<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
@@ -239,11 +235,6 @@ fn service_from_row(row: &AnyRow) -> Result<Service> {
         owner: row.try_get("owner")?,
         public: row.try_get::<i64, _>("public")? != 0,
     })
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
 }
 
 impl SqlStore {

@@ -23,8 +23,8 @@ use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
 use warroom_domain::alert::AlertState;
 
-use super::{Dialect, SqlStore, WriteGate, parse_ts, to_json, ts};
-use crate::{AlertIn, IngestOutcome, Result, StoreError, StoredAlert};
+use super::{Dialect, SqlStore, WriteGate, to_json, ts};
+use crate::{AlertIn, IngestOutcome, Result, StoreError, StoredAlert, row::parse_ts};
 
 /// One caller's alerts, waiting for the group commit.
 pub(super) struct IngestJob {
