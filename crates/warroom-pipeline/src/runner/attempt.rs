@@ -145,9 +145,11 @@ impl Runner {
                 return Ok(refuse("the agent reported an error".into(), cost, false));
             }
             wt.run(&["add", "-A"]).await.map_err(git_err("diff"))?;
-            // Against the start, so that commits the agent made itself are reviewed too.
+            // Against the start, so that commits the agent made itself are reviewed too. Without
+            // rename detection, so that a file moved out of a protected path or the post-mortem
+            // folder names its old path too, and a move counts its lines.
             wt.run(&["reset", "--quiet", "--soft", &start]).await.map_err(git_err("diff"))?;
-            let names = wt.run(&["diff", "--cached", "--name-only", "-z", &start]).await.map_err(git_err("diff"))?;
+            let names = wt.run(&["diff", "--cached", "--no-renames", "--name-only", "-z", &start]).await.map_err(git_err("diff"))?;
             let paths: Vec<String> = names.split('\0').filter(|p| !p.is_empty()).map(String::from).collect();
             if paths.is_empty() {
                 return Ok(refuse("the agent made no change".into(), cost, false));
@@ -161,7 +163,7 @@ impl Runner {
             if let Some((p, g)) = guard::protected_hit(&self.cfg.protected_paths, &paths) {
                 return Ok(refuse(format!("the change touches the protected path {p} (matches {g})"), cost, false));
             }
-            let numstat = wt.run(&["diff", "--cached", "--numstat", &start]).await.map_err(git_err("diff"))?;
+            let numstat = wt.run(&["diff", "--cached", "--no-renames", "--numstat", &start]).await.map_err(git_err("diff"))?;
             let lines = guard::numstat_lines(&numstat, self.cfg.max_diff_lines);
             if lines > self.cfg.max_diff_lines {
                 return Ok(refuse(format!("the change is {lines} lines, over the limit of {}", self.cfg.max_diff_lines), cost, false));

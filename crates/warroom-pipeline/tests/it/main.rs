@@ -395,6 +395,28 @@ async fn guardrails_refuse_protected_paths_empty_huge_and_failed_changes() {
 }
 
 #[tokio::test]
+async fn moving_a_post_mortem_out_of_its_folder_is_refused_like_editing_it() {
+    // git's rename detection would name only the new path; the guard must see the old one.
+    let repo = Repo::new().await;
+    repo.agent_modes(&[("SERVFAIL", "move-postmortem")]);
+    let out = repo.run().await;
+    let item = out
+        .items
+        .iter()
+        .find(|i| i.action.contains("SERVFAIL"))
+        .expect("the SERVFAIL item was attempted");
+    match &item.outcome {
+        ItemOutcome::Refused { reason } => {
+            assert!(reason.contains("edits the post-mortem folder"), "{reason}")
+        }
+        o => panic!("a moved post-mortem got through: {o:?}"),
+    }
+    let tree = git(&repo.bare, &["ls-tree", "-r", "--name-only", "master"]);
+    assert!(!tree.contains("moved-"), "{tree}");
+    repo.assert_clean();
+}
+
+#[tokio::test]
 async fn plans_that_delete_or_replace_are_refused_and_updates_pass() {
     let repo = Repo::new().await;
     repo.plan_modes(&[
