@@ -218,15 +218,18 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
             }
             let (queued, _) = runner.enqueue("manual", None).await?;
             eprintln!("run {} queued", queued.id);
-            // The log is printed while the run works, so a long run shows its progress.
+            // The log is printed while the run works, so a long run shows its progress; the
+            // position is shared so the lines after the last poll are printed once, at the end.
+            let printed = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
             let follower = {
                 let store = store.clone();
                 let id = queued.id;
+                let printed = printed.clone();
                 tokio::spawn(async move {
-                    let mut after = 0;
                     loop {
+                        let after = printed.load(std::sync::atomic::Ordering::SeqCst);
                         if let Ok(last) = print_log(&store, id, after).await {
-                            after = last;
+                            printed.store(last, std::sync::atomic::Ordering::SeqCst);
                         }
                         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                     }
@@ -241,7 +244,10 @@ pub async fn run(cmd: PipelineCommand) -> anyhow::Result<()> {
                 }
             }
             follower.abort();
-            let _ = print_log(&store, queued.id, 0).await.map(|_| ());
+            // Aborted only at an await, so the position it stored matches what it printed.
+            let _ = follower.await;
+            let after = printed.load(std::sync::atomic::Ordering::SeqCst);
+            let _ = print_log(&store, queued.id, after).await.map(|_| ());
             let run = store.pipeline_run(queued.id).await?;
             match outcome {
                 Some(_) if json => {
