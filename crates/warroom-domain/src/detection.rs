@@ -76,6 +76,9 @@ pub struct Assessment {
     pub signals: WindowSignals,
     /// The signals in words, for the timeline.
     pub reason: String,
+    /// The labels of the service's DOWN monitors' alerts, so that whoever acts on the
+    /// assessment can tell whether a silence mutes them.
+    pub down_alerts: Vec<LabelSet>,
 }
 
 /// What to do with an open incident's severity after a new assessment.
@@ -232,7 +235,10 @@ impl MonitorBoard {
     /// The decision tree's signals for one service: the window's, or, before any result is in
     /// the window, the share of its monitors that are DOWN.
     pub fn signals(&self, service: &str, now: OffsetDateTime) -> Signals {
-        let w = self.window_signals(service, now);
+        self.signals_from(&self.window_signals(service, now), service)
+    }
+
+    fn signals_from(&self, w: &WindowSignals, service: &str) -> Signals {
         if w.checks > 0 {
             return w.to_signals();
         }
@@ -251,28 +257,24 @@ impl MonitorBoard {
     /// The severity the signals give a service while any of its monitors is DOWN (`None`
     /// otherwise: then the monitors hold no incident open).
     pub fn assess(&self, service: &str, now: OffsetDateTime) -> Option<Assessment> {
-        let any_down = self
+        let down: Vec<&Monitor> = self
             .of_service(service)
-            .any(|e| e.status == MonitorStatus::Down);
-        if !any_down {
+            .filter(|e| e.status == MonitorStatus::Down)
+            .map(|e| &e.monitor)
+            .collect();
+        if down.is_empty() {
             return None;
         }
         let signals = self.window_signals(service, now);
-        let classification = self.classification(service, now);
+        let classification = classification(&self.signals_from(&signals, service));
         Some(Assessment {
             reason: format!("monitors' signals {}", signals.describe(&self.window)),
+            down_alerts: down
+                .into_iter()
+                .map(|m| down_labels(m, classification.severity))
+                .collect(),
             classification,
             signals,
-        })
-    }
-
-    fn classification(&self, service: &str, now: OffsetDateTime) -> Classification {
-        // No user-facing monitor and no failures known: the tree cannot say; a single failing
-        // internal check is a team matter, not a page.
-        classify(&self.signals(service, now), None).unwrap_or_else(|_| Classification {
-            severity: Severity::Sev3,
-            basis: SeverityBasis::DecisionTree,
-            trace: vec![],
         })
     }
 
@@ -294,7 +296,7 @@ impl MonitorBoard {
             (MonitorStatus::Down, MonitorStatus::Up) => false,
             _ => return None,
         };
-        let severity = self.classification(monitor.service.as_str(), now).severity;
+        let severity = classification(&self.signals(monitor.service.as_str(), now)).severity;
         let detail = if firing {
             // The evidence of what the severity was decided from travels with the alert into
             // the incident's timeline.
@@ -358,11 +360,7 @@ fn alert(
     detail: &str,
     now: OffsetDateTime,
 ) -> Alert {
-    let mut labels = LabelSet::new();
-    labels.insert("alertname".into(), "MonitorDown".into());
-    labels.insert("monitor".into(), monitor.id.clone());
-    labels.insert("service".into(), monitor.service.to_string());
-    labels.insert("severity".into(), severity_label(severity).into());
+    let labels = down_labels(monitor, severity);
     let mut annotations = LabelSet::new();
     annotations.insert("summary".into(), format!("{} is down", monitor.name));
     annotations.insert("description".into(), detail.to_owned());
@@ -378,6 +376,23 @@ fn alert(
 
 /// The labels that identify a monitor's alert; severity is left out so that a change of
 /// severity is the same alert, not a new one.
+/// The decision tree over a service's signals. No user-facing monitor and no failures known:
+/// the tree cannot say; a single failing internal check is a team matter, not a page.
+fn classification(signals: &Signals) -> Classification {
+    classify(signals, None).unwrap_or_else(|_| Classification {
+        severity: Severity::Sev3,
+        basis: SeverityBasis::DecisionTree,
+        trace: vec![],
+    })
+}
+
+/// The labels of a monitor's `MonitorDown` alert at `severity`.
+fn down_labels(m: &Monitor, severity: Severity) -> LabelSet {
+    let mut l = identity(m);
+    l.insert("severity".into(), severity_label(severity).into());
+    l
+}
+
 fn identity(m: &Monitor) -> LabelSet {
     let mut l = LabelSet::new();
     l.insert("alertname".into(), "MonitorDown".into());
@@ -512,6 +527,10 @@ mod tests {
             "{}",
             a.reason
         );
+        // Only web is DOWN, and its alert's own labels come with the assessment, so a silence
+        // on `monitor=web` can be told apart from one on the service.
+        assert_eq!(a.down_alerts.len(), 1);
+        assert_eq!(a.down_alerts[0], fired.labels);
         // api-health starts failing without being DOWN yet: the share passes 50% → SEV1.
         for _ in 0..4 {
             now += time::Duration::seconds(30);

@@ -8,7 +8,6 @@
 
 use warroom_domain::{
     EventKind, IncidentStatus,
-    alert::LabelSet,
     detection::{Assessment, SeverityReview, review_severity},
 };
 use warroom_store::IncidentFilter;
@@ -37,15 +36,15 @@ pub async fn review_monitor_severity(
     service: &str,
     assessment: &Assessment,
 ) -> Result<Option<SeverityReview>, ApiError> {
-    let mut labels = LabelSet::new();
-    labels.insert("alertname".into(), "MonitorDown".into());
-    labels.insert("service".into(), service.to_owned());
-    if state
-        .settings
-        .alerts
-        .silences
-        .iter()
-        .any(|s| s.mutes(&labels, state.clock.now()))
+    // Muted when a silence covers every DOWN monitor's alert, matched on the labels those
+    // alerts really carry (a silence on `monitor=...` included).
+    let now = state.clock.now();
+    let silences = &state.settings.alerts.silences;
+    if !assessment.down_alerts.is_empty()
+        && assessment
+            .down_alerts
+            .iter()
+            .all(|labels| silences.iter().any(|s| s.mutes(labels, now)))
     {
         return Ok(None);
     }
