@@ -80,7 +80,7 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
             warroom_worker::Scheduler::new(prober, warroom_worker::ScheduleConfig::default());
         let stats = scheduler.stats();
         settings.extra_metrics = Some(Arc::new(move || monitor_metrics(&stats.snapshot())));
-        Some(scheduler)
+        scheduler
     };
     let state = AppState {
         store: store.clone(),
@@ -104,37 +104,36 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
             let _ = processor_stop.changed().await;
         },
     )));
-    if let Some(scheduler) = scheduler {
-        workers.extend(spawn_monitors(
-            scheduler,
-            checked.monitors.clone(),
-            checked.window,
-            state.clone(),
-            stop_tx.subscribe(),
-        ));
-        let r = &checked.config.retention;
-        let retention = warroom_store::Retention {
-            raw: time::Duration::hours(r.raw_hours),
-            five_minutes: time::Duration::days(r.five_minute_days),
-            hours: time::Duration::days(r.hourly_days),
-        };
-        let (store, clock, mut stop) = (store.clone(), state.clock.clone(), stop_tx.subscribe());
-        workers.push(tokio::spawn(async move {
-            loop {
-                match store.prune_checks(clock.now(), retention).await {
-                    Ok(n) if n > 0 => {
-                        tracing::info!(rows = n, "pruned check results past retention")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "pruning check results failed; next hour"),
+    workers.extend(spawn_monitors(
+        scheduler,
+        checked.monitors.clone(),
+        checked.window,
+        state.clone(),
+        stop_tx.subscribe(),
+    ));
+    let r = &checked.config.retention;
+    let retention = warroom_store::Retention {
+        raw: time::Duration::hours(r.raw_hours),
+        five_minutes: time::Duration::days(r.five_minute_days),
+        hours: time::Duration::days(r.hourly_days),
+    };
+    let (prune_store, prune_clock, mut stop) =
+        (store.clone(), state.clock.clone(), stop_tx.subscribe());
+    workers.push(tokio::spawn(async move {
+        loop {
+            match prune_store.prune_checks(prune_clock.now(), retention).await {
+                Ok(n) if n > 0 => {
+                    tracing::info!(rows = n, "pruned check results past retention")
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
-                    _ = stop.changed() => return,
-                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "pruning check results failed; next hour"),
             }
-        }));
-    }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }));
     tracing::info!(database.backend = store.backend(), "ready");
     // Tests and scripts read this line to learn the port when listening on port 0.
     println!("warroom listening on http://{addr}");
