@@ -40,7 +40,7 @@ use tokio::{sync::OnceCell, time::Instant};
 use warroom_domain::notify::{Notification, NotificationKind};
 use warroom_store::{OutboxMessage, Store};
 
-use super::webhook::retry_after;
+use super::webhook::{classify_status, retry_after};
 use crate::{Adapter, DeliveryError};
 
 /// Slack's own base URL for the Web API.
@@ -338,21 +338,18 @@ impl Slack {
             .send()
             .await
             .map_err(|e| transport_error(method, self.timeout, &e))?;
-        let status = resp.status();
+        // Slack also answers `ok: false, error: ratelimited` with a 200 and a Retry-After.
         let ra = retry_after(resp.headers());
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-            return Err(DeliveryError::Retry {
-                error: format!("Slack {method} answered HTTP {}", status.as_u16()),
-                retry_after: ra,
+        match classify_status(resp.status(), resp.headers(), &format!("Slack {method}")) {
+            Ok(()) => {}
+            Err(retry @ DeliveryError::Retry { .. }) => return Err(retry.into()),
+            Err(DeliveryError::Permanent(_)) => {
+                return Err(DeliveryError::Permanent(format!(
+                    "Slack {method} answered HTTP {}; check the channel's api_url",
+                    resp.status().as_u16()
+                ))
+                .into());
             }
-            .into());
-        }
-        if !status.is_success() {
-            return Err(DeliveryError::Permanent(format!(
-                "Slack {method} answered HTTP {}; check the channel's api_url",
-                status.as_u16()
-            ))
-            .into());
         }
         let body: Value = resp.json().await.map_err(|_| DeliveryError::Retry {
             error: format!("Slack {method} answered something that is not JSON"),
@@ -470,7 +467,16 @@ impl Slack {
                 .await
             {
                 Ok(v) => {
-                    let id = v["channel"]["id"].as_str().unwrap_or_default().to_owned();
+                    // Bound for good, so an empty id would fail every later post.
+                    let Some(id) = v["channel"]["id"].as_str().filter(|id| !id.is_empty()) else {
+                        return Err(DeliveryError::Retry {
+                            error: "Slack conversations.create answered ok without a channel id"
+                                .into(),
+                            retry_after: None,
+                        }
+                        .into());
+                    };
+                    let id = id.to_owned();
                     self.store
                         .bind_chat_room(warroom_channel, incident, &id)
                         .await
@@ -748,10 +754,10 @@ impl Slack {
             .await
             .map_err(|e| transport_error("webhook", self.timeout, &e))?;
         let status = resp.status();
-        if status.is_success() {
+        let outcome = classify_status(status, resp.headers(), "Slack webhook");
+        if outcome.is_ok() {
             return Ok(());
         }
-        let ra = retry_after(resp.headers());
         // Incoming webhooks answer errors as short plain-text codes (`invalid_token`,
         // `channel_not_found`, `no_service`…).
         let code: String = resp
@@ -761,10 +767,10 @@ impl Slack {
             .chars()
             .take(100)
             .collect();
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        if let Err(DeliveryError::Retry { error, retry_after }) = outcome {
             return Err(DeliveryError::Retry {
-                error: format!("Slack webhook answered HTTP {} {code}", status.as_u16()),
-                retry_after: ra,
+                error: format!("{error} {code}"),
+                retry_after,
             });
         }
         Err(DeliveryError::Permanent(format!(
