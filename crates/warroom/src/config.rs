@@ -187,40 +187,32 @@ fn check_alert_sources(
         } else if sources[..i].iter().any(|x| x.name == s.name) {
             problems.push(format!("{key}.name: `{}` is used twice", s.name));
         }
-        let secret = match (&s.secret_env, &s.secret_file) {
-            (Some(var), None) => match std::env::var(var) {
-                Ok(v) if !v.is_empty() => Some((v, "secret_env")),
-                _ => {
-                    problems.push(format!("{key}.secret_env: environment variable {var} is not set; export it before starting warroom"));
-                    None
-                }
-            },
-            (None, Some(path)) => match std::fs::read_to_string(path) {
-                Ok(v) => Some((v.trim().to_owned(), "secret_file")),
-                Err(e) => {
-                    problems.push(format!(
-                        "{key}.secret_file: cannot read {}: {e}",
-                        path.display()
-                    ));
-                    None
-                }
-            },
-            _ => {
+        let secret = match read_secret(&key, "secret", &s.secret_env, &s.secret_file, problems) {
+            Ok(Some(secret)) => Some((
+                secret,
+                if s.secret_env.is_some() {
+                    "secret_env"
+                } else {
+                    "secret_file"
+                },
+            )),
+            Ok(None) => {
                 problems.push(format!(
                     "{key}: give exactly one of secret_env or secret_file"
                 ));
                 None
             }
+            Err(()) => None,
         };
         if let Some((secret, field)) = secret {
-            if secret.chars().count() < MIN_SOURCE_SECRET_LEN {
+            if secret.expose().chars().count() < MIN_SOURCE_SECRET_LEN {
                 problems.push(format!(
                     "{key}.{field}: the secret must be at least {MIN_SOURCE_SECRET_LEN} characters; generate one with `openssl rand -hex 32`"
                 ));
             } else {
                 out.push(warroom_server::api::alert_auth::AlertSource::new(
                     s.name.clone(),
-                    &secret,
+                    secret.expose(),
                 ));
             }
         }
@@ -769,48 +761,25 @@ fn check_pipeline(
             problems.push(format!("pipeline.notify[{i}]: no channel named `{n}`"));
         }
     }
-    let webhook_secret = match (&p.webhook_secret_env, &p.webhook_secret_file) {
-        (None, None) => None,
-        (Some(var), None) => match std::env::var(var) {
-            Ok(v) if v.len() >= 16 => Some(Secret::from(v)),
-            Ok(_) => {
-                problems.push(format!(
-                    "pipeline.webhook_secret_env: {var} must hold at least 16 characters"
-                ));
-                None
-            }
-            Err(_) => {
-                problems.push(format!(
-                    "pipeline.webhook_secret_env: environment variable {var} is not set; export it before starting warroom"
-                ));
-                None
-            }
-        },
-        (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(v) if v.trim().len() >= 16 => Some(Secret::from(v.trim().to_owned())),
-            Ok(_) => {
-                problems.push(format!(
-                    "pipeline.webhook_secret_file: {} must hold at least 16 characters",
-                    path.display()
-                ));
-                None
-            }
-            Err(e) => {
-                problems.push(format!(
-                    "pipeline.webhook_secret_file: cannot read {}: {e}",
-                    path.display()
-                ));
-                None
-            }
-        },
-        (Some(_), Some(_)) => {
-            problems.push(
-                "pipeline: give at most one of webhook_secret_env or webhook_secret_file"
-                    .to_owned(),
-            );
-            None
+    let webhook_secret = read_secret(
+        "pipeline",
+        "webhook_secret",
+        &p.webhook_secret_env,
+        &p.webhook_secret_file,
+        problems,
+    )
+    .ok()
+    .flatten()
+    .filter(|secret| {
+        let long_enough = secret.expose().chars().count() >= 16;
+        if !long_enough {
+            let field = if p.webhook_secret_env.is_some() { "webhook_secret_env" } else { "webhook_secret_file" };
+            problems.push(format!(
+                "pipeline.{field}: the secret must hold at least 16 characters; generate one with `openssl rand -hex 32`"
+            ));
         }
-    };
+        long_enough
+    });
     Some(CheckedPipeline {
         config: c,
         webhook_secret,
