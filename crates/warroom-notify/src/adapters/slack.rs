@@ -473,8 +473,7 @@ impl Slack {
                             error: "Slack conversations.create answered ok without a channel id"
                                 .into(),
                             retry_after: None,
-                        }
-                        .into());
+                        });
                     };
                     let id = id.to_owned();
                     self.store
