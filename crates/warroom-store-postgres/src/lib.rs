@@ -60,6 +60,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alerts_pending_order",
         sql: include_str!("../migrations/0010_alerts_pending_order.sql"),
     },
+    Migration {
+        version: 11,
+        name: "alert_intake",
+        sql: include_str!("../migrations/0011_alert_intake.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

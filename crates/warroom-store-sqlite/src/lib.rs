@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alerts_pending_order",
         sql: include_str!("../migrations/0010_alerts_pending_order.sql"),
     },
+    Migration {
+        version: 11,
+        name: "alert_intake",
+        sql: include_str!("../migrations/0011_alert_intake.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.
@@ -82,6 +87,9 @@ pub async fn connect(url: &str) -> Result<SqlStore> {
     let pool = AnyPoolOptions::new()
         .max_connections(8)
         .acquire_timeout(Duration::from_secs(10))
+        // An embedded database cannot drop a connection, and the ping sqlx sends before every
+        // acquire is a round trip to the connection's thread: a third of a small query.
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")

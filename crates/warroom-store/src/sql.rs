@@ -183,6 +183,8 @@ pub struct SqlStore {
     known_alerts: Option<Arc<ingest::KnownAlerts>>,
     /// New alerts handed to the processor in memory (SQLite only; see the `ingest` module).
     handoff: Option<Arc<ingest::Handoff>>,
+    /// Merges the alert intake into `alerts` (SQLite only; see the `ingest` module).
+    applier: Option<ingest::Applier>,
     tokens: Arc<TokenCache>,
 }
 
@@ -246,12 +248,22 @@ impl SqlStore {
         let known_alerts =
             (dialect == Dialect::Sqlite).then(|| Arc::new(ingest::KnownAlerts::default()));
         let handoff = (dialect == Dialect::Sqlite).then(|| Arc::new(ingest::Handoff::default()));
+        let applier = match (&known_alerts, &handoff) {
+            (Some(known), Some(handoff)) => Some(ingest::Applier {
+                pool: pool.clone(),
+                gate: gate.clone(),
+                known: known.clone(),
+                handoff: handoff.clone(),
+                intake: Arc::new(ingest::Intake::default()),
+            }),
+            _ => None,
+        };
         let writer = ingest::Writer {
             pool: pool.clone(),
             dialect,
             gate: gate.clone(),
             known: known_alerts.clone(),
-            handoff: handoff.clone(),
+            applier: applier.clone(),
             signal: alert_signal.clone(),
         };
         tokio::spawn(writer.run(rx));
@@ -272,6 +284,7 @@ impl SqlStore {
             ingest_queue,
             known_alerts,
             handoff,
+            applier,
             tokens: Arc::new(TokenCache::default()),
         }
     }
@@ -279,6 +292,25 @@ impl SqlStore {
     /// The pool, for backend-specific maintenance.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Merges everything in the alert intake (SQLite), so that a read sees every alert that
+    /// was answered with a 2xx.
+    async fn catch_up_intake(&self) -> Result<()> {
+        if let Some(a) = &self.applier {
+            a.catch_up().await?;
+        }
+        Ok(())
+    }
+
+    async fn read_pending(&self, limit: i64) -> Result<Vec<StoredAlert>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE pending = 1 ORDER BY last_seen, fingerprint LIMIT $1"
+        )))
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alert_from_row).collect()
     }
 
     /// The dialect, for capability modules kept in their own files (`pipeline.rs`).
@@ -656,14 +688,26 @@ impl AlertStore for SqlStore {
         alerts: Vec<AlertIn>,
         now: OffsetDateTime,
     ) -> Result<IngestOutcome> {
-        if let Some(k) = &self.known_alerts
-            && let Some(outcome) = k.try_duplicates(&alerts, now)
-        {
-            return Ok(outcome);
+        let mut prepared = Vec::new();
+        if let Some(k) = &self.known_alerts {
+            if let Some(outcome) = k.try_duplicates(&alerts, now) {
+                return Ok(outcome);
+            }
+            // What does not depend on what is stored is done here, in parallel across
+            // requests, so that the writer, the one serial step, does as little as it can.
+            prepared = alerts
+                .iter()
+                .map(ingest::prepare)
+                .collect::<Result<Vec<_>>>()?;
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.ingest_queue
-            .send(ingest::IngestJob { alerts, now, reply })
+            .send(ingest::IngestJob {
+                alerts,
+                prepared,
+                now,
+                reply,
+            })
             .await
             .map_err(|_| StoreError::Failed("the alert writer stopped; restart warroom".into()))?;
         answer
@@ -676,6 +720,8 @@ impl AlertStore for SqlStore {
     }
 
     async fn flush_alert_counts(&self) -> Result<()> {
+        // Counts of alerts still in the intake wait for their rows.
+        self.catch_up_intake().await?;
         if let Some(k) = &self.known_alerts {
             let counts = k.take_counts();
             if let Err(e) =
@@ -777,23 +823,22 @@ impl AlertStore for SqlStore {
     }
 
     async fn pending_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE pending = 1 ORDER BY last_seen, fingerprint LIMIT $1"
-        )))
-        .bind(limit.clamp(1, 10_000))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(alert_from_row).collect()
+        self.catch_up_intake().await?;
+        self.read_pending(limit).await
     }
 
     async fn take_pending(&self, limit: i64) -> Result<Vec<StoredAlert>> {
         let limit = limit.clamp(1, 10_000);
+        // What the intake holds is pending too: merged first, oldest first, a pass's worth.
+        if let Some(a) = &self.applier {
+            a.apply(usize::try_from(limit).unwrap_or(1)).await?;
+        }
         if let Some(h) = &self.handoff
             && let Some(alerts) = h.take(usize::try_from(limit).unwrap_or(1))
         {
             return Ok(alerts);
         }
-        let alerts = self.pending_alerts(limit).await?;
+        let alerts = self.read_pending(limit).await?;
         if let Some(h) = &self.handoff {
             h.read_from_db(&alerts, (alerts.len() as i64) < limit);
         }
@@ -853,6 +898,7 @@ impl AlertStore for SqlStore {
     }
 
     async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>> {
+        self.catch_up_intake().await?;
         let rows = match status {
             Some(s) => sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = $1 ORDER BY last_seen DESC, fingerprint LIMIT $2"

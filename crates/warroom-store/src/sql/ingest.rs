@@ -14,6 +14,14 @@
 //! are not supported). On PostgreSQL several warroom processes may share the database, so a
 //! process's memory of an alert can be stale: every alert goes through the writer, which reads
 //! the current rows in one statement per batch and upserts them.
+//!
+//! On SQLite a group commit does not write the alerts into `alerts` itself: it appends one row
+//! to `alert_intake` holding every alert it judged (see [`Applier`]), which is one short append
+//! whatever the batch, instead of a B-tree insert per alert on a random fingerprint. The intake
+//! is merged into `alerts`, oldest first, by the alert processor before it looks at pending
+//! alerts, by API reads of alerts, and by the writer itself when too much is waiting. Until an
+//! alert is merged, the table of known alerts keeps it (it is never evicted), so judging a
+//! later alert never misses what is still in the intake.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -21,7 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use sqlx::{AnyPool, Row};
 use time::OffsetDateTime;
-use warroom_domain::alert::AlertState;
+use warroom_domain::alert::{AlertState, LabelSet};
 
 use super::{Dialect, SqlStore, WriteGate, to_json, ts};
 use crate::{AlertIn, IngestOutcome, Result, StoreError, StoredAlert, row::parse_ts};
@@ -29,6 +37,8 @@ use crate::{AlertIn, IngestOutcome, Result, StoreError, StoredAlert, row::parse_
 /// One caller's alerts, waiting for the group commit.
 pub(super) struct IngestJob {
     pub(super) alerts: Vec<AlertIn>,
+    /// One per alert on SQLite (the intake), none on PostgreSQL.
+    pub(super) prepared: Vec<Prepared>,
     pub(super) now: OffsetDateTime,
     pub(super) reply: tokio::sync::oneshot::Sender<Result<IngestOutcome>>,
 }
@@ -65,6 +75,9 @@ pub(super) struct Known {
 struct Entry {
     known: Known,
     unflushed: u32,
+    /// The intake row that holds this alert's latest state, until it is merged (SQLite): the
+    /// entry is kept while `journal > applied`.
+    journal: u64,
 }
 
 /// The alerts this process knows, by fingerprint, with repeat counts waiting to be written.
@@ -80,6 +93,10 @@ struct KnownInner {
     dirty: Vec<u64>,
     /// Repeat counts of entries dropped when the table was emptied, waiting to be written.
     spilled: Vec<(u64, u32, OffsetDateTime)>,
+    /// The newest intake row merged into `alerts`.
+    applied: u64,
+    /// Entries kept by the last emptying (they were still in the intake).
+    kept: usize,
 }
 
 /// Repeat counts to write: fingerprint, how many more receipts, last seen.
@@ -184,29 +201,41 @@ impl KnownAlerts {
             .collect()
     }
 
-    /// Records what a commit stored and the repeats it only counted.
-    fn after_commit(&self, stored: &[(u64, Known)], repeats: &[(u64, Known, u32)]) {
+    /// Records what a commit stored (in the intake row `journal`, 0 when written straight to
+    /// `alerts`) and the repeats it only counted.
+    fn after_commit(&self, stored: &[(u64, Known)], repeats: &[(u64, Known, u32)], journal: u64) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if inner.map.len() + stored.len() + repeats.len() > KNOWN_MAX {
+        if inner.map.len() + stored.len() + repeats.len() > KNOWN_MAX + inner.kept {
             inner.empty();
         }
         for (fp, known) in stored {
             inner
                 .map
                 .entry(*fp)
-                .and_modify(|e| e.known = *known)
+                .and_modify(|e| {
+                    e.known = *known;
+                    e.journal = journal;
+                })
                 .or_insert(Entry {
                     known: *known,
                     unflushed: 0,
+                    journal,
                 });
         }
         for (fp, known, n) in repeats {
             inner.map.entry(*fp).or_insert(Entry {
                 known: *known,
                 unflushed: 0,
+                journal: 0,
             });
             inner.count_repeat(*fp, *n, known.last_seen);
         }
+    }
+
+    /// Records that the intake up to row `id` is merged into `alerts`.
+    fn applied(&self, id: u64) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.applied = inner.applied.max(id);
     }
 
     /// Takes the repeat counts waiting to be written.
@@ -214,14 +243,22 @@ impl KnownAlerts {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = std::mem::take(&mut inner.spilled);
         let dirty = std::mem::take(&mut inner.dirty);
+        let applied = inner.applied;
+        let mut still_in_intake = Vec::new();
         for fp in dirty {
             if let Some(e) = inner.map.get_mut(&fp)
                 && e.unflushed > 0
             {
+                // Its row is not in `alerts` yet, so an update would miss it: counted later.
+                if e.journal > applied {
+                    still_in_intake.push(fp);
+                    continue;
+                }
                 out.push((fp, e.unflushed, e.known.last_seen));
                 e.unflushed = 0;
             }
         }
+        inner.dirty = still_in_intake;
         out
     }
 
@@ -243,16 +280,21 @@ impl KnownInner {
         }
     }
 
+    /// Forgets every alert that is in `alerts` (its repeat counts wait in `spilled`); alerts
+    /// still in the intake are kept, since the database cannot tell their state yet.
     fn empty(&mut self) {
+        let applied = self.applied;
         let dropped: Vec<(u64, u32, OffsetDateTime)> = self
             .map
             .iter()
-            .filter(|(_, e)| e.unflushed > 0)
+            .filter(|(_, e)| e.unflushed > 0 && e.journal <= applied)
             .map(|(fp, e)| (*fp, e.unflushed, e.known.last_seen))
             .collect();
         self.spilled.extend(dropped);
-        self.map.clear();
-        self.dirty.clear();
+        self.map.retain(|_, e| e.journal > applied);
+        let map = &self.map;
+        self.dirty.retain(|fp| map.contains_key(fp));
+        self.kept = self.map.len();
     }
 }
 
@@ -379,39 +421,192 @@ impl Handoff {
     }
 }
 
-/// What the processor reads back for an alert just written: the row as stored.
-fn stored_alert(r: &RowWrite<'_>) -> StoredAlert {
-    let a = &r.alert.alert;
-    StoredAlert {
-        fingerprint: a.fingerprint.to_string(),
-        group_key: r.alert.group_key.clone(),
-        service: r.alert.service.clone(),
-        name: a.name().to_owned(),
-        labels: a.labels.clone(),
-        annotations: a.annotations.clone(),
-        status: if r.known.firing {
-            AlertState::Firing.as_str()
-        } else {
-            AlertState::Resolved.as_str()
+/// What an alert is, whatever its state: rendered to JSON in the request, outside the writer.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct Intrinsic {
+    fp: u64,
+    group_key: String,
+    service: Option<String>,
+    name: String,
+    labels: LabelSet,
+    annotations: LabelSet,
+    generator_url: Option<String>,
+}
+
+/// Borrowed twin of [`Intrinsic`], so rendering copies nothing.
+#[derive(serde::Serialize)]
+struct IntrinsicRef<'a> {
+    fp: u64,
+    group_key: &'a str,
+    service: Option<&'a str>,
+    name: &'a str,
+    labels: &'a LabelSet,
+    annotations: &'a LabelSet,
+    generator_url: Option<&'a str>,
+}
+
+/// An alert prepared in its request: its annotations' hash and its [`Intrinsic`] as JSON.
+#[derive(Debug)]
+pub(super) struct Prepared {
+    annotations: u64,
+    intrinsic: String,
+}
+
+pub(super) fn prepare(a: &AlertIn) -> Result<Prepared> {
+    let al = &a.alert;
+    Ok(Prepared {
+        annotations: annotations_hash(a),
+        intrinsic: to_json(&IntrinsicRef {
+            fp: al.fingerprint.0,
+            group_key: &a.group_key,
+            service: a.service.as_deref(),
+            name: al.name(),
+            labels: &al.labels,
+            annotations: &al.annotations,
+            generator_url: al.generator_url.as_deref(),
+        })?,
+    })
+}
+
+/// One alert's row as a group commit decided it: what [`write_rows`] upserts, and what an
+/// intake row holds (as JSON) until it is merged. Times are Unix milliseconds (the precision
+/// stored).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(super) struct RowOut {
+    a: Intrinsic,
+    firing: bool,
+    starts_at: i64,
+    ends_at: Option<i64>,
+    last_seen: i64,
+    /// Receipts to add to the stored count.
+    received: i64,
+    pending: bool,
+    /// A new occurrence after a resolution: it leaves its old incident.
+    detach: bool,
+    /// The fingerprint was stored before this row.
+    existed: bool,
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_millis(ms: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| StoreError::Corrupt(format!("alert time {ms} ms: {e}")))
+}
+
+fn ts_millis(ms: i64) -> Result<String> {
+    Ok(ts(from_millis(ms)?))
+}
+
+/// The judged part of a row, appended after its intrinsic JSON: the intake's JSON is put
+/// together from pieces in the writer, which is the one serial step of ingestion.
+fn render_row(out: &mut String, intrinsic: &str, r: &RowWrite<'_>) {
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "{{\"a\":{intrinsic},\"firing\":{},\"starts_at\":{},\"ends_at\":",
+        r.known.firing,
+        millis(r.known.starts_at)
+    );
+    match r.known.ends_at {
+        Some(e) => {
+            let _ = write!(out, "{}", millis(e));
         }
-        .to_owned(),
-        starts_at: as_stored(r.known.starts_at),
-        ends_at: r.known.ends_at.map(as_stored),
+        None => out.push_str("null"),
+    }
+    let _ = write!(
+        out,
+        ",\"last_seen\":{},\"received\":{},\"pending\":{},\"detach\":{},\"existed\":{}}}",
+        millis(r.known.last_seen),
+        r.received,
+        r.pending,
+        r.detach,
+        r.existed
+    );
+}
+
+fn row_out(r: &RowWrite<'_>) -> RowOut {
+    let al = &r.alert.alert;
+    RowOut {
+        a: Intrinsic {
+            fp: al.fingerprint.0,
+            group_key: r.alert.group_key.clone(),
+            service: r.alert.service.clone(),
+            name: al.name().to_owned(),
+            labels: al.labels.clone(),
+            annotations: al.annotations.clone(),
+            generator_url: al.generator_url.clone(),
+        },
+        firing: r.known.firing,
+        starts_at: millis(r.known.starts_at),
+        ends_at: r.known.ends_at.map(millis),
+        last_seen: millis(r.known.last_seen),
         received: r.received,
-        incident: None,
+        pending: r.pending,
+        detach: r.detach,
+        existed: r.existed,
     }
 }
 
-/// A time as the database gives it back: to the millisecond (see [`ts`]) and in UTC.
-fn as_stored(t: OffsetDateTime) -> OffsetDateTime {
-    let t = t.to_offset(time::UtcOffset::UTC);
-    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(t)
+/// Folds rows of one fingerprint from several commits into its net effect, in first-seen
+/// order: the latest state, every receipt, and whether it existed before the first.
+fn merge(rows: Vec<RowOut>) -> Vec<RowOut> {
+    let mut at: HashMap<u64, usize> = HashMap::with_capacity(rows.len());
+    let mut out: Vec<RowOut> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match at.get(&r.a.fp) {
+            Some(&i) => {
+                let first = &out[i];
+                let merged = RowOut {
+                    received: first.received + r.received,
+                    pending: first.pending || r.pending,
+                    detach: first.detach || r.detach,
+                    existed: first.existed,
+                    ..r
+                };
+                out[i] = merged;
+            }
+            None => {
+                at.insert(r.a.fp, out.len());
+                out.push(r);
+            }
+        }
+    }
+    out
+}
+
+/// What the processor reads back for an alert just written: the row as stored.
+fn stored_alert(r: &RowOut) -> Result<StoredAlert> {
+    Ok(StoredAlert {
+        fingerprint: format!("{:016x}", r.a.fp),
+        group_key: r.a.group_key.clone(),
+        service: r.a.service.clone(),
+        name: r.a.name.clone(),
+        labels: r.a.labels.clone(),
+        annotations: r.a.annotations.clone(),
+        status: status_of(r.firing).to_owned(),
+        starts_at: from_millis(r.starts_at)?,
+        ends_at: r.ends_at.map(from_millis).transpose()?,
+        received: r.received,
+        incident: None,
+    })
+}
+
+fn status_of(firing: bool) -> &'static str {
+    if firing {
+        AlertState::Firing.as_str()
+    } else {
+        AlertState::Resolved.as_str()
+    }
 }
 
 /// One fingerprint's net effect in a group commit.
 struct RowWrite<'a> {
     alert: &'a AlertIn,
+    /// Its [`Intrinsic`] as JSON (SQLite).
+    intrinsic: Option<&'a str>,
     known: Known,
     received: i64,
     pending: bool,
@@ -455,7 +650,7 @@ pub(super) fn placeholders(dialect: Dialect, from: usize, count: usize) -> Vec<S
 
 /// Reads what is stored about alerts the table of known alerts does not hold.
 async fn read_known(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    conn: &mut sqlx::AnyConnection,
     dialect: Dialect,
     fps: &[u64],
 ) -> Result<HashMap<u64, Known>> {
@@ -479,7 +674,7 @@ async fn read_known(
         for fp in chunk {
             q = q.bind(format!("{fp:016x}"));
         }
-        for row in q.fetch_all(&mut **tx).await? {
+        for row in q.fetch_all(&mut *conn).await? {
             let fp: String = row.try_get("fingerprint")?;
             let fp = u64::from_str_radix(&fp, 16)
                 .map_err(|e| StoreError::Corrupt(format!("fingerprint `{fp}`: {e}")))?;
@@ -507,7 +702,7 @@ async fn read_known(
 async fn write_rows(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     dialect: Dialect,
-    rows: &[&RowWrite<'_>],
+    rows: &[RowOut],
 ) -> Result<()> {
     for chunk in pieces(rows, ROWS_PER_STATEMENT) {
         let mut values = Vec::with_capacity(chunk.len());
@@ -541,24 +736,20 @@ async fn write_rows(
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for r in chunk {
-            let a = &r.alert.alert;
+            let last_seen = ts_millis(r.last_seen)?;
             q = q
-                .bind(a.fingerprint.to_string())
-                .bind(r.alert.group_key.clone())
-                .bind(r.alert.service.clone())
-                .bind(a.name().to_owned())
-                .bind(to_json(&a.labels)?)
-                .bind(to_json(&a.annotations)?)
-                .bind(if r.known.firing {
-                    AlertState::Firing.as_str()
-                } else {
-                    AlertState::Resolved.as_str()
-                })
-                .bind(ts(r.known.starts_at))
-                .bind(r.known.ends_at.map(ts))
-                .bind(a.generator_url.clone())
-                .bind(ts(r.known.last_seen))
-                .bind(ts(r.known.last_seen))
+                .bind(format!("{:016x}", r.a.fp))
+                .bind(r.a.group_key.clone())
+                .bind(r.a.service.clone())
+                .bind(r.a.name.clone())
+                .bind(to_json(&r.a.labels)?)
+                .bind(to_json(&r.a.annotations)?)
+                .bind(status_of(r.firing))
+                .bind(ts_millis(r.starts_at)?)
+                .bind(r.ends_at.map(ts_millis).transpose()?)
+                .bind(r.a.generator_url.clone())
+                .bind(last_seen.clone())
+                .bind(last_seen)
                 .bind(r.received)
                 .bind(i64::from(r.pending));
         }
@@ -567,7 +758,7 @@ async fn write_rows(
     let detach: Vec<String> = rows
         .iter()
         .filter(|r| r.detach && r.existed)
-        .map(|r| r.alert.alert.fingerprint.to_string())
+        .map(|r| format!("{:016x}", r.a.fp))
         .collect();
     for chunk in pieces(&detach, 500) {
         let ph = placeholders(dialect, 1, chunk.len());
@@ -608,13 +799,172 @@ pub(super) async fn write_counts(
     Ok(())
 }
 
+/// Most alerts waiting in the intake before the writer merges some itself (back-pressure): the
+/// table of known alerts keeps every one of them, so this bounds its memory (about 100 bytes an
+/// alert, so about 40 MB) and the time a read of alerts may spend catching up.
+const INTAKE_MAX: i64 = 400_000;
+/// Most alerts merged from the intake in one transaction.
+const APPLY_MAX: usize = 20_000;
+
+/// What is waiting in `alert_intake` (SQLite).
+#[derive(Debug)]
+pub(super) struct Intake {
+    /// Alerts committed to the intake by this process and not merged yet. It may dip below zero
+    /// for a moment (a merge can see a row before its writer counted it).
+    waiting: std::sync::atomic::AtomicI64,
+    /// Rows left by an earlier process may be waiting: unknown until a merge finds none.
+    unknown: std::sync::atomic::AtomicBool,
+    /// One merge at a time.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Default for Intake {
+    fn default() -> Self {
+        Intake {
+            waiting: 0.into(),
+            unknown: true.into(),
+            lock: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl Intake {
+    fn is_empty(&self) -> bool {
+        use std::sync::atomic::Ordering::Acquire;
+        !self.unknown.load(Acquire) && self.waiting.load(Acquire) <= 0
+    }
+}
+
+/// Merges the intake into `alerts` (SQLite): the rows exactly as their group commits decided
+/// them, in commit order, deleted from the intake in the same transaction, so a crash repeats
+/// nothing and loses nothing. New alerts are then handed to the processor in memory.
+#[derive(Debug, Clone)]
+pub(super) struct Applier {
+    pub(super) pool: AnyPool,
+    pub(super) gate: Arc<WriteGate>,
+    pub(super) known: Arc<KnownAlerts>,
+    pub(super) handoff: Arc<Handoff>,
+    pub(super) intake: Arc<Intake>,
+}
+
+impl Applier {
+    /// Merges the oldest intake rows until at least `want` alerts are merged or none is left;
+    /// returns how many alerts were merged.
+    pub(super) async fn apply(&self, want: usize) -> Result<usize> {
+        if self.intake.is_empty() {
+            return Ok(0);
+        }
+        let _one = self.intake.lock.lock().await;
+        let mut merged = 0;
+        while merged < want.max(1) && !self.intake.is_empty() {
+            let n = self
+                .apply_once(want.saturating_sub(merged).clamp(1, APPLY_MAX))
+                .await?;
+            if n == 0 {
+                break;
+            }
+            merged += n;
+        }
+        Ok(merged)
+    }
+
+    /// Merges everything waiting.
+    pub(super) async fn catch_up(&self) -> Result<usize> {
+        self.apply(usize::MAX).await
+    }
+
+    /// One transaction: intake rows, oldest first, until `want` alerts (at least one row).
+    async fn apply_once(&self, want: usize) -> Result<usize> {
+        use std::sync::atomic::Ordering::Release;
+        let started = std::time::Instant::now();
+        let _gate = self.gate.enter().await;
+        let mut tx = self.pool.begin_with(Dialect::Sqlite.begin_write()).await?;
+        let mut ids = Vec::new();
+        let mut rows: Vec<RowOut> = Vec::new();
+        let mut last = 0;
+        // Rows are at most a group commit (GROUP_COMMIT_MAX_ALERTS), so a few rows cover `want`.
+        'rows: loop {
+            let batch = sqlx::query(
+                "SELECT id, alerts, body FROM alert_intake WHERE id > $1 ORDER BY id LIMIT 4",
+            )
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await?;
+            if batch.is_empty() {
+                break;
+            }
+            for row in batch {
+                let id: i64 = row.try_get("id")?;
+                let body: String = row.try_get("body")?;
+                let mut these: Vec<RowOut> = serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("alert intake row {id}: {e}")))?;
+                rows.append(&mut these);
+                ids.push(row.try_get::<i64, _>("alerts")?);
+                last = id;
+                if rows.len() >= want {
+                    break 'rows;
+                }
+            }
+        }
+        if ids.is_empty() {
+            tx.rollback().await?;
+            self.intake.unknown.store(false, Release);
+            return Ok(0);
+        }
+        let alerts = rows.len();
+        let rows = merge(rows);
+        write_rows(&mut tx, Dialect::Sqlite, &rows).await?;
+        sqlx::query("DELETE FROM alert_intake WHERE id <= $1")
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.intake
+            .waiting
+            .fetch_sub(ids.iter().sum::<i64>(), Release);
+        self.known.applied(u64::try_from(last).unwrap_or(0));
+        hand_off(&self.handoff, &rows)?;
+        drop(_gate);
+        tracing::trace!(
+            alerts,
+            rows = rows.len(),
+            intake_rows = ids.len(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "alert intake merged"
+        );
+        Ok(alerts)
+    }
+}
+
+/// Tells the processor, in memory, about rows just committed to `alerts`.
+fn hand_off(handoff: &Handoff, rows: &[RowOut]) -> Result<()> {
+    let mut new = Vec::new();
+    let mut updated = Vec::new();
+    let mut changed = false;
+    for r in rows {
+        match (r.existed, r.pending) {
+            (false, _) => new.push((r.a.fp, stored_alert(r)?)),
+            (true, true) => changed = true,
+            // The stored count is higher than this row's; the processor does not use it.
+            (true, false) => updated.push((r.a.fp, stored_alert(r)?)),
+        }
+    }
+    handoff.after_commit(new, updated, changed);
+    Ok(())
+}
+
+/// Group commits smaller than this go straight to `alerts` when the intake is empty: for a
+/// few alerts, one more transaction to merge them would cost more than the append saves.
+const INTAKE_FROM: usize = 200;
+
 /// Everything one group commit needs to know.
 pub(super) struct Writer {
     pub(super) pool: AnyPool,
     pub(super) dialect: Dialect,
     pub(super) gate: Arc<WriteGate>,
     pub(super) known: Option<Arc<KnownAlerts>>,
-    pub(super) handoff: Option<Arc<Handoff>>,
+    /// SQLite: commits go to the intake.
+    pub(super) applier: Option<Applier>,
     pub(super) signal: Arc<tokio::sync::Notify>,
 }
 
@@ -666,6 +1016,18 @@ impl Writer {
     /// One transaction for a group; returns each caller's outcome and whether any alert became
     /// pending.
     async fn commit(&self, jobs: &[IngestJob]) -> Result<(Vec<IngestOutcome>, bool)> {
+        if let Some(a) = &self.applier {
+            // Rows left by an earlier process are not in the table of known alerts, so they are
+            // merged before anything is judged; and the intake is kept within bounds.
+            if a.intake.unknown.load(std::sync::atomic::Ordering::Acquire) {
+                a.catch_up().await?;
+            }
+            let waiting = a.intake.waiting.load(std::sync::atomic::Ordering::Acquire);
+            if waiting > INTAKE_MAX {
+                a.apply(usize::try_from(waiting - INTAKE_MAX / 2).unwrap_or(APPLY_MAX))
+                    .await?;
+            }
+        }
         let mut fps: Vec<u64> = jobs
             .iter()
             .flat_map(|j| j.alerts.iter().map(|a| a.alert.fingerprint.0))
@@ -676,14 +1038,20 @@ impl Writer {
             Some(k) => k.snapshot(&fps),
             None => HashMap::new(),
         };
+        let t_gate = std::time::Instant::now();
         let _gate = self.gate.enter().await;
+        let t_begin = std::time::Instant::now();
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let begin_ms = t_begin.elapsed().as_secs_f64() * 1000.0;
+        let gate_ms = (t_begin - t_gate).as_secs_f64() * 1000.0;
         let missing: Vec<u64> = fps
             .iter()
             .copied()
             .filter(|fp| !known.contains_key(fp))
             .collect();
+        let t_read = std::time::Instant::now();
         known.extend(read_known(&mut tx, self.dialect, &missing).await?);
+        let read_ms = t_read.elapsed().as_secs_f64() * 1000.0;
 
         let mut rows: HashMap<u64, RowWrite<'_>> = HashMap::with_capacity(fps.len());
         let mut order: Vec<u64> = Vec::with_capacity(fps.len());
@@ -694,13 +1062,15 @@ impl Writer {
                 received: j.alerts.len(),
                 ..Default::default()
             };
-            for a in &j.alerts {
+            for (i, a) in j.alerts.iter().enumerate() {
                 let fp = a.alert.fingerprint.0;
                 let old = rows
                     .get(&fp)
                     .map(|r| r.known)
                     .or_else(|| known.get(&fp).copied());
-                let (verdict, next) = judge(old.as_ref(), a, annotations_hash(a), j.now);
+                let prepared = j.prepared.get(i);
+                let hash = prepared.map_or_else(|| annotations_hash(a), |p| p.annotations);
+                let (verdict, next) = judge(old.as_ref(), a, hash, j.now);
                 match verdict {
                     Verdict::New => out.new += 1,
                     Verdict::Changed { .. } => out.changed += 1,
@@ -710,6 +1080,7 @@ impl Writer {
                 match rows.get_mut(&fp) {
                     Some(r) => {
                         r.alert = a;
+                        r.intrinsic = prepared.map(|p| p.intrinsic.as_str());
                         r.known = next;
                         r.received += 1;
                         r.write |= write;
@@ -724,6 +1095,7 @@ impl Writer {
                             fp,
                             RowWrite {
                                 alert: a,
+                                intrinsic: prepared.map(|p| p.intrinsic.as_str()),
                                 known: next,
                                 received: 1,
                                 pending: matches!(verdict, Verdict::New | Verdict::Changed { .. }),
@@ -744,38 +1116,75 @@ impl Writer {
             .collect();
         let pending = to_write.iter().any(|r| r.pending);
         let t0 = std::time::Instant::now();
+        let mut journal = 0;
+        let mut direct = Vec::new();
         if to_write.is_empty() {
             tx.rollback().await?;
         } else {
-            write_rows(&mut tx, self.dialect, &to_write).await?;
+            // Under the gate, so nothing is merged or appended meanwhile: a row written
+            // straight to `alerts` can never be overtaken by an older one from the intake.
+            let to_intake = self
+                .applier
+                .as_ref()
+                .is_some_and(|a| to_write.len() >= INTAKE_FROM || !a.intake.is_empty());
+            match &self.applier {
+                Some(_) if to_intake => {
+                    let mut body = String::with_capacity(
+                        to_write
+                            .iter()
+                            .map(|r| r.intrinsic.map_or(0, str::len) + 160)
+                            .sum(),
+                    );
+                    body.push('[');
+                    for (i, r) in to_write.iter().enumerate() {
+                        if i > 0 {
+                            body.push(',');
+                        }
+                        match r.intrinsic {
+                            Some(intrinsic) => render_row(&mut body, intrinsic, r),
+                            None => body.push_str(&to_json(&row_out(r))?),
+                        }
+                    }
+                    body.push(']');
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO alert_intake (alerts, body) VALUES ($1, $2) RETURNING id",
+                    )
+                    .bind(i64::try_from(to_write.len()).unwrap_or(i64::MAX))
+                    .bind(body)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    journal = u64::try_from(id).unwrap_or(0);
+                }
+                _ => {
+                    direct = to_write.iter().map(|r| row_out(r)).collect();
+                    write_rows(&mut tx, self.dialect, &direct).await?;
+                }
+            }
             let t1 = std::time::Instant::now();
             tx.commit().await?;
             tracing::trace!(
                 rows = to_write.len(),
+                missing = missing.len(),
+                gate_ms,
+                begin_ms,
+                read_ms,
+                judge_ms = (t0 - t_read).as_secs_f64() * 1000.0 - read_ms,
                 write_ms = (t1 - t0).as_secs_f64() * 1000.0,
                 commit_ms = t1.elapsed().as_secs_f64() * 1000.0,
                 "alert rows written"
             );
         }
-        drop(_gate);
-        if let Some(h) = &self.handoff
-            && !to_write.is_empty()
-        {
-            let mut new = Vec::new();
-            let mut updated = Vec::new();
-            let mut changed = false;
-            for fp in &order {
-                let Some(r) = rows.get(fp).filter(|r| r.write) else {
-                    continue;
-                };
-                match (r.existed, r.pending) {
-                    (false, _) => new.push((*fp, stored_alert(r))),
-                    (true, true) => changed = true,
-                    (true, false) => updated.push((*fp, stored_alert(r))),
-                }
+        if let Some(a) = &self.applier {
+            if journal > 0 {
+                a.intake.waiting.fetch_add(
+                    i64::try_from(to_write.len()).unwrap_or(i64::MAX),
+                    std::sync::atomic::Ordering::Release,
+                );
+            } else if !direct.is_empty() {
+                hand_off(&a.handoff, &direct)?;
             }
-            h.after_commit(new, updated, changed);
         }
+        drop(_gate);
         if let Some(k) = &self.known {
             let mut stored = Vec::new();
             let mut repeats = Vec::new();
@@ -788,7 +1197,7 @@ impl Writer {
                     }
                 }
             }
-            k.after_commit(&stored, &repeats);
+            k.after_commit(&stored, &repeats, journal);
         }
         Ok((outs, pending))
     }

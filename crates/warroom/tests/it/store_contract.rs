@@ -974,3 +974,103 @@ async fn a_processing_pass_commits_its_evidence_and_settles_all_or_nothing() {
     })
     .await;
 }
+
+fn batch(n: usize, ends: Option<&str>, now: time::OffsetDateTime) -> Vec<warroom_store::AlertIn> {
+    (0..n)
+        .map(|i| {
+            let mut a = serde_json::json!({
+                "labels": {"alertname": format!("Batch_{i}"), "service": "api", "severity": "warning"},
+                "annotations": {"summary": format!("number {i}")},
+                "startsAt": "2026-01-12T14:00:00.123Z",
+            });
+            if let Some(e) = ends {
+                a["endsAt"] = serde_json::json!(e);
+            }
+            alert_in(a, now)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_big_batch_is_judged_against_the_batches_before_it_before_they_are_merged() {
+    // On SQLite a big group commit is appended to the intake and merged into `alerts` later;
+    // what a later request is told (new, duplicate, changed) and what is finally stored must
+    // be exactly as if every commit had been written straight away.
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let o = store.ingest_alerts(batch(500, None, T0), T0).await.unwrap();
+        assert_eq!((o.new, o.changed, o.duplicates), (500, 0, 0), "{b:?}");
+        let o = store.ingest_alerts(batch(500, None, T0), T0).await.unwrap();
+        assert_eq!((o.new, o.changed, o.duplicates), (0, 0, 500), "{b:?}");
+        let later = T0 + Duration::minutes(2);
+        let o = store
+            .ingest_alerts(batch(500, Some("2026-01-12T14:20:00Z"), later), later)
+            .await
+            .unwrap();
+        assert_eq!((o.new, o.changed, o.duplicates), (0, 500, 0), "{b:?}");
+        // A small request for one of them goes by the intake's order too.
+        let mut one = batch(1, Some("2026-01-12T14:20:00Z"), later);
+        one[0]
+            .alert
+            .annotations
+            .insert("runbook".into(), "https://runbooks/x".into());
+        let o = store.ingest_alerts(one, later).await.unwrap();
+        assert_eq!(
+            (o.new, o.changed, o.duplicates),
+            (0, 0, 1),
+            "{b:?}: an update"
+        );
+
+        store.flush_alert_counts().await.unwrap();
+        let pending = store.pending_alerts(1000).await.unwrap();
+        assert_eq!(pending.len(), 500, "{b:?}");
+        assert!(pending.iter().all(|a| a.status == "resolved"), "{b:?}");
+        let first = pending.iter().find(|a| a.name == "Batch_0").unwrap();
+        assert_eq!(first.received, 4, "{b:?}: every delivery counted");
+        assert_eq!(
+            first.annotations.get("runbook").map(String::as_str),
+            Some("https://runbooks/x"),
+            "{b:?}"
+        );
+        assert_eq!(
+            warroom_domain::timefmt::rfc3339(first.starts_at),
+            "2026-01-12T14:00:00.123Z"
+        );
+        let taken = store.take_pending(1000).await.unwrap();
+        assert_eq!(taken.len(), 500, "{b:?}");
+        assert_eq!(
+            store.list_alerts(None, 1000).await.unwrap().len(),
+            500,
+            "{b:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn alerts_answered_but_not_merged_survive_a_crash_and_are_merged_before_anything_else() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let o = store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
+        assert_eq!(o.new, 300, "{b:?}");
+        // Nothing merges the intake here (no processor, no read): dropping the store is the
+        // crash right after the 2xx.
+        drop(store);
+        let store = open_store(b, &db).await.unwrap();
+        // The same alerts again are repeats, so the intake was merged before they were judged.
+        let o = store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
+        assert_eq!((o.new, o.duplicates), (0, 300), "{b:?}");
+        let pending = store.take_pending(1000).await.unwrap();
+        assert_eq!(pending.len(), 300, "{b:?}");
+        assert!(
+            pending
+                .iter()
+                .all(|a| a.status == "firing" && a.incident.is_none())
+        );
+        let names: BTreeSet<String> = pending.iter().map(|a| a.name.clone()).collect();
+        assert_eq!(names.len(), 300, "{b:?}: each alert once");
+    })
+    .await;
+}
