@@ -133,9 +133,6 @@ pub const PROCESSOR_POLL: std::time::Duration = std::time::Duration::from_secs(2
 /// Least time from the start of one busy pass to the next.
 pub const PASS_SPACING: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// How long the processor waits, after a pass that found work, for more alerts to gather.
-pub const STREAM_GATHER: std::time::Duration = std::time::Duration::from_millis(10);
-
 /// A pass this big means a stream is arriving, and only then are passes spaced. Below it the
 /// next pass starts at once: a page must never wait out the spacing (issue 5's p99 ≤ 25 ms from
 /// an alert POST to the page), and a small pass is cheap to repeat.
@@ -152,15 +149,7 @@ pub async fn run_processor(state: AppState, stop: impl std::future::Future<Outpu
             let started = tokio::time::Instant::now();
             match process_pending(&state).await {
                 Ok(0) => break,
-                Ok(n) if n < STREAM_PASS => {
-                    // More may be arriving: a short wait lets the next pass take them together
-                    // (one settling transaction instead of one per few alerts), while a lone
-                    // alert after a quiet spell is still acted on at once.
-                    tokio::select! {
-                        _ = tokio::time::sleep(STREAM_GATHER) => {}
-                        _ = &mut stop => return,
-                    }
-                }
+                Ok(n) if n < STREAM_PASS => {}
                 Ok(_) => {
                     // Under a stream of alerts, passes are spaced so that each takes a bigger
                     // bite, and the processor rests at least as long as its pass took: it

@@ -49,10 +49,10 @@ const GROUP_COMMIT_MAX_CALLERS: usize = 1024;
 const GROUP_COMMIT_MAX_ALERTS: usize = 20_000;
 /// Rows per multi-row statement: 14 parameters a row stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 100;
-/// Alerts remembered in memory (about 100 bytes each, so about 20 MB): past that the table is
-/// emptied and refills from the database as alerts come in, which keeps memory bounded on a
-/// stream of ever-new fingerprints.
-const KNOWN_MAX: usize = 200_000;
+/// Alerts remembered in memory beyond those still in the intake (about 100 bytes each with the
+/// map's slack, so about 10 MB): past that the table is emptied and refills from the database
+/// as alerts come in, which keeps memory bounded on a stream of ever-new fingerprints.
+const KNOWN_MAX: usize = 100_000;
 /// Alertmanager's default `resolve_timeout`: a firing alert re-sent with a later `startsAt`
 /// within this time of its last sighting is the same occurrence (Alertmanager merges the two and
 /// keeps the earliest start). This is what makes repeats from senders that omit `startsAt`
@@ -621,17 +621,27 @@ struct RowWrite<'a> {
 /// length. Preparing a statement of a thousand parameters costs more than running it.
 const SIZES: [usize; 4] = [100, 25, 5, 1];
 
-/// Cuts `items` into pieces whose lengths are all in [`SIZES`] (scaled by `max / 100`).
+/// A rest this short is one statement of its own length: the few sizes up to it are prepared
+/// once per connection, and a handful of alerts (single-alert requests) take one round trip to
+/// the database instead of one each.
+const SMALL_REST: usize = 10;
+
+/// Cuts `items` into pieces whose lengths are all in [`SIZES`] (scaled by `max / 100`), or
+/// up to [`SMALL_REST`] for the rest.
 pub(super) fn pieces<T>(items: &[T], max: usize) -> Vec<&[T]> {
     let sizes: Vec<usize> = SIZES.iter().map(|s| (s * max / 100).max(1)).collect();
     let mut out = Vec::new();
     let mut rest = items;
     while !rest.is_empty() {
-        let n = sizes
-            .iter()
-            .copied()
-            .find(|n| *n <= rest.len())
-            .unwrap_or(1);
+        let n = if rest.len() <= SMALL_REST {
+            rest.len()
+        } else {
+            sizes
+                .iter()
+                .copied()
+                .find(|n| *n <= rest.len())
+                .unwrap_or(1)
+        };
         let (head, tail) = rest.split_at(n);
         out.push(head);
         rest = tail;
@@ -800,9 +810,10 @@ pub(super) async fn write_counts(
 }
 
 /// Most alerts waiting in the intake before the writer merges some itself (back-pressure): the
-/// table of known alerts keeps every one of them, so this bounds its memory (about 100 bytes an
-/// alert, so about 40 MB) and the time a read of alerts may spend catching up.
-const INTAKE_MAX: i64 = 400_000;
+/// table of known alerts keeps every one of them, so this bounds its memory (with
+/// [`KNOWN_MAX`], at most 400,000 entries: a map of about 45 MB) and the time a read of alerts
+/// may spend catching up.
+const INTAKE_MAX: i64 = 300_000;
 /// Most alerts merged from the intake in one transaction.
 const APPLY_MAX: usize = 20_000;
 
@@ -1332,8 +1343,10 @@ mod tests {
     fn batches_are_cut_into_a_few_statement_sizes() {
         let items: Vec<u32> = (0..237).collect();
         let lens: Vec<usize> = pieces(&items, 100).iter().map(|p| p.len()).collect();
-        assert_eq!(lens, [100, 100, 25, 5, 5, 1, 1]);
+        assert_eq!(lens, [100, 100, 25, 5, 7]);
         assert_eq!(lens.iter().sum::<usize>(), 237);
+        let few: Vec<usize> = pieces(&items[..3], 500).iter().map(|p| p.len()).collect();
+        assert_eq!(few, [3], "a few items are one statement");
         assert!(pieces(&items[..0], 100).is_empty());
     }
 
