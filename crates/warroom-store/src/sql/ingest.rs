@@ -46,7 +46,7 @@ pub(super) struct IngestJob {
 /// Most callers folded into one transaction; more in-flight senders make bigger groups.
 const GROUP_COMMIT_MAX_CALLERS: usize = 1024;
 /// Most alerts folded into one transaction, so one commit stays short.
-const GROUP_COMMIT_MAX_ALERTS: usize = 20_000;
+const GROUP_COMMIT_MAX_ALERTS: usize = 10_000;
 /// Rows per multi-row statement: 14 parameters a row stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 100;
 /// Alerts remembered in memory beyond those still in the intake (about 100 bytes each with the
@@ -299,8 +299,8 @@ impl KnownInner {
 }
 
 /// Most alerts handed over in memory; past that the processor reads from the database again
-/// until it has caught up (about 500 bytes an alert, so about 10 MB).
-const HANDOFF_MAX: usize = 20_000;
+/// until it has caught up (about 500 bytes an alert, so about 5 MB).
+const HANDOFF_MAX: usize = 10_000;
 
 /// New alerts handed from the writer to the alert processor in memory, so that a pass does not
 /// read back (and parse) the rows just written. The database stays the truth: memory is used
@@ -815,7 +815,7 @@ pub(super) async fn write_counts(
 /// may spend catching up.
 const INTAKE_MAX: i64 = 300_000;
 /// Most alerts merged from the intake in one transaction.
-const APPLY_MAX: usize = 20_000;
+const APPLY_MAX: usize = 10_000;
 
 /// What is waiting in `alert_intake` (SQLite).
 #[derive(Debug)]
