@@ -50,9 +50,9 @@ const GROUP_COMMIT_MAX_ALERTS: usize = 10_000;
 /// Rows per multi-row statement: 14 parameters a row stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 100;
 /// Alerts remembered in memory beyond those still in the intake (about 100 bytes each with the
-/// map's slack, so about 10 MB): past that the table is emptied and refills from the database
+/// map's slack, so about 5 MB): past that the table is emptied and refills from the database
 /// as alerts come in, which keeps memory bounded on a stream of ever-new fingerprints.
-const KNOWN_MAX: usize = 100_000;
+const KNOWN_MAX: usize = 50_000;
 /// Alertmanager's default `resolve_timeout`: a firing alert re-sent with a later `startsAt`
 /// within this time of its last sighting is the same occurrence (Alertmanager merges the two and
 /// keeps the earliest start). This is what makes repeats from senders that omit `startsAt`
@@ -201,25 +201,25 @@ impl KnownAlerts {
             .collect()
     }
 
-    /// Records what a commit stored (each with the intake row that holds it, 0 when written
-    /// straight to `alerts`) and the repeats it only counted.
-    fn after_commit(&self, stored: &[(u64, Known, u64)], repeats: &[(u64, Known, u32)]) {
+    /// Records what a commit stored (in the intake row `journal`, 0 when written straight to
+    /// `alerts`) and the repeats it only counted.
+    fn after_commit(&self, stored: &[(u64, Known)], repeats: &[(u64, Known, u32)], journal: u64) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if inner.map.len() + stored.len() + repeats.len() > KNOWN_MAX + inner.kept {
             inner.empty();
         }
-        for (fp, known, journal) in stored {
+        for (fp, known) in stored {
             inner
                 .map
                 .entry(*fp)
                 .and_modify(|e| {
                     e.known = *known;
-                    e.journal = *journal;
+                    e.journal = journal;
                 })
                 .or_insert(Entry {
                     known: *known,
                     unflushed: 0,
-                    journal: *journal,
+                    journal,
                 });
         }
         for (fp, known, n) in repeats {
@@ -230,13 +230,6 @@ impl KnownAlerts {
             });
             inner.count_repeat(*fp, *n, known.last_seen);
         }
-    }
-
-    /// Which of these alerts are in the intake, not merged yet.
-    fn in_intake(&self, fps: impl Iterator<Item = u64>) -> std::collections::HashSet<u64> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        fps.filter(|fp| inner.map.get(fp).is_some_and(|e| e.journal > inner.applied))
-            .collect()
     }
 
     /// Records that the intake up to row `id` is merged into `alerts`.
@@ -306,8 +299,8 @@ impl KnownInner {
 }
 
 /// Most alerts handed over in memory; past that the processor reads from the database again
-/// until it has caught up (about 500 bytes an alert, so about 10 MB).
-const HANDOFF_MAX: usize = 20_000;
+/// until it has caught up (about 500 bytes an alert, so about 5 MB).
+const HANDOFF_MAX: usize = 10_000;
 
 /// New alerts handed from the writer to the alert processor in memory, so that a pass does not
 /// read back (and parse) the rows just written. The database stays the truth: memory is used
@@ -816,11 +809,11 @@ pub(super) async fn write_counts(
     Ok(())
 }
 
-/// Most alerts waiting in the intake; past that, commits go straight to `alerts` as they did
-/// before there was an intake. The table of known alerts keeps every alert in the intake, so
-/// this bounds its memory (with [`KNOWN_MAX`], at most 400,000 entries: a map of about 45 MB)
-/// and the time a read of alerts may spend catching up.
-const INTAKE_MAX: i64 = 300_000;
+/// Most alerts waiting in the intake before the writer merges some itself (back-pressure): the
+/// table of known alerts keeps every one of them, so this bounds its memory (with
+/// [`KNOWN_MAX`], at most 220,000 entries: a map of 256k slots, about 25 MB) and the time a
+/// read of alerts may spend catching up.
+const INTAKE_MAX: i64 = 170_000;
 /// Most alerts merged from the intake in one transaction.
 const APPLY_MAX: usize = 10_000;
 
@@ -1043,6 +1036,11 @@ impl Writer {
             if a.intake.unknown.load(std::sync::atomic::Ordering::Acquire) {
                 a.catch_up().await?;
             }
+            // One merge per commit while over the bound: senders slow down to the merge rate
+            // instead of all waiting out one long catch-up.
+            if a.intake.waiting.load(std::sync::atomic::Ordering::Acquire) > INTAKE_MAX {
+                a.apply(APPLY_MAX).await?;
+            }
         }
         let mut fps: Vec<u64> = jobs
             .iter()
@@ -1134,67 +1132,47 @@ impl Writer {
         let t0 = std::time::Instant::now();
         let mut journal = 0;
         let mut direct = Vec::new();
-        let mut in_intake: std::collections::HashSet<u64> = std::collections::HashSet::new();
         if to_write.is_empty() {
             tx.rollback().await?;
         } else {
-            // Under the gate, so nothing is merged or appended meanwhile. A big commit goes to
-            // the intake while it has room. Otherwise its rows go straight to `alerts`, except
-            // those of alerts still in the intake, which join it: an older row of the same
-            // alert would otherwise overtake them when merged. (Alerts of different
-            // fingerprints never depend on each other's order.)
-            let (appended, straight): (Vec<&RowWrite<'_>>, Vec<&RowWrite<'_>>) =
-                match (&self.applier, &self.known) {
-                    (Some(a), Some(k)) => {
-                        let room = a.intake.waiting.load(std::sync::atomic::Ordering::Acquire)
-                            < INTAKE_MAX;
-                        if to_write.len() >= INTAKE_FROM && room {
-                            (to_write.clone(), Vec::new())
-                        } else if a.intake.is_empty() {
-                            (Vec::new(), to_write.clone())
-                        } else {
-                            let queued =
-                                k.in_intake(to_write.iter().map(|r| r.alert.alert.fingerprint.0));
-                            to_write
-                                .iter()
-                                .partition(|r| queued.contains(&r.alert.alert.fingerprint.0))
+            // Under the gate, so nothing is merged or appended meanwhile: a row written
+            // straight to `alerts` can never be overtaken by an older one from the intake.
+            let to_intake = self
+                .applier
+                .as_ref()
+                .is_some_and(|a| to_write.len() >= INTAKE_FROM || !a.intake.is_empty());
+            match &self.applier {
+                Some(_) if to_intake => {
+                    let mut body = String::with_capacity(
+                        to_write
+                            .iter()
+                            .map(|r| r.intrinsic.map_or(0, str::len) + 160)
+                            .sum(),
+                    );
+                    body.push('[');
+                    for (i, r) in to_write.iter().enumerate() {
+                        if i > 0 {
+                            body.push(',');
+                        }
+                        match r.intrinsic {
+                            Some(intrinsic) => render_row(&mut body, intrinsic, r),
+                            None => body.push_str(&to_json(&row_out(r))?),
                         }
                     }
-                    _ => (Vec::new(), to_write.clone()),
-                };
-            if !appended.is_empty() {
-                let mut body = String::with_capacity(
-                    appended
-                        .iter()
-                        .map(|r| r.intrinsic.map_or(0, str::len) + 160)
-                        .sum(),
-                );
-                body.push('[');
-                for (i, r) in appended.iter().enumerate() {
-                    if i > 0 {
-                        body.push(',');
-                    }
-                    match r.intrinsic {
-                        Some(intrinsic) => render_row(&mut body, intrinsic, r),
-                        None => body.push_str(&to_json(&row_out(r))?),
-                    }
+                    body.push(']');
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO alert_intake (alerts, body) VALUES ($1, $2) RETURNING id",
+                    )
+                    .bind(i64::try_from(to_write.len()).unwrap_or(i64::MAX))
+                    .bind(body)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    journal = u64::try_from(id).unwrap_or(0);
                 }
-                body.push(']');
-                let id: i64 = sqlx::query_scalar(
-                    "INSERT INTO alert_intake (alerts, body) VALUES ($1, $2) RETURNING id",
-                )
-                .bind(i64::try_from(appended.len()).unwrap_or(i64::MAX))
-                .bind(body)
-                .fetch_one(&mut *tx)
-                .await?;
-                journal = u64::try_from(id).unwrap_or(0);
-                for r in &appended {
-                    in_intake.insert(r.alert.alert.fingerprint.0);
+                _ => {
+                    direct = to_write.iter().map(|r| row_out(r)).collect();
+                    write_rows(&mut tx, self.dialect, &direct).await?;
                 }
-            }
-            if !straight.is_empty() {
-                direct = straight.iter().map(|r| row_out(r)).collect();
-                write_rows(&mut tx, self.dialect, &direct).await?;
             }
             let t1 = std::time::Instant::now();
             tx.commit().await?;
@@ -1211,11 +1189,12 @@ impl Writer {
             );
         }
         if let Some(a) = &self.applier {
-            a.intake.waiting.fetch_add(
-                i64::try_from(in_intake.len()).unwrap_or(i64::MAX),
-                std::sync::atomic::Ordering::Release,
-            );
-            if !direct.is_empty() {
+            if journal > 0 {
+                a.intake.waiting.fetch_add(
+                    i64::try_from(to_write.len()).unwrap_or(i64::MAX),
+                    std::sync::atomic::Ordering::Release,
+                );
+            } else if !direct.is_empty() {
                 hand_off(&a.handoff, &direct)?;
             }
         }
@@ -1226,14 +1205,13 @@ impl Writer {
             for fp in &order {
                 if let Some(r) = rows.get(fp) {
                     if r.write {
-                        let journal = if in_intake.contains(fp) { journal } else { 0 };
-                        stored.push((*fp, r.known, journal));
+                        stored.push((*fp, r.known));
                     } else {
                         repeats.push((*fp, r.known, u32::try_from(r.received).unwrap_or(u32::MAX)));
                     }
                 }
             }
-            k.after_commit(&stored, &repeats);
+            k.after_commit(&stored, &repeats, journal);
         }
         Ok((outs, pending))
     }
