@@ -185,8 +185,10 @@ pub trait AlertStore: Send + Sync {
     async fn pending_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>>;
     /// The alert processor's next pass: pending alerts, oldest first, like
     /// [`AlertStore::pending_alerts`], but taken from memory when this process holds every
-    /// pending alert there (new alerts it committed itself). Follow every call with
-    /// [`AlertStore::pass_done`].
+    /// pending alert there (new alerts it committed itself). On SQLite, while the intake holds
+    /// alerts, a pass is the alerts its merge stored for the first time (the intake is older
+    /// than anything pending since it filled); other pending alerts follow once it is empty.
+    /// Follow every call with [`AlertStore::pass_done`].
     async fn take_pending(&self, limit: i64) -> Result<Vec<StoredAlert>>;
     /// Ends a pass begun with [`AlertStore::take_pending`]: `settled_all` when every alert it
     /// took was settled (otherwise the next pass reads the database).

@@ -829,9 +829,13 @@ impl AlertStore for SqlStore {
 
     async fn take_pending(&self, limit: i64) -> Result<Vec<StoredAlert>> {
         let limit = limit.clamp(1, 10_000);
-        // What the intake holds is pending too: merged first, oldest first, a pass's worth.
+        // What the intake holds is pending too: merged first, oldest first, a pass's worth,
+        // and those the merge stored for the first time are this pass, as they are.
         if let Some(a) = &self.applier {
-            a.apply(usize::try_from(limit).unwrap_or(1)).await?;
+            let fresh = a.apply_taking(usize::try_from(limit).unwrap_or(1)).await?;
+            if !fresh.is_empty() {
+                return Ok(fresh);
+            }
         }
         if let Some(h) = &self.handoff
             && let Some(alerts) = h.take(usize::try_from(limit).unwrap_or(1))

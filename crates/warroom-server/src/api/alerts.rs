@@ -170,12 +170,22 @@ pub async fn run_processor(state: AppState, stop: impl std::future::Future<Outpu
                 }
                 Ok(_) => {
                     // Under a stream of alerts, passes are spaced so that each takes a bigger
-                    // bite, and the processor rests at least as long as its pass took: it
-                    // takes at most half of the time, so that intake keeps answering while
-                    // a flood is worked off (measured: without the rest, the merged backlog
-                    // and the writer fight for the write lock, and both slow down).
+                    // bite. While alerts keep arriving (a commit woke us during the pass) the
+                    // processor also rests as long as its pass took: it takes at most half of
+                    // the time, so that intake keeps answering while a flood is worked off
+                    // (measured: without the rest, the merges and the writer fight for the
+                    // write lock, and both slow down). Once the flood stops, it catches up at
+                    // full speed.
                     let took = started.elapsed();
-                    let next = (started + PASS_SPACING).max(started + took * 2);
+                    let arriving =
+                        tokio::time::timeout(std::time::Duration::ZERO, signal.notified())
+                            .await
+                            .is_ok();
+                    let next = if arriving {
+                        (started + PASS_SPACING).max(started + took * 2)
+                    } else {
+                        started + PASS_SPACING
+                    };
                     tokio::select! {
                         _ = tokio::time::sleep_until(next) => {}
                         _ = &mut stop => return,

@@ -299,8 +299,9 @@ impl KnownInner {
 }
 
 /// Most alerts handed over in memory; past that the processor reads from the database again
-/// until it has caught up (about 500 bytes an alert, so about 5 MB).
-const HANDOFF_MAX: usize = 10_000;
+/// until it has caught up (about 500 bytes an alert, so about 10 MB): twice a merge, so that
+/// what one merge hands over fits beside what the last one left.
+const HANDOFF_MAX: usize = 20_000;
 
 /// New alerts handed from the writer to the alert processor in memory, so that a pass does not
 /// read back (and parse) the rows just written. The database stays the truth: memory is used
@@ -862,21 +863,36 @@ impl Applier {
     /// Merges the oldest intake rows until at least `want` alerts are merged or none is left;
     /// returns how many alerts were merged.
     pub(super) async fn apply(&self, want: usize) -> Result<usize> {
+        Ok(self.merge(want, false).await?.0)
+    }
+
+    /// Like [`Applier::apply`], for the processor: the alerts the merge stored for the first
+    /// time (pending, in no incident) are returned instead of handed over in memory, so a pass
+    /// takes exactly what it merged without reading it back.
+    pub(super) async fn apply_taking(&self, want: usize) -> Result<Vec<StoredAlert>> {
+        Ok(self.merge(want, true).await?.1)
+    }
+
+    async fn merge(&self, want: usize, take: bool) -> Result<(usize, Vec<StoredAlert>)> {
+        let mut fresh = Vec::new();
         if self.intake.is_empty() {
-            return Ok(0);
+            return Ok((0, fresh));
         }
         let _one = self.intake.lock.lock().await;
         let mut merged = 0;
         while merged < want.max(1) && !self.intake.is_empty() {
             let n = self
-                .apply_once(want.saturating_sub(merged).clamp(1, APPLY_MAX))
+                .apply_once(
+                    want.saturating_sub(merged).clamp(1, APPLY_MAX),
+                    take.then_some(&mut fresh),
+                )
                 .await?;
             if n == 0 {
                 break;
             }
             merged += n;
         }
-        Ok(merged)
+        Ok((merged, fresh))
     }
 
     /// Merges everything waiting.
@@ -885,7 +901,7 @@ impl Applier {
     }
 
     /// One transaction: intake rows, oldest first, until `want` alerts (at least one row).
-    async fn apply_once(&self, want: usize) -> Result<usize> {
+    async fn apply_once(&self, want: usize, fresh: Option<&mut Vec<StoredAlert>>) -> Result<usize> {
         use std::sync::atomic::Ordering::Release;
         let started = std::time::Instant::now();
         let _gate = self.gate.enter().await;
@@ -937,11 +953,22 @@ impl Applier {
             .waiting
             .fetch_sub(ids.iter().sum::<i64>(), Release);
         self.known.applied(u64::try_from(last).unwrap_or(0));
-        hand_off(&self.handoff, &rows)?;
+        let distinct = rows.len();
+        match fresh {
+            Some(fresh) => {
+                let (new, rest): (Vec<RowOut>, Vec<RowOut>) =
+                    rows.into_iter().partition(|r| !r.existed);
+                for r in &new {
+                    fresh.push(stored_alert(r)?);
+                }
+                hand_off(&self.handoff, &rest)?;
+            }
+            None => hand_off(&self.handoff, &rows)?,
+        }
         drop(_gate);
         tracing::trace!(
             alerts,
-            rows = rows.len(),
+            rows = distinct,
             intake_rows = ids.len(),
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "alert intake merged"
