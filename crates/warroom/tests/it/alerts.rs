@@ -783,3 +783,62 @@ async fn every_alert_answered_2xx_survives_a_kill_of_the_real_server() {
         assert_eq!(open, 4, "{b:?}: one incident per service");
     }
 }
+
+#[tokio::test]
+async fn a_big_batch_opens_one_incident_per_service_links_every_alert_and_resolves_them_all() {
+    // 300 alerts in one request: on SQLite they go through the intake (appended, merged by
+    // the processor); the outcome must be the same as for small requests, on both backends.
+    for b in backends() {
+        let app = TestApp::spawn(b).await;
+        let firing: Vec<Value> = (0..300)
+            .map(|i| {
+                alert(
+                    &format!("Err{i}"),
+                    ["api", "web", "db"][i % 3],
+                    "critical",
+                    None,
+                )
+            })
+            .collect();
+        let (st, v) = app.post("/api/v2/alerts", json!(firing)).await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        assert_eq!(v["stored"]["new"], 300, "{b:?}: {v}");
+        // Listed at once, before anything acted on them.
+        let (_, listed) = app.get("/api/v1/alerts?limit=1000").await;
+        assert_eq!(listed["alerts"].as_array().unwrap().len(), 300, "{b:?}");
+        let (_, v) = app.post("/api/v2/alerts", json!(firing)).await;
+        assert_eq!(v["stored"]["duplicates"], 300, "{b:?}: {v}");
+        app.settle().await;
+        let list = incidents(&app).await;
+        assert_eq!(list.len(), 3, "{b:?}: one incident per service");
+        for i in &list {
+            let n = i["number"].as_i64().unwrap();
+            let linked = app.store.alerts_for_incident(n).await.unwrap();
+            assert_eq!(linked.len(), 100, "{b:?}: incident {n}");
+        }
+        assert!(
+            app.store.pending_alerts(10).await.unwrap().is_empty(),
+            "{b:?}"
+        );
+
+        app.clock.advance(Duration::minutes(10));
+        let resolved: Vec<Value> = (0..300)
+            .map(|i| {
+                alert(
+                    &format!("Err{i}"),
+                    ["api", "web", "db"][i % 3],
+                    "critical",
+                    Some("2026-01-12T14:39:00Z"),
+                )
+            })
+            .collect();
+        let (_, v) = app.post("/api/v2/alerts", json!(resolved)).await;
+        assert_eq!(v["stored"]["changed"], 300, "{b:?}: {v}");
+        app.settle().await;
+        for i in incidents(&app).await {
+            assert_eq!(i["status"], "monitoring", "{b:?}: {i}");
+        }
+        let (_, firing_now) = app.get("/api/v1/alerts?status=firing").await;
+        assert!(firing_now["alerts"].as_array().unwrap().is_empty(), "{b:?}");
+    }
+}
