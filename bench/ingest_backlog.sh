@@ -1,8 +1,9 @@
 #!/bin/bash
 # New-alert ingestion with the work after the 2xx counted: runs 5 s of new alerts (after 2 s of
-# repeats, so incidents and health exist), then reports the pending backlog when the load stops,
-# (pending rows and the intake's), how long the processor takes to catch up, and the process CPU per 1,000 alerts during the load
-# and in total (load + catch-up). Usage: bench/ingest_backlog.sh BINARY BATCH CONNECTIONS
+# repeats, so incidents and health exist), then reports the pending backlog when the load stops
+# (pending rows and the intake's), how long the processor takes to catch up, and the process
+# CPU per 1,000 alerts during the load and in total (load + catch-up).
+# Usage: bench/ingest_backlog.sh BINARY BATCH CONNECTIONS
 cd "$(dirname "$0")/.."
 B=$1; rm -rf ${WORK:-/tmp/warroom-backlog}; mkdir -p ${WORK:-/tmp/warroom-backlog}
 DB=sqlite://${WORK:-/tmp/warroom-backlog}/w.db; T=$($B token create --role responder --name b --database $DB 2>/dev/null)

@@ -136,9 +136,6 @@ pub const PASS_SPACING: std::time::Duration = std::time::Duration::from_millis(2
 /// How long the processor waits after a pass that only joined alerts to open incidents.
 pub const JOIN_GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// The last pass only joined alerts to open incidents (no declaration, no resolution).
-static ONLY_JOINED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 /// A pass this big means a stream is arriving, and only then are passes spaced. Below it the
 /// next pass starts at once: a page must never wait out the spacing (issue 5's p99 ≤ 25 ms from
 /// an alert POST to the page), and a small pass is cheap to repeat.
@@ -154,14 +151,14 @@ pub async fn run_processor(state: AppState, stop: impl std::future::Future<Outpu
         loop {
             let started = tokio::time::Instant::now();
             match process_pending(&state).await {
-                Ok(0) => break,
-                Ok(n) if n < STREAM_PASS => {
+                Ok(Pass { settled: 0, .. }) => break,
+                Ok(pass) if pass.settled < STREAM_PASS => {
                     // A pass that only added evidence to open incidents is a stream of
                     // repeats of a known problem: the next pass waits a little to take more of
                     // it at once (a settling transaction per few alerts is what limits
                     // single-alert senders). Declarations and resolutions are never delayed by
                     // this: a pass that made one goes on at once.
-                    if ONLY_JOINED.load(std::sync::atomic::Ordering::Relaxed) {
+                    if pass.only_joined {
                         tokio::select! {
                             _ = tokio::time::sleep(JOIN_GATHER) => {}
                             _ = &mut stop => return,
@@ -210,7 +207,7 @@ pub async fn run_processor(state: AppState, stop: impl std::future::Future<Outpu
 pub async fn drain(state: &AppState) -> Result<usize, ApiError> {
     let mut total = 0;
     loop {
-        match process_pending(state).await? {
+        match process_pending(state).await?.settled {
             0 => return Ok(total),
             n => total += n,
         }
@@ -455,11 +452,20 @@ async fn open_incident_for(
         .next())
 }
 
+/// What a processing pass did.
+#[derive(Debug, Clone, Copy)]
+pub struct Pass {
+    /// Alerts settled.
+    pub settled: usize,
+    /// It only joined alerts to open incidents: no declaration, no resolution.
+    pub only_joined: bool,
+}
+
 /// Acts on every alert whose state changed: firing groups open an incident (one open
 /// incident per service) or join the open one, raising its severity when an alert says it is
 /// worse; when every alert of an incident has resolved, the incident moves to monitoring and
-/// the post-mortem is suggested. Returns how many alerts were settled.
-pub async fn process_pending(state: &AppState) -> Result<usize, ApiError> {
+/// the post-mortem is suggested.
+pub async fn process_pending(state: &AppState) -> Result<Pass, ApiError> {
     let _one_at_a_time = PROCESSING.lock().await;
     let started = std::time::Instant::now();
     let pending = state.store.take_pending(PASS_SIZE).await;
@@ -475,7 +481,7 @@ async fn process_batch(
     state: &AppState,
     pending: Vec<StoredAlert>,
     started: std::time::Instant,
-) -> Result<usize, ApiError> {
+) -> Result<Pass, ApiError> {
     let t_read = started.elapsed();
     let mut groups: BTreeMap<String, Vec<StoredAlert>> = BTreeMap::new();
     for a in pending {
@@ -539,12 +545,9 @@ async fn process_batch(
         }
     }
     deferred.commit(state).await?;
-    ONLY_JOINED.store(
-        !resolutions
-            && settled > 0
-            && INCIDENTS_OPENED.load(std::sync::atomic::Ordering::Relaxed) == opened_before,
-        std::sync::atomic::Ordering::Relaxed,
-    );
+    let only_joined = !resolutions
+        && settled > 0
+        && INCIDENTS_OPENED.load(std::sync::atomic::Ordering::Relaxed) == opened_before;
     let t_groups = started.elapsed();
     // Firing alerts can only make a service worse: when this pass only added firing alerts and
     // they imply no worse health than the service already has, its health cannot have changed,
@@ -581,7 +584,10 @@ async fn process_batch(
         health_ms = (started.elapsed() - t_groups).as_secs_f64() * 1000.0,
         "alert processing pass"
     );
-    Ok(settled)
+    Ok(Pass {
+        settled,
+        only_joined,
+    })
 }
 
 fn health_rank(status: &str) -> u8 {

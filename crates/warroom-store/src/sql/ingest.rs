@@ -23,6 +23,7 @@
 //! alert is merged, the table of known alerts keeps it (it is never evicted), so judging a
 //! later alert never misses what is still in the intake.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
@@ -423,27 +424,31 @@ impl Handoff {
 }
 
 /// What an alert is, whatever its state: rendered to JSON in the request, outside the writer.
+/// Borrowed from the request when written, owned when read back from the intake.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(super) struct Intrinsic {
+pub(super) struct Intrinsic<'a> {
     fp: u64,
-    group_key: String,
-    service: Option<String>,
-    name: String,
-    labels: LabelSet,
-    annotations: LabelSet,
-    generator_url: Option<String>,
+    group_key: Cow<'a, str>,
+    service: Option<Cow<'a, str>>,
+    name: Cow<'a, str>,
+    labels: Cow<'a, LabelSet>,
+    annotations: Cow<'a, LabelSet>,
+    generator_url: Option<Cow<'a, str>>,
 }
 
-/// Borrowed twin of [`Intrinsic`], so rendering copies nothing.
-#[derive(serde::Serialize)]
-struct IntrinsicRef<'a> {
-    fp: u64,
-    group_key: &'a str,
-    service: Option<&'a str>,
-    name: &'a str,
-    labels: &'a LabelSet,
-    annotations: &'a LabelSet,
-    generator_url: Option<&'a str>,
+impl<'a> Intrinsic<'a> {
+    fn of(a: &'a AlertIn) -> Self {
+        let al = &a.alert;
+        Intrinsic {
+            fp: al.fingerprint.0,
+            group_key: Cow::Borrowed(&a.group_key),
+            service: a.service.as_deref().map(Cow::Borrowed),
+            name: Cow::Borrowed(al.name()),
+            labels: Cow::Borrowed(&al.labels),
+            annotations: Cow::Borrowed(&al.annotations),
+            generator_url: al.generator_url.as_deref().map(Cow::Borrowed),
+        }
+    }
 }
 
 /// An alert prepared in its request: its annotations' hash and its [`Intrinsic`] as JSON.
@@ -454,18 +459,9 @@ pub(super) struct Prepared {
 }
 
 pub(super) fn prepare(a: &AlertIn) -> Result<Prepared> {
-    let al = &a.alert;
     Ok(Prepared {
         annotations: annotations_hash(a),
-        intrinsic: to_json(&IntrinsicRef {
-            fp: al.fingerprint.0,
-            group_key: &a.group_key,
-            service: a.service.as_deref(),
-            name: al.name(),
-            labels: &al.labels,
-            annotations: &al.annotations,
-            generator_url: al.generator_url.as_deref(),
-        })?,
+        intrinsic: to_json(&Intrinsic::of(a))?,
     })
 }
 
@@ -473,8 +469,8 @@ pub(super) fn prepare(a: &AlertIn) -> Result<Prepared> {
 /// intake row holds (as JSON) until it is merged. Times are Unix milliseconds (the precision
 /// stored).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub(super) struct RowOut {
-    a: Intrinsic,
+pub(super) struct RowOut<'a> {
+    a: Intrinsic<'a>,
     firing: bool,
     starts_at: i64,
     ends_at: Option<i64>,
@@ -528,18 +524,9 @@ fn render_row(out: &mut String, intrinsic: &str, r: &RowWrite<'_>) {
     );
 }
 
-fn row_out(r: &RowWrite<'_>) -> RowOut {
-    let al = &r.alert.alert;
+fn row_out<'a>(r: &RowWrite<'a>) -> RowOut<'a> {
     RowOut {
-        a: Intrinsic {
-            fp: al.fingerprint.0,
-            group_key: r.alert.group_key.clone(),
-            service: r.alert.service.clone(),
-            name: al.name().to_owned(),
-            labels: al.labels.clone(),
-            annotations: al.annotations.clone(),
-            generator_url: al.generator_url.clone(),
-        },
+        a: Intrinsic::of(r.alert),
         firing: r.known.firing,
         starts_at: millis(r.known.starts_at),
         ends_at: r.known.ends_at.map(millis),
@@ -553,9 +540,9 @@ fn row_out(r: &RowWrite<'_>) -> RowOut {
 
 /// Folds rows of one fingerprint from several commits into its net effect, in first-seen
 /// order: the latest state, every receipt, and whether it existed before the first.
-fn merge(rows: Vec<RowOut>) -> Vec<RowOut> {
+fn fold_by_fingerprint(rows: Vec<RowOut<'_>>) -> Vec<RowOut<'_>> {
     let mut at: HashMap<u64, usize> = HashMap::with_capacity(rows.len());
-    let mut out: Vec<RowOut> = Vec::with_capacity(rows.len());
+    let mut out: Vec<RowOut<'_>> = Vec::with_capacity(rows.len());
     for r in rows {
         match at.get(&r.a.fp) {
             Some(&i) => {
@@ -579,14 +566,14 @@ fn merge(rows: Vec<RowOut>) -> Vec<RowOut> {
 }
 
 /// What the processor reads back for an alert just written: the row as stored.
-fn stored_alert(r: &RowOut) -> Result<StoredAlert> {
+fn stored_alert(r: &RowOut<'_>) -> Result<StoredAlert> {
     Ok(StoredAlert {
         fingerprint: format!("{:016x}", r.a.fp),
-        group_key: r.a.group_key.clone(),
-        service: r.a.service.clone(),
-        name: r.a.name.clone(),
-        labels: r.a.labels.clone(),
-        annotations: r.a.annotations.clone(),
+        group_key: r.a.group_key.to_string(),
+        service: r.a.service.as_deref().map(str::to_owned),
+        name: r.a.name.to_string(),
+        labels: r.a.labels.clone().into_owned(),
+        annotations: r.a.annotations.clone().into_owned(),
         status: status_of(r.firing).to_owned(),
         starts_at: from_millis(r.starts_at)?,
         ends_at: r.ends_at.map(from_millis).transpose()?,
@@ -713,7 +700,7 @@ async fn read_known(
 async fn write_rows(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     dialect: Dialect,
-    rows: &[RowOut],
+    rows: &[RowOut<'_>],
 ) -> Result<()> {
     for chunk in pieces(rows, ROWS_PER_STATEMENT) {
         let mut values = Vec::with_capacity(chunk.len());
@@ -750,15 +737,15 @@ async fn write_rows(
             let last_seen = ts_millis(r.last_seen)?;
             q = q
                 .bind(format!("{:016x}", r.a.fp))
-                .bind(r.a.group_key.clone())
-                .bind(r.a.service.clone())
-                .bind(r.a.name.clone())
+                .bind(r.a.group_key.to_string())
+                .bind(r.a.service.as_deref().map(str::to_owned))
+                .bind(r.a.name.to_string())
                 .bind(to_json(&r.a.labels)?)
                 .bind(to_json(&r.a.annotations)?)
                 .bind(status_of(r.firing))
                 .bind(ts_millis(r.starts_at)?)
                 .bind(r.ends_at.map(ts_millis).transpose()?)
-                .bind(r.a.generator_url.clone())
+                .bind(r.a.generator_url.as_deref().map(str::to_owned))
                 .bind(last_seen.clone())
                 .bind(last_seen)
                 .bind(r.received)
@@ -860,23 +847,22 @@ pub(super) struct Applier {
 }
 
 impl Applier {
-    /// Merges the oldest intake rows until at least `want` alerts are merged or none is left;
-    /// returns how many alerts were merged.
-    pub(super) async fn apply(&self, want: usize) -> Result<usize> {
-        Ok(self.merge(want, false).await?.0)
+    /// Merges the oldest intake rows until at least `want` alerts are merged or none is left.
+    pub(super) async fn apply(&self, want: usize) -> Result<()> {
+        self.merge(want, false).await.map(drop)
     }
 
     /// Like [`Applier::apply`], for the processor: the alerts the merge stored for the first
     /// time (pending, in no incident) are returned instead of handed over in memory, so a pass
     /// takes exactly what it merged without reading it back.
     pub(super) async fn apply_taking(&self, want: usize) -> Result<Vec<StoredAlert>> {
-        Ok(self.merge(want, true).await?.1)
+        self.merge(want, true).await
     }
 
-    async fn merge(&self, want: usize, take: bool) -> Result<(usize, Vec<StoredAlert>)> {
+    async fn merge(&self, want: usize, take: bool) -> Result<Vec<StoredAlert>> {
         let mut fresh = Vec::new();
         if self.intake.is_empty() {
-            return Ok((0, fresh));
+            return Ok(fresh);
         }
         let _one = self.intake.lock.lock().await;
         let mut merged = 0;
@@ -892,11 +878,11 @@ impl Applier {
             }
             merged += n;
         }
-        Ok((merged, fresh))
+        Ok(fresh)
     }
 
     /// Merges everything waiting.
-    pub(super) async fn catch_up(&self) -> Result<usize> {
+    pub(super) async fn catch_up(&self) -> Result<()> {
         self.apply(usize::MAX).await
     }
 
@@ -906,8 +892,9 @@ impl Applier {
         let started = std::time::Instant::now();
         let _gate = self.gate.enter().await;
         let mut tx = self.pool.begin_with(Dialect::Sqlite.begin_write()).await?;
-        let mut ids = Vec::new();
-        let mut rows: Vec<RowOut> = Vec::new();
+        // Alerts per intake row merged.
+        let mut counts: Vec<i64> = Vec::new();
+        let mut rows: Vec<RowOut<'static>> = Vec::new();
         let mut last = 0;
         // Rows are at most a group commit (GROUP_COMMIT_MAX_ALERTS), so a few rows cover `want`.
         'rows: loop {
@@ -923,17 +910,17 @@ impl Applier {
             for row in batch {
                 let id: i64 = row.try_get("id")?;
                 let body: String = row.try_get("body")?;
-                let mut these: Vec<RowOut> = serde_json::from_str(&body)
+                let mut these: Vec<RowOut<'static>> = serde_json::from_str(&body)
                     .map_err(|e| StoreError::Corrupt(format!("alert intake row {id}: {e}")))?;
                 rows.append(&mut these);
-                ids.push(row.try_get::<i64, _>("alerts")?);
+                counts.push(row.try_get::<i64, _>("alerts")?);
                 last = id;
                 if rows.len() >= want {
                     break 'rows;
                 }
             }
         }
-        if ids.is_empty() {
+        if counts.is_empty() {
             tx.rollback().await?;
             // Under the gate, and writers count what they append before they leave it: an
             // empty intake means nothing is waiting.
@@ -942,7 +929,7 @@ impl Applier {
             return Ok(0);
         }
         let alerts = rows.len();
-        let rows = merge(rows);
+        let rows = fold_by_fingerprint(rows);
         write_rows(&mut tx, Dialect::Sqlite, &rows).await?;
         sqlx::query("DELETE FROM alert_intake WHERE id <= $1")
             .bind(last)
@@ -951,12 +938,12 @@ impl Applier {
         tx.commit().await?;
         self.intake
             .waiting
-            .fetch_sub(ids.iter().sum::<i64>(), Release);
+            .fetch_sub(counts.iter().sum::<i64>(), Release);
         self.known.applied(u64::try_from(last).unwrap_or(0));
         let distinct = rows.len();
         match fresh {
             Some(fresh) => {
-                let (new, rest): (Vec<RowOut>, Vec<RowOut>) =
+                let (new, rest): (Vec<RowOut<'_>>, Vec<RowOut<'_>>) =
                     rows.into_iter().partition(|r| !r.existed);
                 for r in &new {
                     fresh.push(stored_alert(r)?);
@@ -969,7 +956,7 @@ impl Applier {
         tracing::trace!(
             alerts,
             rows = distinct,
-            intake_rows = ids.len(),
+            intake_rows = counts.len(),
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "alert intake merged"
         );
@@ -978,7 +965,7 @@ impl Applier {
 }
 
 /// Tells the processor, in memory, about rows just committed to `alerts`.
-fn hand_off(handoff: &Handoff, rows: &[RowOut]) -> Result<()> {
+fn hand_off(handoff: &Handoff, rows: &[RowOut<'_>]) -> Result<()> {
     let mut new = Vec::new();
     let mut updated = Vec::new();
     let mut changed = false;
@@ -1079,12 +1066,8 @@ impl Writer {
             Some(k) => k.snapshot(&fps),
             None => HashMap::new(),
         };
-        let t_gate = std::time::Instant::now();
         let _gate = self.gate.enter().await;
-        let t_begin = std::time::Instant::now();
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
-        let begin_ms = t_begin.elapsed().as_secs_f64() * 1000.0;
-        let gate_ms = (t_begin - t_gate).as_secs_f64() * 1000.0;
         let missing: Vec<u64> = fps
             .iter()
             .copied()
@@ -1183,7 +1166,7 @@ impl Writer {
                         }
                         match r.intrinsic {
                             Some(intrinsic) => render_row(&mut body, intrinsic, r),
-                            None => body.push_str(&to_json(&row_out(r))?),
+                            None => render_row(&mut body, &to_json(&Intrinsic::of(r.alert))?, r),
                         }
                     }
                     body.push(']');
@@ -1206,8 +1189,6 @@ impl Writer {
             tracing::trace!(
                 rows = to_write.len(),
                 missing = missing.len(),
-                gate_ms,
-                begin_ms,
                 read_ms,
                 judge_ms = (t0 - t_read).as_secs_f64() * 1000.0 - read_ms,
                 write_ms = (t1 - t0).as_secs_f64() * 1000.0,

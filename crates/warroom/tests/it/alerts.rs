@@ -790,16 +790,19 @@ async fn a_big_batch_opens_one_incident_per_service_links_every_alert_and_resolv
     // the processor); the outcome must be the same as for small requests, on both backends.
     for b in backends() {
         let app = TestApp::spawn(b).await;
-        let firing: Vec<Value> = (0..300)
-            .map(|i| {
-                alert(
-                    &format!("Err{i}"),
-                    ["api", "web", "db"][i % 3],
-                    "critical",
-                    None,
-                )
-            })
-            .collect();
+        let batch = |ends: Option<&str>| -> Vec<Value> {
+            (0..300)
+                .map(|i| {
+                    alert(
+                        &format!("Err{i}"),
+                        ["api", "web", "db"][i % 3],
+                        "critical",
+                        ends,
+                    )
+                })
+                .collect()
+        };
+        let firing = batch(None);
         let (st, v) = app.post("/api/v2/alerts", json!(firing)).await;
         assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
         assert_eq!(v["stored"]["new"], 300, "{b:?}: {v}");
@@ -822,16 +825,7 @@ async fn a_big_batch_opens_one_incident_per_service_links_every_alert_and_resolv
         );
 
         app.clock.advance(Duration::minutes(10));
-        let resolved: Vec<Value> = (0..300)
-            .map(|i| {
-                alert(
-                    &format!("Err{i}"),
-                    ["api", "web", "db"][i % 3],
-                    "critical",
-                    Some("2026-01-12T14:39:00Z"),
-                )
-            })
-            .collect();
+        let resolved = batch(Some("2026-01-12T14:39:00Z"));
         let (_, v) = app.post("/api/v2/alerts", json!(resolved)).await;
         assert_eq!(v["stored"]["changed"], 300, "{b:?}: {v}");
         app.settle().await;
