@@ -18,9 +18,10 @@ use crate::{
     },
     classifier::SeverityBasis,
     classify,
-    monitor::{Monitor, MonitorStatus},
+    monitor::{Monitor, MonitorStatus, Thresholds},
     window::{
-        CheckSample, MonitorHistory, MonitorView, WindowConfig, WindowSignals, window_signals,
+        CheckSample, MonitorHistory, MonitorView, RecentChecks, WindowConfig, WindowSignals,
+        window_signals,
     },
 };
 
@@ -50,6 +51,10 @@ struct Entry {
     status: MonitorStatus,
     history: MonitorHistory,
     cert_warning: bool,
+    /// When it last came back UP from DOWN: the outage's failures are not a degradation.
+    up_since: Option<OffsetDateTime>,
+    /// The severity its `MonitorDegraded` alert fired with, while it fires.
+    degraded: Option<Severity>,
 }
 
 impl Entry {
@@ -59,6 +64,8 @@ impl Entry {
             status: MonitorStatus::Pending,
             history: MonitorHistory::default(),
             cert_warning: false,
+            up_since: None,
+            degraded: None,
         }
     }
 }
@@ -66,6 +73,87 @@ impl Entry {
 /// The alert name of a certificate close to expiry: the runbook's Sev4 example ("SSL cert
 /// expiring in 30 days"), separate from `MonitorDown` because the monitor stays up.
 pub const CERT_EXPIRING_ALERT: &str = "CertificateExpiring";
+
+/// The alert name of a monitor whose checks show trouble short of DOWN: it flaps, or it is
+/// slow. It makes the service DEGRADED (or UNHEALTHY, by its severity) without a DOWN monitor.
+pub const DEGRADED_ALERT: &str = "MonitorDegraded";
+
+/// Trouble short of DOWN, with the severity the runbook's table gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Degradation {
+    /// By the failing share and the latency against the baseline, the worse of the two.
+    pub severity: Severity,
+    /// The numbers, for the alert and the timeline.
+    pub reason: String,
+}
+
+/// Latency ratio at which a degradation ends once it fired: a ratio wobbling around 2× must
+/// not fire and resolve the alert on every check.
+const LATENCY_CALM: f64 = 1.5;
+
+/// Whether a monitor that is not DOWN is degraded, from its checks in the window since it was
+/// last DOWN ([`MonitorHistory::recent`]):
+/// - it flaps: it failed at least as many checks as it takes in a row to go DOWN, and at least
+///   5 % of them (the runbook's Sev3 "5-10% error rate"); or
+/// - it is slow: its median latency is at least twice its baseline (Sev3 "elevated latency
+///   (2x normal)"; 10× is Sev2). Once degraded, it stays so until below 1.5×.
+///
+/// The failing share gives Sev3 from 5 %, Sev2 from 10 %, like the decision tree, but never
+/// Sev1: a monitor that is not DOWN still gets answers, which is the runbook's Sev2
+/// "intermittent connectivity", and complete outages are `MonitorDown`'s.
+pub fn degradation(
+    recent: &RecentChecks,
+    thresholds: Thresholds,
+    cfg: &WindowConfig,
+    firing: bool,
+) -> Option<Degradation> {
+    let failing = recent.failing_percent().unwrap_or(0.0);
+    let flaps = recent.failed >= thresholds.failures_to_down.max(2) as usize && failing >= 5.0;
+    let by_failures = flaps.then_some(if failing >= 10.0 {
+        Severity::Sev2
+    } else {
+        Severity::Sev3
+    });
+    let ratio = recent.latency_ratio.unwrap_or(0.0);
+    let slow_from = if firing { LATENCY_CALM } else { 2.0 };
+    let by_latency = if ratio >= 10.0 {
+        Some(Severity::Sev2)
+    } else if ratio >= slow_from {
+        Some(Severity::Sev3)
+    } else {
+        None
+    };
+    let severity = match (by_failures, by_latency) {
+        (Some(a), Some(b)) => {
+            if a.is_more_severe_than(b) {
+                a
+            } else {
+                b
+            }
+        }
+        (Some(s), None) | (None, Some(s)) => s,
+        (None, None) => return None,
+    };
+    let mut parts = Vec::new();
+    if flaps {
+        parts.push(format!(
+            "failed {} of {} checks over the last {} ({:.0}%, {} with HTTP 5xx), never {} in a row",
+            recent.failed,
+            recent.checks,
+            crate::timefmt::human_duration(cfg.window),
+            failing,
+            recent.crashed,
+            thresholds.failures_to_down
+        ));
+    }
+    if by_latency.is_some() {
+        parts.push(format!("median latency {ratio:.1}x its baseline"));
+    }
+    Some(Degradation {
+        severity,
+        reason: parts.join("; "),
+    })
+}
 
 /// A severity the signals arrived at, with what it was decided from.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,6 +255,9 @@ impl MonitorBoard {
             if e.cert_warning {
                 out.push(cert_alert(&e.monitor, None, now));
             }
+            if e.degraded.is_some() {
+                out.push(degraded_alert(&e.monitor, None, now));
+            }
         };
         for m in monitors {
             let entry = match old.remove(&m.id) {
@@ -210,6 +301,45 @@ impl MonitorBoard {
         }
         entry.cert_warning = warns;
         Some(cert_alert(&entry.monitor, warning, now))
+    }
+
+    /// Follows a monitor's degradation ([`degradation`]) after each result: the
+    /// `MonitorDegraded` alert when it starts (firing, at its severity) and when it ends
+    /// (resolved), which includes the monitor going DOWN, whose own alert speaks for it then.
+    /// Call after [`MonitorBoard::transition`].
+    pub fn degradation(&mut self, monitor_id: &str, now: OffsetDateTime) -> Option<Alert> {
+        let window = self.window;
+        let e = self.monitors.get_mut(monitor_id)?;
+        let found = if e.status == MonitorStatus::Down {
+            None
+        } else {
+            degradation(
+                &e.history.recent(e.up_since, now, &window),
+                e.monitor.thresholds,
+                &window,
+                e.degraded.is_some(),
+            )
+        };
+        match (e.degraded, found) {
+            (None, Some(d)) => {
+                e.degraded = Some(d.severity);
+                let mut a = degraded_alert(&e.monitor, Some(&d), now);
+                if let Some(r) = recognise_checks(&e.history.window(now, &window)) {
+                    a.annotations.insert(
+                        INCIDENT_TYPE_ANNOTATION.into(),
+                        r.incident_type.as_str().into(),
+                    );
+                    a.annotations
+                        .insert(INCIDENT_TYPE_BECAUSE_ANNOTATION.into(), r.because);
+                }
+                Some(a)
+            }
+            (Some(_), None) => {
+                e.degraded = None;
+                Some(degraded_alert(&e.monitor, None, now))
+            }
+            _ => None,
+        }
     }
 
     /// The service a monitor belongs to.
@@ -290,6 +420,9 @@ impl MonitorBoard {
         let entry = self.monitors.get_mut(monitor_id)?;
         let from = entry.status;
         entry.status = to;
+        if from == MonitorStatus::Down && to == MonitorStatus::Up {
+            entry.up_since = Some(now);
+        }
         let monitor = entry.monitor.clone();
         let firing = match (from, to) {
             (_, MonitorStatus::Down) if from != MonitorStatus::Down => true,
@@ -353,6 +486,31 @@ fn cert_alert(m: &Monitor, warning: Option<&str>, now: OffsetDateTime) -> Alert 
     }
 }
 
+/// A degradation's alert: firing with its severity and numbers, resolved without.
+fn degraded_alert(m: &Monitor, d: Option<&Degradation>, now: OffsetDateTime) -> Alert {
+    let mut labels = identity(m);
+    labels.insert("alertname".into(), DEGRADED_ALERT.into());
+    let fingerprint = fingerprint(&labels);
+    labels.insert(
+        "severity".into(),
+        severity_label(d.map_or(Severity::Sev3, |d| d.severity)).into(),
+    );
+    let mut annotations = LabelSet::new();
+    annotations.insert("summary".into(), format!("{} is degraded", m.name));
+    annotations.insert(
+        "description".into(),
+        d.map_or("checks back to normal".to_owned(), |d| d.reason.clone()),
+    );
+    Alert {
+        fingerprint,
+        labels,
+        annotations,
+        starts_at: now,
+        ends_at: d.is_none().then_some(now),
+        generator_url: None,
+    }
+}
+
 fn alert(
     monitor: &Monitor,
     firing: bool,
@@ -374,8 +532,6 @@ fn alert(
     }
 }
 
-/// The labels that identify a monitor's alert; severity is left out so that a change of
-/// severity is the same alert, not a new one.
 /// The decision tree over a service's signals. No user-facing monitor and no failures known:
 /// the tree cannot say; a single failing internal check is a team matter, not a page.
 fn classification(signals: &Signals) -> Classification {
@@ -393,6 +549,8 @@ fn down_labels(m: &Monitor, severity: Severity) -> LabelSet {
     l
 }
 
+/// The labels that identify a monitor's alert; severity is left out so that a change of
+/// severity is the same alert, not a new one.
 fn identity(m: &Monitor) -> LabelSet {
     let mut l = LabelSet::new();
     l.insert("alertname".into(), "MonitorDown".into());
@@ -423,6 +581,161 @@ mod tests {
             "check": { "kind": "tcp", "host": "127.0.0.1", "port": 1 }
         }))
         .unwrap()
+    }
+
+    /// Feeds a monitor results as the scheduler does (flap damping, then the board's transition
+    /// and degradation, in that order), one every 30 s from `*at`: `+` ok, `-` failed, `5` a
+    /// 5xx. Returns the degradation alerts and the transitions' alerts, in order.
+    fn feed(
+        b: &mut MonitorBoard,
+        flap: &mut crate::monitor::FlapState,
+        id: &str,
+        pattern: &str,
+        latency_ms: u32,
+        at: &mut OffsetDateTime,
+    ) -> Vec<Alert> {
+        let mut out = Vec::new();
+        for c in pattern.chars() {
+            *at += time::Duration::seconds(30);
+            let ok = c == '+';
+            b.record(
+                id,
+                CheckSample {
+                    at: *at,
+                    ok,
+                    failure: match c {
+                        '+' => None,
+                        '5' => Some(crate::monitor::FailureKind::Crashed),
+                        _ => Some(crate::monitor::FailureKind::Down),
+                    },
+                    latency_ms,
+                },
+            );
+            if let Some(t) = flap.observe(ok, Thresholds::default())
+                && let Some(a) = b.transition(id, t.to, "", *at)
+            {
+                out.push(a);
+            }
+            out.extend(b.degradation(id, *at));
+        }
+        out
+    }
+
+    fn named<'a>(alerts: &'a [Alert], name: &str) -> Vec<&'a Alert> {
+        alerts.iter().filter(|a| a.name() == name).collect()
+    }
+
+    #[test]
+    fn a_flapping_monitor_is_degraded_until_its_failures_leave_the_window() {
+        let mut b = MonitorBoard::new(&monitors());
+        let mut flap = crate::monitor::FlapState::default();
+        let mut at = datetime!(2026-01-12 14:00 UTC);
+        assert!(feed(&mut b, &mut flap, "web", "++++++++++", 40, &mut at).is_empty());
+        // One failure is a blip, not a degradation; nor are two (3 in a row make it DOWN).
+        assert!(feed(&mut b, &mut flap, "web", "-++-+", 40, &mut at).is_empty());
+        // The third failure in the window, never three in a row: it flaps.
+        let a = feed(&mut b, &mut flap, "web", "5", 40, &mut at);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].name(), DEGRADED_ALERT);
+        assert_eq!(a[0].ends_at, None);
+        // 3 of the 11 checks in the last 5 minutes: 27 %, the runbook's Sev2 band (10-50 %).
+        assert_eq!(a[0].labels["severity"], "major");
+        assert_eq!(a[0].labels["service"], "api");
+        let why = &a[0].annotations["description"];
+        assert!(
+            why.contains("failed 3 of 11 checks") && why.contains("1 with HTTP 5xx"),
+            "{why}"
+        );
+        // Still flapping: no new alert while it stays degraded.
+        assert!(feed(&mut b, &mut flap, "web", "+-+", 40, &mut at).is_empty());
+        // Good results until the failures have aged out of the 5-minute window: resolved, with
+        // the same identity it fired with.
+        let r = feed(&mut b, &mut flap, "web", "++++++++++", 40, &mut at);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].fingerprint, a[0].fingerprint);
+        assert!(r[0].ends_at.is_some());
+    }
+
+    #[test]
+    fn a_slow_monitor_is_degraded_by_its_latency_against_its_baseline() {
+        let mut b = MonitorBoard::new(&monitors());
+        let mut flap = crate::monitor::FlapState::default();
+        let mut at = datetime!(2026-01-12 14:00 UTC);
+        // Half an hour at 100 ms is the baseline.
+        assert!(
+            feed(
+                &mut b,
+                &mut flap,
+                "api-health",
+                &"+".repeat(60),
+                100,
+                &mut at
+            )
+            .is_empty()
+        );
+        // 250 ms: once three slow answers are the window's median, it is 2.5× normal → Sev3.
+        let a = feed(&mut b, &mut flap, "api-health", "++++++", 250, &mut at);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].labels["severity"], "warning");
+        assert!(
+            a[0].annotations["description"].contains("latency 2.5x its baseline"),
+            "{a:?}"
+        );
+        // 1.6×: better, but not back to normal (hysteresis), so nothing changes.
+        assert!(
+            feed(
+                &mut b,
+                &mut flap,
+                "api-health",
+                &"+".repeat(12),
+                160,
+                &mut at
+            )
+            .is_empty()
+        );
+        // Back to 100 ms: resolved.
+        let r = feed(
+            &mut b,
+            &mut flap,
+            "api-health",
+            &"+".repeat(12),
+            100,
+            &mut at,
+        );
+        assert_eq!(named(&r, DEGRADED_ALERT).len(), 1, "{r:?}");
+        assert!(r[0].ends_at.is_some());
+    }
+
+    #[test]
+    fn going_down_ends_the_degradation_and_the_outage_is_not_read_as_one_after_it() {
+        let mut b = MonitorBoard::new(&monitors());
+        let mut flap = crate::monitor::FlapState::default();
+        let mut at = datetime!(2026-01-12 14:00 UTC);
+        feed(&mut b, &mut flap, "web", "++++", 40, &mut at);
+        let a = feed(&mut b, &mut flap, "web", "-+-+-", 40, &mut at);
+        assert_eq!(named(&a, DEGRADED_ALERT).len(), 1, "{a:?}");
+        // Three in a row: DOWN fires and the degradation resolves, in that order.
+        let a = feed(&mut b, &mut flap, "web", "--", 40, &mut at);
+        assert_eq!(a.len(), 2, "{a:?}");
+        assert_eq!((a[0].name(), a[0].ends_at), ("MonitorDown", None));
+        assert_eq!(a[1].name(), DEGRADED_ALERT);
+        assert!(a[1].ends_at.is_some());
+        // Up again (two successes): the window still holds the outage's failures, which must
+        // not fire a degradation the moment the incident calms.
+        let a = feed(&mut b, &mut flap, "web", "++++++", 40, &mut at);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].name(), "MonitorDown");
+        assert!(a[0].ends_at.is_some());
+        // Flapping after the recovery is a degradation again.
+        let a = feed(&mut b, &mut flap, "web", "-+-+-", 40, &mut at);
+        assert_eq!(named(&a, DEGRADED_ALERT).len(), 1, "{a:?}");
+        // Deleting the monitor resolves its degradation.
+        let gone = b.replace_monitors(&[], at);
+        assert!(
+            gone.iter()
+                .any(|g| g.name() == DEGRADED_ALERT && g.ends_at.is_some()),
+            "{gone:?}"
+        );
     }
 
     #[test]

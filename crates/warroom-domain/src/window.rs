@@ -148,6 +148,37 @@ impl MonitorHistory {
             .collect()
     }
 
+    /// What the checks in the window since `since` say, for trouble that falls short of DOWN
+    /// (see [`crate::detection::degradation`]). Checks before `since` are left out of the
+    /// window, so that an outage that has just ended is not read as a degradation after it;
+    /// the latency baseline is the same as [`window_signals`]'.
+    pub fn recent(
+        &self,
+        since: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+        cfg: &WindowConfig,
+    ) -> RecentChecks {
+        let start = now - cfg.window;
+        let from = since.map_or(start, |s| s.max(start));
+        let window: Vec<CheckSample> = self.between(from, now + Duration::SECOND).collect();
+        let current = median_latency(window.iter().copied());
+        let baseline = median_latency(self.between(start - cfg.baseline, start));
+        let latency_ratio = match (current, baseline) {
+            (Some((cur, n)), Some((base, m)))
+                if n >= MIN_BASELINE_SAMPLES && m >= MIN_BASELINE_SAMPLES =>
+            {
+                Some(cur / base.max(f64::from(cfg.min_baseline_ms.max(1))))
+            }
+            _ => None,
+        };
+        RecentChecks {
+            checks: window.len(),
+            failed: window.iter().filter(|s| !s.ok).count(),
+            crashed: window.iter().filter(|s| s.crashed()).count(),
+            latency_ratio: latency_ratio.filter(|r| r.is_finite()),
+        }
+    }
+
     /// Number of samples kept.
     pub fn len(&self) -> usize {
         self.samples.len()
@@ -156,6 +187,27 @@ impl MonitorHistory {
     /// True when nothing is kept.
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
+    }
+}
+
+/// One monitor's checks over part of the window ([`MonitorHistory::recent`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RecentChecks {
+    /// Checks.
+    pub checks: usize,
+    /// Of which failed.
+    pub failed: usize,
+    /// Of which answered with an HTTP 5xx.
+    pub crashed: usize,
+    /// Median latency of the successful ones ÷ the baseline's; `None` with fewer than three of
+    /// either (one slow answer is not a trend).
+    pub latency_ratio: Option<f64>,
+}
+
+impl RecentChecks {
+    /// Failed checks, 0-100; `None` without checks.
+    pub fn failing_percent(&self) -> Option<f64> {
+        (self.checks > 0).then(|| self.failed as f64 * 100.0 / self.checks as f64)
     }
 }
 

@@ -294,13 +294,21 @@ fn spawn_monitors(
                     // Before this event's transition: a fresh DOWN is assessed from the next
                     // result on, after its alert has opened or joined the incident.
                     assessed.review(&board, &event, &state).await;
-                    let Some(t) = event.transition else { continue };
-                    let detail = super::monitor_set::detail(&event);
-                    tracing::info!(monitor.id = %event.monitor_id, from = ?t.from, to = ?t.to, "monitor changed state");
-                    if let Some(alert) = board.transition(&event.monitor_id, t.to, &detail, state.clock.now())
-                        && let Err(e) = warroom_server::api::alerts::ingest(&state, vec![alert]).await
-                    {
-                        tracing::error!(error = ?e, "could not record a monitor's alert");
+                    if let Some(t) = event.transition {
+                        let detail = super::monitor_set::detail(&event);
+                        tracing::info!(monitor.id = %event.monitor_id, from = ?t.from, to = ?t.to, "monitor changed state");
+                        if let Some(alert) = board.transition(&event.monitor_id, t.to, &detail, state.clock.now())
+                            && let Err(e) = warroom_server::api::alerts::ingest(&state, vec![alert]).await
+                        {
+                            tracing::error!(error = ?e, "could not record a monitor's alert");
+                        }
+                    }
+                    // After the transition: a monitor that just went DOWN is no longer degraded.
+                    if let Some(alert) = board.degradation(&event.monitor_id, state.clock.now()) {
+                        tracing::info!(monitor.id = %event.monitor_id, firing = alert.ends_at.is_none(), "monitor degradation changed");
+                        if let Err(e) = warroom_server::api::alerts::ingest(&state, vec![alert]).await {
+                            tracing::error!(error = ?e, "could not record a monitor's degradation");
+                        }
                     }
                 }
                 _ = stop.changed() => return,

@@ -538,3 +538,156 @@ async fn severity_follows_the_window_raised_automatically_and_a_downgrade_only_s
         );
     }
 }
+
+/// A target that can be slowed down, or made to flap: with `flap` set, every other request is a
+/// 500.
+async fn shaped_target() -> (String, Arc<std::sync::atomic::AtomicU64>, Arc<AtomicU16>) {
+    use std::sync::atomic::{AtomicU64, AtomicUsize};
+    type S = (Arc<AtomicU64>, Arc<AtomicU16>, Arc<AtomicUsize>);
+    let delay_ms = Arc::new(AtomicU64::new(0));
+    let flap = Arc::new(AtomicU16::new(0));
+    let app = Router::new()
+        .route(
+            "/health",
+            get(|State((d, f, n)): State<S>| async move {
+                tokio::time::sleep(Duration::from_millis(d.load(Ordering::SeqCst))).await;
+                let odd = n.fetch_add(1, Ordering::SeqCst) % 2 == 1;
+                if f.load(Ordering::SeqCst) == 1 && odd {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                }
+            }),
+        )
+        .with_state((
+            delay_ms.clone(),
+            flap.clone(),
+            Arc::new(AtomicUsize::new(0)),
+        ));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/health", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (url, delay_ms, flap)
+}
+
+/// Health and incidents follow the monitors' window, not only DOWN: a monitor that flaps (fails
+/// often, never long enough in a row to go DOWN) or answers at several times its usual latency
+/// makes its service unwell and opens an incident at the runbook's severity, and the service is
+/// HEALTHY again, the incident calmed, once the window is clean.
+#[tokio::test]
+async fn a_flapping_or_slow_monitor_makes_its_service_unwell_without_going_down() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for b in backends() {
+        let db = fresh_database(b).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path();
+        let (slow_url, delay, _) = shaped_target().await;
+        let (flap_url, _, flap) = shaped_target().await;
+        let cfg = dir.join("w.toml");
+        // A 4-second window: a baseline exists after a few seconds, and failures age out fast.
+        std::fs::write(
+            &cfg,
+            format!(
+                "[detection]\nwindow_secs = 4\n{}{}",
+                http_monitor("shop-web", "shop", &slow_url, 3),
+                http_monitor("pay-api", "pay", &flap_url, 2)
+            ),
+        )
+        .unwrap();
+        let token = create_token(dir, &db.url, "responder", "t");
+        let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
+        let env = server.client_env(&token);
+        let health = async || -> serde_json::Value {
+            let (st, v) = call(
+                reqwest::Method::GET,
+                &format!("{}/api/v1/health", server.url),
+                &token,
+                None,
+            )
+            .await;
+            assert_eq!(st, 200, "{v}");
+            v["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["service"].as_str().unwrap().to_owned(),
+                        s["status"].clone(),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        // Enough fast, healthy checks for a latency baseline older than the window.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        assert!(
+            incidents(dir, &env).is_empty(),
+            "{b:?}: healthy, no incident"
+        );
+
+        // 200 ms against a ~1 ms baseline (counted as 50 ms, the jitter floor): 4× → Sev3.
+        delay.store(200, Ordering::SeqCst);
+        // Every other check fails: 50 % failing, never 2 in a row → the Sev2 band.
+        flap.store(1, Ordering::SeqCst);
+        poll_until(
+            "both services unwell",
+            Duration::from_secs(12),
+            async || {
+                let h = health().await;
+                h["shop"] == "DEGRADED" && h["pay"] == "UNHEALTHY"
+            },
+        )
+        .await;
+        let list = incidents(dir, &env);
+        let of = |service: &str| {
+            list.iter()
+                .find(|i| i["services"] == serde_json::json!([service]))
+                .unwrap_or_else(|| panic!("{b:?}: no incident for {service}: {list:?}"))
+                .clone()
+        };
+        let (shop, pay) = (of("shop"), of("pay"));
+        assert_eq!(
+            shop["severity"], 3,
+            "{b:?}: elevated latency is Sev3: {shop}"
+        );
+        assert_eq!(
+            pay["severity"], 2,
+            "{b:?}: intermittent failures are Sev2: {pay}"
+        );
+        let alerts = ok(&run(dir, &env, &["alerts", "--status", "firing"]));
+        assert!(
+            alerts.contains("MonitorDegraded") && !alerts.contains("MonitorDown"),
+            "{b:?}: degraded, never down: {alerts}"
+        );
+        let tl = ok(&run(dir, &env, &["timeline", &shop["number"].to_string()]));
+        assert!(
+            tl.contains("latency") && tl.contains("x its baseline"),
+            "{b:?}: {tl}"
+        );
+        let tl = ok(&run(dir, &env, &["timeline", &pay["number"].to_string()]));
+        assert!(tl.contains("never 2 in a row"), "{b:?}: {tl}");
+
+        delay.store(0, Ordering::SeqCst);
+        flap.store(0, Ordering::SeqCst);
+        poll_until(
+            "both services healthy again",
+            Duration::from_secs(12),
+            async || {
+                let h = health().await;
+                h["shop"] == "HEALTHY" && h["pay"] == "HEALTHY"
+            },
+        )
+        .await;
+        poll_until(
+            "both incidents calmed",
+            Duration::from_secs(5),
+            async || {
+                incidents(dir, &env)
+                    .iter()
+                    .all(|i| i["status"] == "monitoring")
+            },
+        )
+        .await;
+    }
+}
