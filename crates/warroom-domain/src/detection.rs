@@ -74,6 +74,12 @@ impl Entry {
 /// expiring in 30 days"), separate from `MonitorDown` because the monitor stays up.
 pub const CERT_EXPIRING_ALERT: &str = "CertificateExpiring";
 
+/// The alert name of a DOWN monitor.
+pub const DOWN_ALERT: &str = "MonitorDown";
+
+/// Every alert a monitor raises, by name.
+pub const MONITOR_ALERTS: [&str; 3] = [DOWN_ALERT, DEGRADED_ALERT, CERT_EXPIRING_ALERT];
+
 /// The alert name of a monitor whose checks show trouble short of DOWN: it flaps, or it is
 /// slow. It makes the service DEGRADED (or UNHEALTHY, by its severity) without a DOWN monitor.
 pub const DEGRADED_ALERT: &str = "MonitorDegraded";
@@ -301,6 +307,44 @@ impl MonitorBoard {
         }
         entry.cert_warning = warns;
         Some(cert_alert(&entry.monitor, warning, now))
+    }
+
+    /// Takes up where an earlier process left off. `firing` are the labels of alerts still
+    /// firing in the store ([`MONITOR_ALERTS`]); those of this board's monitors set where
+    /// they start. A monitor whose `MonitorDown` still fires starts DOWN, so that its recovery
+    /// resolves the alert: a fresh board would see PENDING → UP, which resolves nothing, and
+    /// the incident would never calm. Likewise a degradation and a certificate warning.
+    pub fn resume(&mut self, firing: &[LabelSet]) {
+        for labels in firing {
+            let (Some(name), Some(id)) = (labels.get("alertname"), labels.get("monitor")) else {
+                continue;
+            };
+            let Some(e) = self.monitors.get_mut(id) else {
+                continue;
+            };
+            if labels.get("service").map(String::as_str) != Some(e.monitor.service.as_str()) {
+                continue;
+            }
+            match name.as_str() {
+                DOWN_ALERT => e.status = MonitorStatus::Down,
+                DEGRADED_ALERT => {
+                    let severity = [
+                        Severity::Sev1,
+                        Severity::Sev2,
+                        Severity::Sev3,
+                        Severity::Sev4,
+                    ]
+                    .into_iter()
+                    .find(|s| {
+                        labels.get("severity").map(String::as_str) == Some(severity_label(*s))
+                    })
+                    .unwrap_or(Severity::Sev3);
+                    e.degraded = Some(severity);
+                }
+                CERT_EXPIRING_ALERT => e.cert_warning = true,
+                _ => {}
+            }
+        }
     }
 
     /// Follows a monitor's degradation ([`degradation`]) after each result: the
@@ -553,7 +597,7 @@ fn down_labels(m: &Monitor, severity: Severity) -> LabelSet {
 /// severity is the same alert, not a new one.
 fn identity(m: &Monitor) -> LabelSet {
     let mut l = LabelSet::new();
-    l.insert("alertname".into(), "MonitorDown".into());
+    l.insert("alertname".into(), DOWN_ALERT.into());
     l.insert("monitor".into(), m.id.clone());
     l.insert("service".into(), m.service.to_string());
     l
@@ -736,6 +780,39 @@ mod tests {
                 .any(|g| g.name() == DEGRADED_ALERT && g.ends_at.is_some()),
             "{gone:?}"
         );
+    }
+
+    #[test]
+    fn a_resumed_board_resolves_what_the_earlier_process_left_firing() {
+        let t = datetime!(2026-01-12 14:30 UTC);
+        let mut before = MonitorBoard::new(&monitors());
+        let down = before
+            .transition("web", MonitorStatus::Down, "HTTP 503", t)
+            .unwrap();
+        let mut elsewhere = down.labels.clone();
+        elsewhere.insert("service".into(), "other".into());
+        let mut gone = down.labels.clone();
+        gone.insert("monitor".into(), "deleted".into());
+        let mut degraded = identity(&monitors()[2]);
+        degraded.insert("alertname".into(), DEGRADED_ALERT.into());
+        degraded.insert("severity".into(), "major".into());
+        // A fresh board resolves nothing on PENDING → UP; a resumed one does, and only for the
+        // monitors whose alerts it was given (same id and service).
+        let mut fresh = MonitorBoard::new(&monitors());
+        assert!(fresh.transition("web", MonitorStatus::Up, "", t).is_none());
+        let mut b = MonitorBoard::new(&monitors());
+        b.resume(&[down.labels.clone(), elsewhere, gone, degraded]);
+        let r = b.transition("web", MonitorStatus::Up, "", t).unwrap();
+        assert_eq!(r.fingerprint, down.fingerprint);
+        assert!(r.ends_at.is_some());
+        assert!(
+            b.transition("api-health", MonitorStatus::Up, "", t)
+                .is_none()
+        );
+        // Its degradation ends with the first result that shows none.
+        let r = b.degradation("worker", t).unwrap();
+        assert_eq!((r.name(), r.ends_at.is_some()), (DEGRADED_ALERT, true));
+        assert!(b.degradation("worker", t).is_none());
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alert_intake",
         sql: include_str!("../migrations/0011_alert_intake.sql"),
     },
+    Migration {
+        version: 12,
+        name: "check_failure",
+        sql: include_str!("../migrations/0012_check_failure.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

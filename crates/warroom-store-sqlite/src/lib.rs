@@ -68,6 +68,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alert_intake",
         sql: include_str!("../migrations/0011_alert_intake.sql"),
     },
+    Migration {
+        version: 12,
+        name: "check_failure",
+        sql: include_str!("../migrations/0012_check_failure.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.

@@ -212,6 +212,10 @@ pub trait AlertStore: Send + Sync {
     async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>>;
     /// Firing alerts about one service.
     async fn firing_alerts_for(&self, service: &str) -> Result<Vec<StoredAlert>>;
+    /// Firing alerts with one of these names (`alertname`): a starting process learns which of
+    /// its monitors' alerts are still firing, so that a recovery during the restart resolves
+    /// them instead of leaving them firing.
+    async fn firing_alerts_named(&self, names: &[&str]) -> Result<Vec<StoredAlert>>;
     /// Woken after a commit that left alerts pending in this process, so that the alert
     /// processor acts on them at once. Processors in other processes poll.
     fn alert_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
@@ -237,6 +241,9 @@ pub trait AlertStore: Send + Sync {
 pub trait CheckStore: Send + Sync {
     /// Stores results and adds them to the 5-minute and hourly rollups, in one transaction.
     async fn record_checks(&self, checks: &[CheckRecord]) -> Result<()>;
+    /// Raw results from `since` on, oldest first: what a starting process refills its
+    /// monitors' sliding window with.
+    async fn recent_checks(&self, since: OffsetDateTime) -> Result<Vec<CheckRecord>>;
     /// Deletes what retention no longer keeps; returns rows deleted.
     async fn prune_checks(&self, now: OffsetDateTime, retention: Retention) -> Result<u64>;
     /// A monitor's availability over `[from, to)`, from the hourly rollups.

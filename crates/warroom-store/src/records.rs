@@ -317,6 +317,8 @@ pub struct CheckRecord {
     pub ok: bool,
     /// How long it took.
     pub latency_ms: i64,
+    /// Why it failed (`None` when it succeeded).
+    pub failure: Option<warroom_domain::monitor::FailureKind>,
 }
 
 /// How long each kind of check data is kept.

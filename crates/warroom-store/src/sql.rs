@@ -744,6 +744,24 @@ impl AlertStore for SqlStore {
         rows.iter().map(alert_from_row).collect()
     }
 
+    async fn firing_alerts_named(&self, names: &[&str]) -> Result<Vec<StoredAlert>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.catch_up_intake().await?;
+        let ph = ingest::placeholders(self.dialect, 1, names.len());
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND name IN ({}) ORDER BY fingerprint",
+            ph.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for n in names {
+            q = q.bind(n.to_string());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
     async fn record_health(
         &self,
         service: &str,
@@ -934,12 +952,13 @@ impl CheckStore for SqlStore {
         for c in checks {
             let at = c.at.unix_timestamp();
             sqlx::query(
-                "INSERT INTO check_results (monitor, at, ok, latency_ms) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO check_results (monitor, at, ok, latency_ms, failure) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&c.monitor)
             .bind(at)
             .bind(i64::from(c.ok))
             .bind(c.latency_ms)
+            .bind(c.failure.map(|f| f.as_str()))
             .execute(&mut *tx)
             .await?;
             for g in ROLLUPS {
@@ -961,6 +980,35 @@ impl CheckStore for SqlStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn recent_checks(&self, since: OffsetDateTime) -> Result<Vec<CheckRecord>> {
+        let rows = sqlx::query(
+            "SELECT monitor, at, ok, latency_ms, failure FROM check_results WHERE at >= $1 ORDER BY at",
+        )
+        .bind(since.unix_timestamp())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let at: i64 = r.try_get("at")?;
+                let failure: Option<String> = r.try_get("failure")?;
+                Ok(CheckRecord {
+                    monitor: r.try_get("monitor")?,
+                    at: OffsetDateTime::from_unix_timestamp(at)
+                        .map_err(|e| StoreError::Corrupt(format!("check result time {at}: {e}")))?,
+                    ok: r.try_get::<i64, _>("ok")? != 0,
+                    latency_ms: r.try_get("latency_ms")?,
+                    failure: failure
+                        .map(|f| {
+                            serde_json::from_value(serde_json::Value::String(f.clone())).map_err(
+                                |e| StoreError::Corrupt(format!("check failure `{f}`: {e}")),
+                            )
+                        })
+                        .transpose()?,
+                })
+            })
+            .collect()
     }
 
     async fn prune_checks(&self, now: OffsetDateTime, retention: Retention) -> Result<u64> {

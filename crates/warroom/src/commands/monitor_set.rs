@@ -65,6 +65,50 @@ impl Reloader {
     }
 }
 
+/// Picks up where an earlier process stopped: which monitors' alerts still fire, and the
+/// stored results of the window and its baseline, so that a restart neither leaves an alert
+/// firing after a recovery during it nor starts the signals blind. Either part failing leaves
+/// the board as it was, with a warning: the checks themselves go on.
+pub async fn resume(
+    board: &mut warroom_domain::detection::MonitorBoard,
+    store: &dyn Store,
+    now: time::OffsetDateTime,
+) {
+    match store
+        .firing_alerts_named(&warroom_domain::detection::MONITOR_ALERTS)
+        .await
+    {
+        Ok(firing) => {
+            let labels: Vec<_> = firing.into_iter().map(|a| a.labels).collect();
+            board.resume(&labels);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the monitors' firing alerts; a monitor that recovered during the restart keeps its alert until it fails and recovers again")
+        }
+    }
+    let w = *board.window();
+    match store.recent_checks(now - w.window - w.baseline).await {
+        Ok(checks) => {
+            let n = checks.len();
+            for c in checks {
+                board.record(
+                    &c.monitor,
+                    warroom_domain::window::CheckSample {
+                        at: c.at,
+                        ok: c.ok,
+                        failure: c.failure,
+                        latency_ms: u32::try_from(c.latency_ms).unwrap_or(u32::MAX),
+                    },
+                );
+            }
+            tracing::info!(checks = n, "monitors' window refilled from stored results");
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read stored check results; the monitors' signals start from the next results")
+        }
+    }
+}
+
 /// What the signals need of a check result.
 pub fn sample(event: &warroom_worker::ProbeEvent) -> warroom_domain::window::CheckSample {
     warroom_domain::window::CheckSample {

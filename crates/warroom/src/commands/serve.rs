@@ -252,6 +252,12 @@ fn spawn_monitors(
             .await
     });
     let bridge = tokio::spawn(async move {
+        // The whole set (API monitors too) first, so that every monitor resumes its state.
+        if let Some(set) = reloader.poll(state.store.as_ref(), &config_monitors).await {
+            board.replace_monitors(&set, state.clock.now());
+            let _ = set_tx.send(set);
+        }
+        super::monitor_set::resume(&mut board, state.store.as_ref(), state.clock.now()).await;
         // Results are written once a second in one transaction: at 10,000 monitors that is one
         // commit a second instead of hundreds.
         let mut batch: Vec<warroom_store::CheckRecord> = Vec::new();
@@ -284,6 +290,7 @@ fn spawn_monitors(
                         at: event.started_at,
                         ok: event.result.outcome.is_success(),
                         latency_ms: i64::try_from(event.result.latency.as_millis()).unwrap_or(i64::MAX),
+                        failure: event.result.failure,
                     });
                     board.record(&event.monitor_id, super::monitor_set::sample(&event));
                     if let Some(alert) = super::monitor_set::cert_warning(&mut board, &event, state.clock.now())

@@ -691,3 +691,39 @@ async fn a_flapping_or_slow_monitor_makes_its_service_unwell_without_going_down(
         .await;
     }
 }
+
+/// A restart in the middle of an outage picks up where it stopped: the monitor is known to be
+/// DOWN, so when its target recovered while warroom was down, the first good checks resolve the
+/// alert and calm the incident (a fresh start would only see PENDING → UP, and leave both open).
+#[tokio::test]
+async fn a_restart_during_an_outage_resolves_it_when_the_target_recovered_meanwhile() {
+    for b in backends() {
+        let db = fresh_database(b).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path();
+        let (url, status) = target().await;
+        let cfg = dir.join("w.toml");
+        std::fs::write(&cfg, http_monitor("shop-web", "shop", &url, 2)).unwrap();
+        let token = create_token(dir, &db.url, "responder", "t");
+        status.store(500, Ordering::SeqCst);
+        let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
+        let env = server.client_env(&token);
+        poll_until("incident opened", Duration::from_secs(10), async || {
+            !incidents(dir, &env).is_empty()
+        })
+        .await;
+        drop(server);
+        status.store(200, Ordering::SeqCst);
+        let server = Server::start_with(&db.url, dir, &["--config", cfg.to_str().unwrap()], &[]);
+        let env = server.client_env(&token);
+        poll_until(
+            "calmed after the restart",
+            Duration::from_secs(10),
+            async || incidents(dir, &env)[0]["status"] == "monitoring",
+        )
+        .await;
+        let firing = ok(&run(dir, &env, &["alerts", "--status", "firing"]));
+        assert!(!firing.contains("MonitorDown"), "{b:?}: {firing}");
+        assert_eq!(incidents(dir, &env).len(), 1, "{b:?}: no second incident");
+    }
+}

@@ -568,6 +568,7 @@ async fn check_results_roll_up_and_retention_bounds_them() {
             at: T0 + Duration::minutes(mins),
             ok,
             latency_ms: ms,
+            failure: (!ok).then_some(warroom_domain::monitor::FailureKind::Crashed),
         };
         // 14:30-15:29 is one hour bucket; 15:30 another.
         store
@@ -590,6 +591,28 @@ async fn check_results_roll_up_and_retention_bounds_them() {
         );
         assert_eq!(u.availability_percent, Some(75.0));
         assert_eq!(u.mean_latency_ms, Some(240.0));
+        // The raw results, failure kinds included, are what a restart refills its window from.
+        let recent = store
+            .recent_checks(T0 + Duration::minutes(1))
+            .await
+            .unwrap();
+        assert_eq!(
+            recent
+                .iter()
+                .map(|c| (c.at, c.ok, c.latency_ms, c.failure))
+                .collect::<Vec<_>>(),
+            vec![
+                (
+                    T0 + Duration::minutes(1),
+                    false,
+                    900,
+                    Some(warroom_domain::monitor::FailureKind::Crashed)
+                ),
+                (T0 + Duration::minutes(2), true, 30, None),
+                (T0 + Duration::minutes(60), true, 20, None),
+            ],
+            "{b:?}"
+        );
         let none = store
             .uptime("other", T0, T0 + Duration::hours(1))
             .await
@@ -1095,6 +1118,48 @@ async fn alerts_answered_but_not_merged_survive_a_crash_and_are_merged_before_an
         );
         let names: BTreeSet<String> = pending.iter().map(|a| a.name.clone()).collect();
         assert_eq!(names.len(), 300, "{b:?}: each alert once");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn firing_alerts_are_found_by_name_after_a_big_batch_too() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let alert = |name: &str, monitor: &str, ends: Option<&str>| {
+            let mut v = serde_json::json!({"labels": {"alertname": name, "monitor": monitor, "service": "api"}, "startsAt": "2026-01-12T14:00:00Z"});
+            if let Some(e) = ends {
+                v["endsAt"] = e.into();
+            }
+            alert_in(v, T0)
+        };
+        // A batch big enough for the SQLite intake: the lookup must see what it holds.
+        let mut batch: Vec<_> = (0..300)
+            .map(|i| alert("Other", &format!("m{i}"), None))
+            .collect();
+        batch.push(alert("MonitorDown", "web", None));
+        batch.push(alert("MonitorDown", "db", Some("2026-01-12T14:05:00Z")));
+        batch.push(alert("MonitorDegraded", "cache", None));
+        store.ingest_alerts(batch, T0).await.unwrap();
+        let found = store
+            .firing_alerts_named(&["MonitorDown", "MonitorDegraded"])
+            .await
+            .unwrap();
+        let mut got: Vec<(String, String)> = found
+            .iter()
+            .map(|a| (a.name.clone(), a.labels["monitor"].clone()))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("MonitorDegraded".to_owned(), "cache".to_owned()),
+                ("MonitorDown".to_owned(), "web".to_owned()),
+            ],
+            "{b:?}: firing ones only, by name"
+        );
+        assert!(store.firing_alerts_named(&[]).await.unwrap().is_empty());
     })
     .await;
 }
