@@ -67,6 +67,7 @@ pub fn build() -> Value {
         "/api/v1/incidents/{number}/updates": { "post": op(inc, "Post a status update; restarts the cadence", Some("responder"), Some("UpdateRequest"), ("201", "The incident and the rendered update")) },
         "/api/v1/incidents/{number}/notes": { "post": op(inc, "Add a note or an action taken", Some("responder"), Some("NoteRequest"), ("201", "The appended events")) },
         "/api/v1/incidents/{number}/timeline": { "get": op(inc, "The append-only timeline", Some("viewer"), None, ("200", "`{\"events\": [...]}`")) },
+        "/api/v1/incidents/{number}/alerts": { "get": op(inc, "The alerts linked to the incident (all of them; the timeline lists the first few of each storm), firing first, `?limit=` (default 1000, at most 10000)", Some("viewer"), None, ("200", "`{\"total\": n, \"alerts\": [...]}`")) },
         "/api/v1/incidents/{number}/checklists": { "get": op(inc, "Runbook checklists with their state", Some("viewer"), None, ("200", "Checklist items")) },
         "/api/v1/incidents/{number}/checklists/{item}/tick": { "post": op(inc, "Tick a checklist item", Some("responder"), None, ("200", "Checklist items")) },
         "/api/v1/incidents/{number}/messages": { "get": op(inc, "The runbook's messages rendered from the record", Some("viewer"), None, ("200", "Messages by kind")) },

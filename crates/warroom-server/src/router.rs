@@ -29,6 +29,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/incidents/{number}/updates"),
     ("POST", "/api/v1/incidents/{number}/notes"),
     ("GET", "/api/v1/incidents/{number}/timeline"),
+    ("GET", "/api/v1/incidents/{number}/alerts"),
     ("GET", "/api/v1/incidents/{number}/checklists"),
     ("POST", "/api/v1/incidents/{number}/checklists/{item}/tick"),
     ("GET", "/api/v1/incidents/{number}/messages"),
@@ -96,6 +97,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/incidents/{number}/timeline",
             get(api::incidents::timeline),
+        )
+        .route(
+            "/incidents/{number}/alerts",
+            get(api::alerts::incident_alerts),
         )
         .route(
             "/incidents/{number}/checklists",

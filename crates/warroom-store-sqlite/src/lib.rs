@@ -100,7 +100,10 @@ pub async fn connect(url: &str) -> Result<SqlStore> {
         .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
-                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                // No automatic checkpoint: it runs inside the commit that crosses its
+                // threshold, holding up every writer; the store checkpoints on a connection
+                // of its own instead (`SqlStore::checkpoint_forever`).
+                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;")
                     .await?;
                 Ok(())
             })

@@ -268,6 +268,11 @@ impl SqlStore {
         };
         tokio::spawn(writer.run(rx));
         if let Some(k) = &known_alerts {
+            tokio::spawn(Self::checkpoint_forever(
+                pool.clone(),
+                gate.clone(),
+                Arc::downgrade(k),
+            ));
             tokio::spawn(Self::flush_counts_forever(
                 pool.clone(),
                 dialect,

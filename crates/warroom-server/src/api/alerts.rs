@@ -252,6 +252,31 @@ pub async fn alertmanager_webhook(
     Ok(Json(json!({ "status": "success", "stored": outcome })))
 }
 
+/// `GET /api/v1/incidents/{number}/alerts?limit=`: every alert linked to the incident, firing
+/// first; the timeline lists only the first few of a storm.
+pub async fn incident_alerts(
+    State(state): State<AppState>,
+    _c: Caller<Viewer>,
+    crate::extract::Number(n): crate::extract::Number,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = match q.get("limit") {
+        None => 1000,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=10_000).contains(l))
+            .ok_or_else(|| ApiError::invalid("limit", format!("`{l}` is not 1-10000")))?,
+    };
+    // A 404 for an incident that does not exist, rather than an empty list.
+    state.store.incident(n).await?;
+    let mut alerts = state.store.alerts_for_incident(n).await?;
+    alerts.sort_by_key(|a| a.status != AlertState::Firing.as_str());
+    let total = alerts.len();
+    alerts.truncate(limit);
+    Ok(Json(json!({ "total": total, "alerts": alerts })))
+}
+
 /// `GET /api/v1/alerts?status=firing|resolved&limit=`.
 pub async fn list_alerts(
     State(state): State<AppState>,
@@ -369,8 +394,15 @@ fn evidence_line(a: &StoredAlert) -> String {
     )
 }
 
+/// Most evidence notes one group of alerts adds in one pass. A storm of thousands of alerts
+/// for one service would otherwise bury the timeline under notes nobody reads (and write a
+/// note row per twenty alerts); the rest are counted, and every alert stays linked to the
+/// incident, listed by `GET /api/v1/incidents/{number}/alerts`.
+const EVIDENCE_NOTES_MAX: usize = 3;
+
 fn evidence(alerts: &[StoredAlert]) -> Vec<EventKind> {
-    alerts
+    let listed = EVIDENCE_PER_NOTE * EVIDENCE_NOTES_MAX;
+    let mut notes: Vec<EventKind> = alerts[..alerts.len().min(listed)]
         .chunks(EVIDENCE_PER_NOTE)
         .map(|chunk| EventKind::Note {
             text: chunk
@@ -379,7 +411,16 @@ fn evidence(alerts: &[StoredAlert]) -> Vec<EventKind> {
                 .collect::<Vec<_>>()
                 .join("\n"),
         })
-        .collect()
+        .collect();
+    if alerts.len() > listed {
+        notes.push(EventKind::Note {
+            text: format!(
+                "… and {} more alerts firing with these; every one is linked to the incident (GET /api/v1/incidents/<number>/alerts)",
+                alerts.len() - listed
+            ),
+        });
+    }
+    notes
 }
 
 fn playbook_notes(alerts: &[StoredAlert]) -> Vec<EventKind> {

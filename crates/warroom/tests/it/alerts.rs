@@ -818,7 +818,32 @@ async fn a_big_batch_opens_one_incident_per_service_links_every_alert_and_resolv
             let n = i["number"].as_i64().unwrap();
             let linked = app.store.alerts_for_incident(n).await.unwrap();
             assert_eq!(linked.len(), 100, "{b:?}: incident {n}");
+            // Through the API, every one of them, and a page of them.
+            let (st, v) = app.get(&format!("/api/v1/incidents/{n}/alerts")).await;
+            assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+            assert_eq!(v["total"], 100, "{b:?}: {v}");
+            assert_eq!(v["alerts"].as_array().unwrap().len(), 100, "{b:?}");
+            let (_, v) = app
+                .get(&format!("/api/v1/incidents/{n}/alerts?limit=7"))
+                .await;
+            assert_eq!(
+                (v["total"].as_i64(), v["alerts"].as_array().unwrap().len()),
+                (Some(100), 7)
+            );
+            // The timeline lists the first 60 and counts the rest, instead of a note per 20.
+            let (_, tl) = app.get(&format!("/api/v1/incidents/{n}/timeline")).await;
+            let tl = tl.to_string();
+            assert_eq!(tl.matches("Alert firing: ").count(), 60, "{b:?}: {tl}");
+            assert!(
+                tl.contains("and 40 more alerts firing with these"),
+                "{b:?}: {tl}"
+            );
         }
+        let (st, v) = app.get("/api/v1/incidents/999/alerts").await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{b:?}: {v}");
+        let (st, v) = app.get("/api/v1/incidents/1/alerts?limit=0").await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b:?}: {v}");
+        assert!(v.to_string().contains("limit"), "{b:?}: {v}");
         assert!(
             app.store.pending_alerts(10).await.unwrap().is_empty(),
             "{b:?}"
