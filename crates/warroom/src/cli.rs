@@ -285,6 +285,9 @@ pub enum Command {
         /// firing or resolved.
         #[arg(long)]
         status: Option<String>,
+        /// Only the alerts linked to this incident (all of them, firing first).
+        #[arg(long, conflicts_with = "status")]
+        incident: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },

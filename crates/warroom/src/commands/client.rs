@@ -364,7 +364,17 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             Some(json!({ "person": person })),
         ),
         Command::Health { client } => (client, Method::GET, "/api/v1/health".to_owned(), None),
-        Command::Alerts { status, client } => {
+        Command::Alerts {
+            status,
+            incident: Some(n),
+            client,
+        } if status.is_none() => (
+            client,
+            Method::GET,
+            format!("/api/v1/incidents/{}/alerts", number(n)?),
+            None,
+        ),
+        Command::Alerts { status, client, .. } => {
             let q = status
                 .as_ref()
                 .map(|s| format!("?status={s}"))

@@ -660,6 +660,21 @@ async fn a_flapping_or_slow_monitor_makes_its_service_unwell_without_going_down(
             alerts.contains("MonitorDegraded") && !alerts.contains("MonitorDown"),
             "{b:?}: degraded, never down: {alerts}"
         );
+        let linked = ok(&run(
+            dir,
+            &env,
+            &["alerts", "--incident", &pay["number"].to_string()],
+        ));
+        assert!(
+            linked.contains("MonitorDegraded") && linked.contains("pay"),
+            "{b:?}: the incident's own alerts: {linked}"
+        );
+        let bad = run(dir, &env, &["alerts", "--incident", "x"]);
+        assert!(
+            !bad.status.success()
+                && String::from_utf8_lossy(&bad.stderr).contains("not an incident number"),
+            "{b:?}: {bad:?}"
+        );
         let tl = ok(&run(dir, &env, &["timeline", &shop["number"].to_string()]));
         assert!(
             tl.contains("latency") && tl.contains("x its baseline"),
