@@ -99,8 +99,9 @@ const LATENCY_CALM: f64 = 1.5;
 
 /// Whether a monitor that is not DOWN is degraded, from its checks in the window since it was
 /// last DOWN ([`MonitorHistory::recent`]):
-/// - it flaps: it failed at least as many checks as it takes in a row to go DOWN, and at least
-///   5 % of them (the runbook's Sev3 "5-10% error rate"); or
+/// - it flaps: it failed at least as many checks as it takes in a row to go DOWN (and at least
+///   two: with one, every failure is a DOWN), and at least 5 % of them (the runbook's Sev3
+///   "5-10% error rate"); or
 /// - it is slow: its median latency is at least twice its baseline (Sev3 "elevated latency
 ///   (2x normal)"; 10× is Sev2). Once degraded, it stays so until below 1.5×.
 ///
@@ -143,7 +144,7 @@ pub fn degradation(
     let mut parts = Vec::new();
     if flaps {
         parts.push(format!(
-            "failed {} of {} checks over the last {} ({:.0}%, {} with HTTP 5xx), never {} in a row",
+            "failed {} of {} checks over the last {} ({:.0}%, {} with HTTP 5xx) without going DOWN ({} in a row)",
             recent.failed,
             recent.checks,
             crate::timefmt::human_duration(cfg.window),
@@ -309,22 +310,41 @@ impl MonitorBoard {
         Some(cert_alert(&entry.monitor, warning, now))
     }
 
-    /// Takes up where an earlier process left off. `firing` are the labels of alerts still
-    /// firing in the store ([`MONITOR_ALERTS`]); those of this board's monitors set where
-    /// they start. A monitor whose `MonitorDown` still fires starts DOWN, so that its recovery
-    /// resolves the alert: a fresh board would see PENDING → UP, which resolves nothing, and
-    /// the incident would never calm. Likewise a degradation and a certificate warning.
-    pub fn resume(&mut self, firing: &[LabelSet]) {
+    /// Takes up where an earlier process left off, after its results were refilled
+    /// ([`MonitorBoard::record`]). `firing` are the labels of alerts still firing in the store
+    /// ([`MONITOR_ALERTS`]); those of this board's monitors set where they start. A monitor
+    /// whose `MonitorDown` still fires starts DOWN, so that its recovery resolves the alert: a
+    /// fresh board would see PENDING → UP, which resolves nothing, and the incident would never
+    /// calm. Likewise a degradation and a certificate warning. Returns the resolutions of the
+    /// alerts of monitors that no longer exist, or moved to another service, while nobody
+    /// watched: nothing would ever resolve them otherwise.
+    ///
+    /// The earlier process's last recovery of each monitor is gone with it, so it is read off
+    /// the results: the end of the last run of failures long enough to have made it DOWN. The
+    /// outage before a recent recovery must not read as a degradation after the restart.
+    pub fn resume(&mut self, firing: &[LabelSet], now: OffsetDateTime) -> Vec<Alert> {
+        for e in self.monitors.values_mut() {
+            e.up_since = e
+                .history
+                .after_last_outage(e.monitor.thresholds.failures_to_down);
+        }
+        let mut retired = Vec::new();
         for labels in firing {
             let (Some(name), Some(id)) = (labels.get("alertname"), labels.get("monitor")) else {
                 continue;
             };
-            let Some(e) = self.monitors.get_mut(id) else {
-                continue;
+            let e = match self.monitors.get_mut(id) {
+                Some(e)
+                    if labels.get("service").map(String::as_str)
+                        == Some(e.monitor.service.as_str()) =>
+                {
+                    e
+                }
+                _ => {
+                    retired.push(retired_alert(labels, now));
+                    continue;
+                }
             };
-            if labels.get("service").map(String::as_str) != Some(e.monitor.service.as_str()) {
-                continue;
-            }
             match name.as_str() {
                 DOWN_ALERT => e.status = MonitorStatus::Down,
                 DEGRADED_ALERT => {
@@ -345,6 +365,7 @@ impl MonitorBoard {
                 _ => {}
             }
         }
+        retired
     }
 
     /// Follows a monitor's degradation ([`degradation`]) after each result: the
@@ -368,7 +389,8 @@ impl MonitorBoard {
             (None, Some(d)) => {
                 e.degraded = Some(d.severity);
                 let mut a = degraded_alert(&e.monitor, Some(&d), now);
-                if let Some(r) = recognise_checks(&e.history.window(now, &window)) {
+                if let Some(r) = recognise_checks(&e.history.window_since(e.up_since, now, &window))
+                {
                     a.annotations.insert(
                         INCIDENT_TYPE_ANNOTATION.into(),
                         r.incident_type.as_str().into(),
@@ -382,7 +404,13 @@ impl MonitorBoard {
                 e.degraded = None;
                 Some(degraded_alert(&e.monitor, None, now))
             }
-            _ => None,
+            // Still degraded: the alert stays as it fired; a worse severity reaches the incident
+            // through [`MonitorBoard::assess`].
+            (Some(_), Some(d)) => {
+                e.degraded = Some(d.severity);
+                None
+            }
+            (None, None) => None,
         }
     }
 
@@ -437,7 +465,7 @@ impl MonitorBoard {
             .map(|e| &e.monitor)
             .collect();
         if down.is_empty() {
-            return None;
+            return self.assess_degraded(service, now);
         }
         let signals = self.window_signals(service, now);
         let classification = classification(&self.signals_from(&signals, service));
@@ -448,6 +476,50 @@ impl MonitorBoard {
                 .map(|m| down_labels(m, classification.severity))
                 .collect(),
             classification,
+            signals,
+        })
+    }
+
+    /// With no monitor DOWN, the worst of the service's degraded monitors: a degradation that
+    /// worsens (2× latency, then 40 % failing) raises its incident, one that eases suggests a
+    /// downgrade, as for DOWN monitors.
+    fn assess_degraded(&self, service: &str, now: OffsetDateTime) -> Option<Assessment> {
+        let degraded: Vec<(&Monitor, Severity)> = self
+            .of_service(service)
+            .filter_map(|e| e.degraded.map(|s| (&e.monitor, s)))
+            .collect();
+        let severity = degraded.iter().map(|(_, s)| *s).min_by_key(|s| s.level())?;
+        let names: Vec<String> = degraded
+            .iter()
+            .map(|(m, s)| format!("{} ({s})", m.id))
+            .collect();
+        let signals = self.window_signals(service, now);
+        Some(Assessment {
+            reason: format!(
+                "monitors degraded, none DOWN: {}; service signals {}",
+                names.join(", "),
+                signals.describe(&self.window)
+            ),
+            down_alerts: degraded
+                .iter()
+                .map(|(m, s)| {
+                    let mut l = identity(m);
+                    l.insert("alertname".into(), DEGRADED_ALERT.into());
+                    l.insert("severity".into(), severity_label(*s).into());
+                    l
+                })
+                .collect(),
+            classification: Classification {
+                severity,
+                basis: SeverityBasis::DecisionTree,
+                trace: vec![crate::TraceStep {
+                    question: "degradation".into(),
+                    text: "Flapping (failures short of DOWN, 5%+: SEV3, 10%+: SEV2) or slow (2x baseline: SEV3, 10x: SEV2)?".into(),
+                    answer: "degraded".into(),
+                    value: names.join(", "),
+                    outcome: Some(severity),
+                }],
+            },
             signals,
         })
     }
@@ -526,6 +598,26 @@ fn cert_alert(m: &Monitor, warning: Option<&str>, now: OffsetDateTime) -> Alert 
         annotations,
         starts_at: now,
         ends_at: warning.is_none().then_some(now),
+        generator_url: None,
+    }
+}
+
+/// The resolution of a monitor's alert, from the labels it fired with, for a monitor that is
+/// gone: its identity is every label but the severity.
+fn retired_alert(labels: &LabelSet, now: OffsetDateTime) -> Alert {
+    let mut identity = labels.clone();
+    identity.remove("severity");
+    let mut annotations = LabelSet::new();
+    annotations.insert(
+        "description".into(),
+        "monitor removed or moved to another service while warroom was stopped".into(),
+    );
+    Alert {
+        fingerprint: fingerprint(&identity),
+        labels: labels.clone(),
+        annotations,
+        starts_at: now,
+        ends_at: Some(now),
         generator_url: None,
     }
 }
@@ -801,7 +893,27 @@ mod tests {
         let mut fresh = MonitorBoard::new(&monitors());
         assert!(fresh.transition("web", MonitorStatus::Up, "", t).is_none());
         let mut b = MonitorBoard::new(&monitors());
-        b.resume(&[down.labels.clone(), elsewhere, gone, degraded]);
+        let retired = b.resume(
+            &[
+                down.labels.clone(),
+                elsewhere.clone(),
+                gone.clone(),
+                degraded,
+            ],
+            t,
+        );
+        // The alerts of a monitor that is gone, or moved to another service, are resolved
+        // under the identity they fired with.
+        let mut fps: Vec<_> = retired.iter().map(|a| (a.fingerprint, a.ends_at)).collect();
+        fps.sort();
+        let identity = |l: &LabelSet| {
+            let mut l = l.clone();
+            l.remove("severity");
+            fingerprint(&l)
+        };
+        let mut want = vec![(identity(&elsewhere), Some(t)), (identity(&gone), Some(t))];
+        want.sort();
+        assert_eq!(fps, want);
         let r = b.transition("web", MonitorStatus::Up, "", t).unwrap();
         assert_eq!(r.fingerprint, down.fingerprint);
         assert!(r.ends_at.is_some());
@@ -813,6 +925,77 @@ mod tests {
         let r = b.degradation("worker", t).unwrap();
         assert_eq!((r.name(), r.ends_at.is_some()), (DEGRADED_ALERT, true));
         assert!(b.degradation("worker", t).is_none());
+    }
+
+    #[test]
+    fn after_a_restart_the_outage_before_a_recovery_is_not_a_degradation() {
+        let mut flap = crate::monitor::FlapState::default();
+        let mut at = datetime!(2026-01-12 14:00 UTC);
+        let mut before = MonitorBoard::new(&monitors());
+        // An outage of 8 failed checks, then the recovery, all seen by the earlier process.
+        let seen = feed(
+            &mut before,
+            &mut flap,
+            "web",
+            "++++--------+++",
+            40,
+            &mut at,
+        );
+        assert_eq!(named(&seen, DOWN_ALERT).len(), 2, "{seen:?}");
+        assert!(named(&seen, DEGRADED_ALERT).is_empty(), "{seen:?}");
+        // A new process refills the same results and resumes with nothing firing.
+        let mut b = MonitorBoard::new(&monitors());
+        let mut t = datetime!(2026-01-12 14:00 UTC);
+        for c in "++++--------+++".chars() {
+            t += time::Duration::seconds(30);
+            b.record(
+                "web",
+                CheckSample {
+                    at: t,
+                    ok: c == '+',
+                    failure: (c != '+').then_some(crate::monitor::FailureKind::Down),
+                    latency_ms: 40,
+                },
+            );
+        }
+        assert!(b.resume(&[], at).is_empty());
+        let mut flap = crate::monitor::FlapState::default();
+        let a = feed(&mut b, &mut flap, "web", "+", 40, &mut at);
+        assert!(a.is_empty(), "the outage read as flapping: {a:?}");
+        // Flapping after that recovery still is.
+        let a = feed(&mut b, &mut flap, "web", "-+-+-", 40, &mut at);
+        assert_eq!(named(&a, DEGRADED_ALERT).len(), 1, "{a:?}");
+    }
+
+    #[test]
+    fn a_degradation_that_worsens_is_assessed_so_its_incident_is_raised() {
+        let mut b = MonitorBoard::new(&monitors());
+        let mut flap = crate::monitor::FlapState::default();
+        let mut at = datetime!(2026-01-12 14:00 UTC);
+        feed(
+            &mut b,
+            &mut flap,
+            "api-health",
+            &"+".repeat(60),
+            100,
+            &mut at,
+        );
+        assert!(b.assess("api", at).is_none(), "healthy: nothing to assess");
+        let a = feed(&mut b, &mut flap, "api-health", "++++++", 250, &mut at);
+        assert_eq!(a[0].labels["severity"], "warning");
+        let first = b.assess("api", at).unwrap();
+        assert_eq!(first.classification.severity, Severity::Sev3);
+        // Now it also fails often (never 3 in a row): the Sev2 band.
+        let a = feed(&mut b, &mut flap, "api-health", "-+-+-+", 250, &mut at);
+        assert!(a.is_empty(), "still the same alert: {a:?}");
+        let worse = b.assess("api", at).unwrap();
+        assert_eq!(worse.classification.severity, Severity::Sev2);
+        assert!(
+            worse.reason.contains("api-health (SEV2)"),
+            "{}",
+            worse.reason
+        );
+        assert_eq!(worse.down_alerts[0]["alertname"], DEGRADED_ALERT);
     }
 
     #[test]

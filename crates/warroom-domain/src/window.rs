@@ -179,6 +179,48 @@ impl MonitorHistory {
         }
     }
 
+    /// The window's samples since `since` (all of the window without it), in the shape of
+    /// [`MonitorHistory::window`].
+    pub fn window_since(
+        &self,
+        since: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+        cfg: &WindowConfig,
+    ) -> Vec<alert::CheckSample> {
+        let start = now - cfg.window;
+        self.between(
+            since.map_or(start, |s| s.max(start)),
+            now + Duration::SECOND,
+        )
+        .map(|s| alert::CheckSample {
+            failure: s.failure,
+            latency: std::time::Duration::from_millis(u64::from(s.latency_ms)),
+        })
+        .collect()
+    }
+
+    /// When the last run of at least `failures` failures in a row ended (its first success
+    /// after), that is, when the monitor last recovered from what was a DOWN; `None` if no such
+    /// run is kept, or the newest results are one (still down).
+    pub fn after_last_outage(&self, failures: u32) -> Option<OffsetDateTime> {
+        let (mut run, mut outage_ended, mut in_outage) = (0u32, None, false);
+        for s in &self.samples {
+            if s.ok {
+                if in_outage {
+                    outage_ended = Some(s.sample().at);
+                    in_outage = false;
+                }
+                run = 0;
+            } else {
+                run = run.saturating_add(1);
+                if run >= failures.max(1) {
+                    in_outage = true;
+                }
+            }
+        }
+        if in_outage { None } else { outage_ended }
+    }
+
     /// Number of samples kept.
     pub fn len(&self) -> usize {
         self.samples.len()

@@ -400,7 +400,10 @@ fn evidence_line(a: &StoredAlert) -> String {
 /// incident, listed by `GET /api/v1/incidents/{number}/alerts`.
 const EVIDENCE_NOTES_MAX: usize = 3;
 
-fn evidence(alerts: &[StoredAlert]) -> Vec<EventKind> {
+/// Alert names counted in the note about the rest of a storm.
+const REST_NAMES_MAX: usize = 20;
+
+fn evidence(alerts: &[StoredAlert], incident: Option<i64>) -> Vec<EventKind> {
     let listed = EVIDENCE_PER_NOTE * EVIDENCE_NOTES_MAX;
     let mut notes: Vec<EventKind> = alerts[..alerts.len().min(listed)]
         .chunks(EVIDENCE_PER_NOTE)
@@ -413,10 +416,30 @@ fn evidence(alerts: &[StoredAlert]) -> Vec<EventKind> {
         })
         .collect();
     if alerts.len() > listed {
+        // By name, so that a different alert behind a storm of one kind is still seen.
+        let mut names: BTreeMap<&str, usize> = BTreeMap::new();
+        for a in &alerts[listed..] {
+            *names.entry(a.name.as_str()).or_default() += 1;
+        }
+        let mut by_count: Vec<(&str, usize)> = names.into_iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let mut counted: Vec<String> = by_count
+            .iter()
+            .take(REST_NAMES_MAX)
+            .map(|(n, c)| format!("{n} ×{c}"))
+            .collect();
+        if by_count.len() > REST_NAMES_MAX {
+            counted.push(format!("{} more names", by_count.len() - REST_NAMES_MAX));
+        }
+        let list = match incident {
+            Some(n) => format!("GET /api/v1/incidents/{n}/alerts, `warroom alerts --incident {n}`"),
+            None => "GET /api/v1/incidents/{number}/alerts".to_owned(),
+        };
         notes.push(EventKind::Note {
             text: format!(
-                "… and {} more alerts firing with these; every one is linked to the incident (GET /api/v1/incidents/<number>/alerts)",
-                alerts.len() - listed
+                "… and {} more alerts firing with these: {}. Every one is linked to the incident ({list})",
+                alerts.len() - listed,
+                counted.join(", ")
             ),
         });
     }
@@ -769,8 +792,8 @@ async fn on_firing(
     let (severity, raw) = severity_of(state, firing);
     let now = state.clock.now();
     if let Some(incident) = open_incident_for(state, slug.as_str()).await? {
-        let mut events: Vec<EventKind> = evidence(firing);
         let number = incident.number;
+        let mut events: Vec<EventKind> = evidence(firing, Some(number));
         let policies = state.settings.policies.clone();
         let reason = format!(
             "alert {} has {}={}",
@@ -851,7 +874,7 @@ async fn on_firing(
                 .filter(|t| *t <= now),
             public: service.public,
         };
-        let mut extra: Vec<EventKind> = evidence(firing);
+        let mut extra: Vec<EventKind> = evidence(firing, None);
         extra.extend(playbook_notes(firing));
         let incident = super::incidents::declare(
             state,

@@ -1257,6 +1257,9 @@ impl SqlStore {
 /// moment with nothing to copy, and the WAL would grow without end.
 const WAL_RESTART_FRAMES: i64 = 16_384;
 
+/// How long after a WAL restart that could not finish the next one is tried.
+const RESTART_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How often the WAL is checkpointed.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -1273,6 +1276,10 @@ impl SqlStore {
     ) {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // After a restart that could not finish, none is tried for a while: each one holds the
+        // writers up, and a reader that keeps an old snapshot open (a backup tool, a `sqlite3`
+        // shell) makes every one of them fail until it lets go.
+        let mut next_restart = tokio::time::Instant::now();
         loop {
             tick.tick().await;
             if alive.upgrade().is_none() {
@@ -1283,17 +1290,57 @@ impl SqlStore {
                     .fetch_one(&pool)
                     .await;
             match wal {
-                Ok((_, frames, _)) if frames > WAL_RESTART_FRAMES => {
-                    let _gate = gate.enter().await;
-                    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-                        .execute(&pool)
-                        .await
-                    {
-                        tracing::warn!(error = %e, frames, "restarting the WAL failed; retrying");
+                Ok((_, frames, _))
+                    if frames > WAL_RESTART_FRAMES
+                        && tokio::time::Instant::now() >= next_restart =>
+                {
+                    let busy = Self::restart_wal(&pool, &gate).await;
+                    if busy {
+                        tracing::warn!(
+                            frames,
+                            "the WAL could not be started over: a reader holds an old snapshot; retrying in 10 s"
+                        );
+                        next_restart = tokio::time::Instant::now() + RESTART_BACKOFF;
                     }
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
+            }
+        }
+    }
+
+    /// Starts the WAL over, with the writers held at the gate. True when a reader kept it from
+    /// finishing. It waits for readers for at most 100 ms, not the 10 s busy timeout, since
+    /// every writer waits with it.
+    async fn restart_wal(pool: &AnyPool, gate: &WriteGate) -> bool {
+        let _gate = gate.enter().await;
+        let mut conn = match pool.acquire().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "no connection to restart the WAL on");
+                return true;
+            }
+        };
+        let restarted: std::result::Result<(i64, i64, i64), sqlx::Error> = async {
+            sqlx::query("PRAGMA busy_timeout = 100")
+                .execute(&mut *conn)
+                .await?;
+            let r = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
+                .fetch_one(&mut *conn)
+                .await;
+            sqlx::query("PRAGMA busy_timeout = 10000")
+                .execute(&mut *conn)
+                .await?;
+            r
+        }
+        .await;
+        match restarted {
+            Ok((busy, _, _)) => busy != 0,
+            Err(e) => {
+                // Its busy timeout may be the short one: it must not go back to the pool.
+                conn.close_on_drop();
+                tracing::warn!(error = %e, "restarting the WAL failed");
+                true
             }
         }
     }

@@ -65,27 +65,16 @@ impl Reloader {
     }
 }
 
-/// Picks up where an earlier process stopped: which monitors' alerts still fire, and the
-/// stored results of the window and its baseline, so that a restart neither leaves an alert
-/// firing after a recovery during it nor starts the signals blind. Either part failing leaves
-/// the board as it was, with a warning: the checks themselves go on.
-pub async fn resume(
+/// Picks up where an earlier process stopped, part one: the stored results of the window and
+/// its baseline, so that a restart does not start the signals blind. Once, with the whole set
+/// of monitors (the API's too) on the board; a failure only costs the signals their history,
+/// with a warning.
+pub async fn refill(
     board: &mut warroom_domain::detection::MonitorBoard,
-    store: &dyn Store,
-    now: time::OffsetDateTime,
+    state: &warroom_server::AppState,
 ) {
-    match store
-        .firing_alerts_named(&warroom_domain::detection::MONITOR_ALERTS)
-        .await
-    {
-        Ok(firing) => {
-            let labels: Vec<_> = firing.into_iter().map(|a| a.labels).collect();
-            board.resume(&labels);
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the monitors' firing alerts; a monitor that recovered during the restart keeps its alert until it fails and recovers again")
-        }
-    }
+    let store = state.store.as_ref();
+    let now = state.clock.now();
     let w = *board.window();
     match store.recent_checks(now - w.window - w.baseline).await {
         Ok(checks) => {
@@ -107,6 +96,39 @@ pub async fn resume(
             tracing::warn!(error = %e, "cannot read stored check results; the monitors' signals start from the next results")
         }
     }
+}
+
+/// Part two, after [`refill`]: which monitors' alerts still fire, so that a recovery during
+/// the restart resolves them; alerts of monitors no longer on the board are resolved. Returns
+/// false when the alerts could not be read (try again later).
+pub async fn resume(
+    board: &mut warroom_domain::detection::MonitorBoard,
+    state: &warroom_server::AppState,
+) -> bool {
+    let store = state.store.as_ref();
+    let now = state.clock.now();
+    let firing = match store
+        .firing_alerts_named(&warroom_domain::detection::MONITOR_ALERTS)
+        .await
+    {
+        Ok(firing) => firing,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the monitors' firing alerts; trying again at the next reload");
+            return false;
+        }
+    };
+    let labels: Vec<_> = firing.into_iter().map(|a| a.labels).collect();
+    let retired = board.resume(&labels, now);
+    if !retired.is_empty() {
+        tracing::info!(
+            alerts = retired.len(),
+            "resolving the alerts of monitors removed while warroom was stopped"
+        );
+        if let Err(e) = warroom_server::api::alerts::ingest(state, retired).await {
+            tracing::error!(error = ?e, "could not resolve the alerts of removed monitors");
+        }
+    }
+    true
 }
 
 /// What the signals need of a check result.

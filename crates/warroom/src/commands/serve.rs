@@ -252,12 +252,16 @@ fn spawn_monitors(
             .await
     });
     let bridge = tokio::spawn(async move {
-        // The whole set (API monitors too) first, so that every monitor resumes its state.
+        // The whole set (API monitors too) first, so that every monitor resumes its state;
+        // until the set and the alerts could be read, every reload tries again.
+        let (mut loaded, mut resumed) = (false, false);
         if let Some(set) = reloader.poll(state.store.as_ref(), &config_monitors).await {
             board.replace_monitors(&set, state.clock.now());
             let _ = set_tx.send(set);
+            loaded = true;
+            super::monitor_set::refill(&mut board, &state).await;
+            resumed = super::monitor_set::resume(&mut board, &state).await;
         }
-        super::monitor_set::resume(&mut board, state.store.as_ref(), state.clock.now()).await;
         // Results are written once a second in one transaction: at 10,000 monitors that is one
         // commit a second instead of hundreds.
         let mut batch: Vec<warroom_store::CheckRecord> = Vec::new();
@@ -276,11 +280,18 @@ fn spawn_monitors(
                     if let Some(set) = reloader.poll(state.store.as_ref(), &config_monitors).await {
                         let resolved = board.replace_monitors(&set, state.clock.now());
                         let _ = set_tx.send(set);
+                        if !loaded {
+                            loaded = true;
+                            super::monitor_set::refill(&mut board, &state).await;
+                        }
                         if !resolved.is_empty()
                             && let Err(e) = warroom_server::api::alerts::ingest(&state, resolved).await
                         {
                             tracing::error!(error = ?e, "could not resolve the alerts of removed monitors");
                         }
+                    }
+                    if loaded && !resumed {
+                        resumed = super::monitor_set::resume(&mut board, &state).await;
                     }
                 }
                 event = rx.recv() => {

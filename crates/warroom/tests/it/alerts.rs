@@ -835,8 +835,10 @@ async fn a_big_batch_opens_one_incident_per_service_links_every_alert_and_resolv
             let tl = tl.to_string();
             assert_eq!(tl.matches("Alert firing: ").count(), 60, "{b:?}: {tl}");
             assert!(
-                tl.contains("and 40 more alerts firing with these"),
-                "{b:?}: {tl}"
+                tl.contains("and 40 more alerts firing with these: Err")
+                    && tl.contains(" ×1, ")
+                    && tl.contains("20 more names"),
+                "{b:?}: the rest are counted by name: {tl}"
             );
         }
         let (st, v) = app.get("/api/v1/incidents/999/alerts").await;
