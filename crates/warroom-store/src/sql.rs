@@ -987,11 +987,16 @@ impl CheckStore for SqlStore {
         Ok(())
     }
 
-    async fn recent_checks(&self, since: OffsetDateTime) -> Result<Vec<CheckRecord>> {
+    async fn recent_checks(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<CheckRecord>> {
         let rows = sqlx::query(
-            "SELECT monitor, at, ok, latency_ms, failure FROM check_results WHERE at >= $1 ORDER BY at",
+            "SELECT monitor, at, ok, latency_ms, failure FROM check_results WHERE at >= $1 AND at < $2 ORDER BY at",
         )
-        .bind(since.unix_timestamp())
+        .bind(from.unix_timestamp())
+        .bind(to.unix_timestamp())
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

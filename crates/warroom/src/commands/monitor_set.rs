@@ -76,26 +76,35 @@ pub async fn refill(
     let store = state.store.as_ref();
     let now = state.clock.now();
     let w = *board.window();
-    match store.recent_checks(now - w.window - w.baseline).await {
-        Ok(checks) => {
-            let n = checks.len();
-            for c in checks {
-                board.record(
-                    &c.monitor,
-                    warroom_domain::window::CheckSample {
-                        at: c.at,
-                        ok: c.ok,
-                        failure: c.failure,
-                        latency_ms: u32::try_from(c.latency_ms).unwrap_or(u32::MAX),
-                    },
-                );
+    // A minute at a time: the whole hour of 10,000 monitors at once would be a hundred
+    // megabytes held for a moment.
+    let mut from = now - w.window - w.baseline;
+    let mut n = 0;
+    while from <= now {
+        let to = from + time::Duration::MINUTE;
+        match store.recent_checks(from, to).await {
+            Ok(checks) => {
+                n += checks.len();
+                for c in checks {
+                    board.record(
+                        &c.monitor,
+                        warroom_domain::window::CheckSample {
+                            at: c.at,
+                            ok: c.ok,
+                            failure: c.failure,
+                            latency_ms: u32::try_from(c.latency_ms).unwrap_or(u32::MAX),
+                        },
+                    );
+                }
             }
-            tracing::info!(checks = n, "monitors' window refilled from stored results");
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read stored check results; the monitors' signals start from the next results");
+                return;
+            }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read stored check results; the monitors' signals start from the next results")
-        }
+        from = to;
     }
+    tracing::info!(checks = n, "monitors' window refilled from stored results");
 }
 
 /// Part two, after [`refill`]: which monitors' alerts still fire, so that a recovery during

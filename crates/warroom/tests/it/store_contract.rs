@@ -593,9 +593,17 @@ async fn check_results_roll_up_and_retention_bounds_them() {
         assert_eq!(u.mean_latency_ms, Some(240.0));
         // The raw results, failure kinds included, are what a restart refills its window from.
         let recent = store
-            .recent_checks(T0 + Duration::minutes(1))
+            .recent_checks(T0 + Duration::minutes(1), T0 + Duration::minutes(61))
             .await
             .unwrap();
+        assert!(
+            store
+                .recent_checks(T0 + Duration::minutes(3), T0 + Duration::minutes(60))
+                .await
+                .unwrap()
+                .is_empty(),
+            "{b:?}: [from, to)"
+        );
         assert_eq!(
             recent
                 .iter()
