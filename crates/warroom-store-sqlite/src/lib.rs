@@ -102,8 +102,9 @@ pub async fn connect(url: &str) -> Result<SqlStore> {
             Box::pin(async move {
                 // No automatic checkpoint: it runs inside the commit that crosses its
                 // threshold, holding up every writer; the store checkpoints on a connection
-                // of its own instead (`SqlStore::checkpoint_forever`).
-                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0;")
+                // of its own instead (`SqlStore::checkpoint_forever`). A WAL that grew in a
+                // flood is cut back to 64 MB when it starts over.
+                conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")
                     .await?;
                 Ok(())
             })

@@ -1252,13 +1252,11 @@ impl SqlStore {
     }
 }
 
-/// WAL size (in 4 KB frames) past which the checkpointer stops the writers for a moment and
-/// starts the WAL over: under a steady stream of writes a passive checkpoint never finds a
-/// moment with nothing to copy, and the WAL would grow without end.
-const WAL_RESTART_FRAMES: i64 = 16_384;
-
-/// How long after a WAL restart that could not finish the next one is tried.
-const RESTART_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
+/// WAL size (in 4 KB frames) past which the checkpointer holds the writers back while it
+/// catches up. Under a steady stream of writes a passive checkpoint beside the writer never
+/// finishes (the writer appends while it copies), and SQLite starts the WAL over only after a
+/// checkpoint that copied everything: without this the WAL would grow without end.
+const WAL_CATCH_UP_FRAMES: i64 = 16_384;
 
 /// How often the WAL is checkpointed.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
@@ -1266,9 +1264,11 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 impl SqlStore {
     /// Checkpoints the WAL (SQLite) off the write path, until the store is dropped. SQLite's
     /// automatic checkpoint (turned off by the SQLite backend) runs inside whichever commit
-    /// crosses the threshold: copying the WAL into the database and syncing it, under the write
-    /// gate, which held every writer up for it. A passive checkpoint on its own connection
-    /// runs beside the writer instead, on the other core.
+    /// crosses its threshold: copying the WAL into the database and syncing it, under the
+    /// write gate, which held every writer up for it. A passive checkpoint on its own
+    /// connection runs beside the writer instead, on the other core; only past
+    /// [`WAL_CATCH_UP_FRAMES`] does one run with the writers held at the gate, copying what the
+    /// ones beside them have not, so that it finishes and the next write starts the WAL over.
     pub(super) async fn checkpoint_forever(
         pool: AnyPool,
         gate: Arc<WriteGate>,
@@ -1276,73 +1276,50 @@ impl SqlStore {
     ) {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // After a restart that could not finish, none is tried for a while: each one holds the
-        // writers up, and a reader that keeps an old snapshot open (a backup tool, a `sqlite3`
-        // shell) makes every one of them fail until it lets go.
-        let mut next_restart = tokio::time::Instant::now();
+        // Warned once per spell of a reader holding the WAL back, not every 200 ms.
+        let mut held_back = false;
         loop {
             tick.tick().await;
             if alive.upgrade().is_none() {
                 return;
             }
-            let wal: std::result::Result<(i64, i64, i64), sqlx::Error> =
-                sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-                    .fetch_one(&pool)
-                    .await;
-            match wal {
-                Ok((_, frames, _))
-                    if frames > WAL_RESTART_FRAMES
-                        && tokio::time::Instant::now() >= next_restart =>
-                {
-                    let busy = Self::restart_wal(&pool, &gate).await;
-                    if busy {
+            let frames = match Self::checkpoint(&pool).await {
+                Ok((_, frames, _)) => frames,
+                Err(e) => {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                    continue;
+                }
+            };
+            if frames <= WAL_CATCH_UP_FRAMES {
+                held_back = false;
+                continue;
+            }
+            let caught_up = {
+                let _gate = gate.enter().await;
+                Self::checkpoint(&pool).await
+            };
+            match caught_up {
+                Ok((busy, frames, copied)) if busy != 0 || copied < frames => {
+                    if !held_back {
                         tracing::warn!(
                             frames,
-                            "the WAL could not be started over: a reader holds an old snapshot; retrying in 10 s"
+                            copied,
+                            "the WAL cannot be copied back whole: a reader holds an old snapshot (a backup tool, a sqlite3 shell?); it grows until the reader lets go"
                         );
-                        next_restart = tokio::time::Instant::now() + RESTART_BACKOFF;
                     }
+                    held_back = true;
                 }
-                Ok(_) => {}
+                Ok(_) => held_back = false,
                 Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
             }
         }
     }
 
-    /// Starts the WAL over, with the writers held at the gate. True when a reader kept it from
-    /// finishing. It waits for readers for at most 100 ms, not the 10 s busy timeout, since
-    /// every writer waits with it.
-    async fn restart_wal(pool: &AnyPool, gate: &WriteGate) -> bool {
-        let _gate = gate.enter().await;
-        let mut conn = match pool.acquire().await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "no connection to restart the WAL on");
-                return true;
-            }
-        };
-        let restarted: std::result::Result<(i64, i64, i64), sqlx::Error> = async {
-            sqlx::query("PRAGMA busy_timeout = 100")
-                .execute(&mut *conn)
-                .await?;
-            let r = sqlx::query_as("PRAGMA wal_checkpoint(RESTART)")
-                .fetch_one(&mut *conn)
-                .await;
-            sqlx::query("PRAGMA busy_timeout = 10000")
-                .execute(&mut *conn)
-                .await?;
-            r
-        }
-        .await;
-        match restarted {
-            Ok((busy, _, _)) => busy != 0,
-            Err(e) => {
-                // Its busy timeout may be the short one: it must not go back to the pool.
-                conn.close_on_drop();
-                tracing::warn!(error = %e, "restarting the WAL failed");
-                true
-            }
-        }
+    /// A passive checkpoint: (busy, frames in the WAL, frames copied back).
+    async fn checkpoint(pool: &AnyPool) -> std::result::Result<(i64, i64, i64), sqlx::Error> {
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(pool)
+            .await
     }
 }
 

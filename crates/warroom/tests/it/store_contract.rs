@@ -1171,3 +1171,48 @@ async fn firing_alerts_are_found_by_name_after_a_big_batch_too() {
     })
     .await;
 }
+
+/// SQLite's own checkpoint is off (it ran inside commits, holding every writer up); the store's
+/// checkpointer must copy what was committed back into the database file by itself. Read with
+/// `immutable=1`, which ignores the WAL: the rows are only there if a checkpoint copied them.
+#[tokio::test]
+async fn sqlite_commits_reach_the_database_file_without_the_wal() {
+    use sqlx::Connection;
+    let db = fresh_database(Backend::Sqlite).await.unwrap();
+    let store = open_store(Backend::Sqlite, &db).await.unwrap();
+    let batch: Vec<_> = (0..300)
+        .map(|i| {
+            alert_in(
+                serde_json::json!({"labels": {"alertname": format!("A{i}"), "service": "api"}, "startsAt": "2026-01-12T14:00:00Z"}),
+                T0,
+            )
+        })
+        .collect();
+    store.ingest_alerts(batch, T0).await.unwrap();
+    store.list_alerts(None, 10).await.unwrap();
+    let path = db.url.trim_start_matches("sqlite://").to_owned();
+    let t0 = std::time::Instant::now();
+    loop {
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .immutable(true)
+            .read_only(true);
+        let mut file = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts")
+            .fetch_one(&mut file)
+            .await
+            .unwrap_or(0);
+        file.close().await.unwrap();
+        if n == 300 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(5),
+            "{n} of 300 alerts in the database file after {:?}: nothing checkpoints the WAL",
+            t0.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // The store is still open: the copy is the checkpointer's, not a close's.
+    assert_eq!(store.list_alerts(None, 1000).await.unwrap().len(), 300);
+}
