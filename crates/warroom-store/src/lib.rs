@@ -277,4 +277,8 @@ pub trait Store:
     async fn ping(&self) -> Result<()>;
     /// Which backend, for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+    /// Closes the connections at shutdown. On SQLite the last one to close copies the WAL back
+    /// into the database file and removes it, so the file alone is the whole database again
+    /// (what a backup that copies one file expects). Nothing can be used after it.
+    async fn close(&self);
 }

@@ -1386,4 +1386,8 @@ impl Store for SqlStore {
             Dialect::Postgres => "postgres",
         }
     }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
 }

@@ -145,6 +145,7 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
     if let Err(e) = store.flush_alert_counts().await {
         tracing::warn!(error = %e, "could not write the last alert repeat counts");
     }
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -425,6 +426,7 @@ pub async fn worker(server: ServerArgs) -> anyhow::Result<()> {
     for w in workers {
         let _ = w.await;
     }
+    store.close().await;
     Ok(())
 }
 
