@@ -35,6 +35,18 @@ fn severity_label(s: Severity) -> &'static str {
     }
 }
 
+/// The severity a [`severity_label`] value stands for.
+fn severity_of_label(label: &str) -> Option<Severity> {
+    [
+        Severity::Sev1,
+        Severity::Sev2,
+        Severity::Sev3,
+        Severity::Sev4,
+    ]
+    .into_iter()
+    .find(|s| severity_label(*s) == label)
+}
+
 /// What every monitor last said, and its recent results for the sliding-window signals.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorBoard {
@@ -171,9 +183,10 @@ pub struct Assessment {
     pub signals: WindowSignals,
     /// The signals in words, for the timeline.
     pub reason: String,
-    /// The labels of the service's DOWN monitors' alerts, so that whoever acts on the
-    /// assessment can tell whether a silence mutes them.
-    pub down_alerts: Vec<LabelSet>,
+    /// The labels of the alerts the assessment speaks for (the DOWN monitors', or with none
+    /// DOWN the degraded ones'), so that whoever acts on it can tell whether a silence mutes
+    /// them.
+    pub alerts: Vec<LabelSet>,
 }
 
 /// What to do with an open incident's severity after a new assessment.
@@ -348,18 +361,12 @@ impl MonitorBoard {
             match name.as_str() {
                 DOWN_ALERT => e.status = MonitorStatus::Down,
                 DEGRADED_ALERT => {
-                    let severity = [
-                        Severity::Sev1,
-                        Severity::Sev2,
-                        Severity::Sev3,
-                        Severity::Sev4,
-                    ]
-                    .into_iter()
-                    .find(|s| {
-                        labels.get("severity").map(String::as_str) == Some(severity_label(*s))
-                    })
-                    .unwrap_or(Severity::Sev3);
-                    e.degraded = Some(severity);
+                    e.degraded = Some(
+                        labels
+                            .get("severity")
+                            .and_then(|l| severity_of_label(l))
+                            .unwrap_or(Severity::Sev3),
+                    );
                 }
                 CERT_EXPIRING_ALERT => e.cert_warning = true,
                 _ => {}
@@ -389,15 +396,7 @@ impl MonitorBoard {
             (None, Some(d)) => {
                 e.degraded = Some(d.severity);
                 let mut a = degraded_alert(&e.monitor, Some(&d), now);
-                if let Some(r) = recognise_checks(&e.history.window_since(e.up_since, now, &window))
-                {
-                    a.annotations.insert(
-                        INCIDENT_TYPE_ANNOTATION.into(),
-                        r.incident_type.as_str().into(),
-                    );
-                    a.annotations
-                        .insert(INCIDENT_TYPE_BECAUSE_ANNOTATION.into(), r.because);
-                }
+                annotate_incident_type(&mut a, &e.history.window(e.up_since, now, &window));
                 Some(a)
             }
             (Some(_), None) => {
@@ -471,7 +470,7 @@ impl MonitorBoard {
         let classification = classification(&self.signals_from(&signals, service));
         Some(Assessment {
             reason: format!("monitors' signals {}", signals.describe(&self.window)),
-            down_alerts: down
+            alerts: down
                 .into_iter()
                 .map(|m| down_labels(m, classification.severity))
                 .collect(),
@@ -500,14 +499,9 @@ impl MonitorBoard {
                 names.join(", "),
                 signals.describe(&self.window)
             ),
-            down_alerts: degraded
+            alerts: degraded
                 .iter()
-                .map(|(m, s)| {
-                    let mut l = identity(m);
-                    l.insert("alertname".into(), DEGRADED_ALERT.into());
-                    l.insert("severity".into(), severity_label(*s).into());
-                    l
-                })
+                .map(|(m, s)| degraded_labels(m, *s))
                 .collect(),
             classification: Classification {
                 severity,
@@ -558,20 +552,28 @@ impl MonitorBoard {
             detail.to_owned()
         };
         let mut a = alert(&monitor, firing, severity, &detail, now);
-        if firing
-            && let Some(r) =
-                recognise_checks(&self.monitors[monitor_id].history.window(now, &self.window))
-        {
-            // The runbook's type from the checks themselves (5xx share, p99 latency), which the
-            // alert's own text cannot show; `alert::recognise` honours it.
-            a.annotations.insert(
-                INCIDENT_TYPE_ANNOTATION.into(),
-                r.incident_type.as_str().into(),
+        if firing {
+            annotate_incident_type(
+                &mut a,
+                &self.monitors[monitor_id]
+                    .history
+                    .window(None, now, &self.window),
             );
-            a.annotations
-                .insert(INCIDENT_TYPE_BECAUSE_ANNOTATION.into(), r.because);
         }
         Some(a)
+    }
+}
+
+/// The runbook's incident type from the checks themselves (5xx share, p99 latency), which the
+/// alert's own text cannot show; `alert::recognise` honours the annotation.
+fn annotate_incident_type(a: &mut Alert, checks: &[crate::alert::CheckSample]) {
+    if let Some(r) = recognise_checks(checks) {
+        a.annotations.insert(
+            INCIDENT_TYPE_ANNOTATION.into(),
+            r.incident_type.as_str().into(),
+        );
+        a.annotations
+            .insert(INCIDENT_TYPE_BECAUSE_ANNOTATION.into(), r.because);
     }
 }
 
@@ -605,15 +607,13 @@ fn cert_alert(m: &Monitor, warning: Option<&str>, now: OffsetDateTime) -> Alert 
 /// The resolution of a monitor's alert, from the labels it fired with, for a monitor that is
 /// gone: its identity is every label but the severity.
 fn retired_alert(labels: &LabelSet, now: OffsetDateTime) -> Alert {
-    let mut identity = labels.clone();
-    identity.remove("severity");
     let mut annotations = LabelSet::new();
     annotations.insert(
         "description".into(),
         "monitor removed or moved to another service while warroom was stopped".into(),
     );
     Alert {
-        fingerprint: fingerprint(&identity),
+        fingerprint: fingerprint_of(labels),
         labels: labels.clone(),
         annotations,
         starts_at: now,
@@ -624,13 +624,8 @@ fn retired_alert(labels: &LabelSet, now: OffsetDateTime) -> Alert {
 
 /// A degradation's alert: firing with its severity and numbers, resolved without.
 fn degraded_alert(m: &Monitor, d: Option<&Degradation>, now: OffsetDateTime) -> Alert {
-    let mut labels = identity(m);
-    labels.insert("alertname".into(), DEGRADED_ALERT.into());
-    let fingerprint = fingerprint(&labels);
-    labels.insert(
-        "severity".into(),
-        severity_label(d.map_or(Severity::Sev3, |d| d.severity)).into(),
-    );
+    let labels = degraded_labels(m, d.map_or(Severity::Sev3, |d| d.severity));
+    let fingerprint = fingerprint_of(&labels);
     let mut annotations = LabelSet::new();
     annotations.insert("summary".into(), format!("{} is degraded", m.name));
     annotations.insert(
@@ -676,6 +671,21 @@ fn classification(signals: &Signals) -> Classification {
         basis: SeverityBasis::DecisionTree,
         trace: vec![],
     })
+}
+
+/// A monitor alert's fingerprint: of every label but the severity (see [`identity`]).
+fn fingerprint_of(labels: &LabelSet) -> crate::alert::Fingerprint {
+    let mut identity = labels.clone();
+    identity.remove("severity");
+    fingerprint(&identity)
+}
+
+/// The labels of a monitor's `MonitorDegraded` alert at `severity`.
+fn degraded_labels(m: &Monitor, severity: Severity) -> LabelSet {
+    let mut l = identity(m);
+    l.insert("alertname".into(), DEGRADED_ALERT.into());
+    l.insert("severity".into(), severity_label(severity).into());
+    l
 }
 
 /// The labels of a monitor's `MonitorDown` alert at `severity`.
@@ -995,7 +1005,7 @@ mod tests {
             "{}",
             worse.reason
         );
-        assert_eq!(worse.down_alerts[0]["alertname"], DEGRADED_ALERT);
+        assert_eq!(worse.alerts[0]["alertname"], DEGRADED_ALERT);
     }
 
     #[test]
@@ -1102,8 +1112,8 @@ mod tests {
         );
         // Only web is DOWN, and its alert's own labels come with the assessment, so a silence
         // on `monitor=web` can be told apart from one on the service.
-        assert_eq!(a.down_alerts.len(), 1);
-        assert_eq!(a.down_alerts[0], fired.labels);
+        assert_eq!(a.alerts.len(), 1);
+        assert_eq!(a.alerts[0], fired.labels);
         // api-health starts failing without being DOWN yet: the share passes 50% → SEV1.
         for _ in 0..4 {
             now += time::Duration::seconds(30);

@@ -137,17 +137,6 @@ impl MonitorHistory {
             .map(|s| s.sample())
     }
 
-    /// The window's samples in the shape the incident-type rules read
-    /// ([`crate::alert::recognise_checks`]), oldest first.
-    pub fn window(&self, now: OffsetDateTime, cfg: &WindowConfig) -> Vec<alert::CheckSample> {
-        self.between(now - cfg.window, now + Duration::SECOND)
-            .map(|s| alert::CheckSample {
-                failure: s.failure,
-                latency: std::time::Duration::from_millis(u64::from(s.latency_ms)),
-            })
-            .collect()
-    }
-
     /// What the checks in the window since `since` say, for trouble that falls short of DOWN
     /// (see [`crate::detection::degradation`]). Checks before `since` are left out of the
     /// window, so that an outage that has just ended is not read as a degradation after it;
@@ -161,14 +150,8 @@ impl MonitorHistory {
         let start = now - cfg.window;
         let from = since.map_or(start, |s| s.max(start));
         let window: Vec<CheckSample> = self.between(from, now + Duration::SECOND).collect();
-        let current = median_latency(window.iter().copied());
-        let baseline = median_latency(self.between(start - cfg.baseline, start));
-        let latency_ratio = match (current, baseline) {
-            (Some((cur, n)), Some((base, m)))
-                if n >= MIN_BASELINE_SAMPLES && m >= MIN_BASELINE_SAMPLES =>
-            {
-                Some(cur / base.max(f64::from(cfg.min_baseline_ms.max(1))))
-            }
+        let latency_ratio = match median_latency(window.iter().copied()) {
+            Some((cur, n)) if n >= MIN_BASELINE_SAMPLES => self.against_baseline(cur, start, cfg),
             _ => None,
         };
         RecentChecks {
@@ -179,9 +162,9 @@ impl MonitorHistory {
         }
     }
 
-    /// The window's samples since `since` (all of the window without it), in the shape of
-    /// [`MonitorHistory::window`].
-    pub fn window_since(
+    /// The window's samples since `since` (all of the window without it), oldest first, in
+    /// the shape the incident-type rules read ([`crate::alert::recognise_checks`]).
+    pub fn window(
         &self,
         since: Option<OffsetDateTime>,
         now: OffsetDateTime,
@@ -219,6 +202,22 @@ impl MonitorHistory {
             }
         }
         if in_outage { None } else { outage_ended }
+    }
+
+    /// `current` (a median latency) ÷ the median of the baseline before `start`, raised to the
+    /// jitter floor; `None` without enough baseline.
+    fn against_baseline(
+        &self,
+        current: f64,
+        start: OffsetDateTime,
+        cfg: &WindowConfig,
+    ) -> Option<f64> {
+        match median_latency(self.between(start - cfg.baseline, start)) {
+            Some((base, n)) if n >= MIN_BASELINE_SAMPLES => {
+                Some(current / base.max(f64::from(cfg.min_baseline_ms.max(1))))
+            }
+            _ => None,
+        }
     }
 
     /// Number of samples kept.
@@ -382,12 +381,9 @@ pub fn window_signals(
                 lat_second.push(lb);
             }
         }
-        let current = median_latency(window.iter().copied());
-        let baseline = median_latency(m.history.between(start - cfg.baseline, start));
-        if let (Some((cur, _)), Some((base, n))) = (current, baseline)
-            && n >= MIN_BASELINE_SAMPLES
+        if let Some((cur, _)) = median_latency(window.iter().copied())
+            && let Some(r) = m.history.against_baseline(cur, start, cfg)
         {
-            let r = cur / base.max(f64::from(cfg.min_baseline_ms.max(1)));
             ratio = Some(ratio.map_or(r, |worst: f64| worst.max(r)));
         }
     }

@@ -79,6 +79,22 @@ pub async fn fresh_database(backend: Backend) -> anyhow::Result<TestDb> {
     }
 }
 
+/// Runs a `SELECT count(*) ...` on a SQLite database's file alone, ignoring its WAL
+/// (`immutable=1`): what a backup that copies the one file would hold.
+pub async fn count_in_sqlite_file(url: &str, count_sql: &str) -> anyhow::Result<i64> {
+    use sqlx::Connection;
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(url.trim_start_matches("sqlite://"))
+        .immutable(true)
+        .read_only(true);
+    let mut file = sqlx::SqliteConnection::connect_with(&opts).await?;
+    let n = sqlx::query_scalar(sqlx::AssertSqlSafe(count_sql.to_owned()))
+        .fetch_one(&mut file)
+        .await?;
+    file.close().await?;
+    Ok(n)
+}
+
 /// Opens the store for a test database.
 pub async fn open_store(backend: Backend, db: &TestDb) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match backend {

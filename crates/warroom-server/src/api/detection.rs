@@ -40,9 +40,9 @@ pub async fn review_monitor_severity(
     // alerts really carry (a silence on `monitor=...` included).
     let now = state.clock.now();
     let silences = &state.settings.alerts.silences;
-    if !assessment.down_alerts.is_empty()
+    if !assessment.alerts.is_empty()
         && assessment
-            .down_alerts
+            .alerts
             .iter()
             .all(|labels| silences.iter().any(|s| s.mutes(labels, now)))
     {

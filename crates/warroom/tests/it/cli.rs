@@ -396,7 +396,6 @@ async fn environment_overrides_the_file_and_flags_override_the_environment() {
 /// so without this the file could lag the WAL by up to 64 MB).
 #[tokio::test]
 async fn a_stopped_server_leaves_the_sqlite_file_whole() {
-    use sqlx::Connection;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let db = fresh_database(warroom_testkit::Backend::Sqlite)
         .await
@@ -441,19 +440,13 @@ async fn a_stopped_server_leaves_the_sqlite_file_whole() {
         .map(|m| m.len())
         .unwrap_or(0);
     assert_eq!(wal, 0, "the WAL was left behind");
-    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&path)
-        .immutable(true)
-        .read_only(true);
-    let mut file = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts")
-        .fetch_one(&mut file)
-        .await
-        .unwrap();
-    let waiting: i64 = sqlx::query_scalar("SELECT count(*) FROM alert_intake")
-        .fetch_one(&mut file)
-        .await
-        .unwrap();
+    let count = async |sql: &str| {
+        warroom_testkit::count_in_sqlite_file(&db.url, sql)
+            .await
+            .unwrap()
+    };
+    let n = count("SELECT count(*) FROM alerts").await;
+    let waiting = count("SELECT count(*) FROM alert_intake").await;
     assert_eq!(
         (n, waiting),
         (300, 0),

@@ -1177,7 +1177,6 @@ async fn firing_alerts_are_found_by_name_after_a_big_batch_too() {
 /// `immutable=1`, which ignores the WAL: the rows are only there if a checkpoint copied them.
 #[tokio::test]
 async fn sqlite_commits_reach_the_database_file_without_the_wal() {
-    use sqlx::Connection;
     let db = fresh_database(Backend::Sqlite).await.unwrap();
     let store = open_store(Backend::Sqlite, &db).await.unwrap();
     let batch: Vec<_> = (0..300)
@@ -1190,19 +1189,11 @@ async fn sqlite_commits_reach_the_database_file_without_the_wal() {
         .collect();
     store.ingest_alerts(batch, T0).await.unwrap();
     store.list_alerts(None, 10).await.unwrap();
-    let path = db.url.trim_start_matches("sqlite://").to_owned();
     let t0 = std::time::Instant::now();
     loop {
-        let opts = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(&path)
-            .immutable(true)
-            .read_only(true);
-        let mut file = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM alerts")
-            .fetch_one(&mut file)
+        let n = warroom_testkit::count_in_sqlite_file(&db.url, "SELECT count(*) FROM alerts")
             .await
             .unwrap_or(0);
-        file.close().await.unwrap();
         if n == 300 {
             break;
         }
