@@ -70,6 +70,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "check_failure",
         sql: include_str!("../migrations/0012_check_failure.sql"),
     },
+    Migration {
+        version: 13,
+        name: "intake_ids_never_reused",
+        sql: include_str!("../migrations/0013_intake_ids_never_reused.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

@@ -1207,3 +1207,45 @@ async fn sqlite_commits_reach_the_database_file_without_the_wal() {
     // The store is still open: the copy is the checkpointer's, not a close's.
     assert_eq!(store.list_alerts(None, 1000).await.unwrap().len(), 300);
 }
+
+/// Repeats of alerts still waiting in the SQLite intake are counted once their rows are
+/// merged. The intake empties after every merge; if a later commit's row reused an id already
+/// merged, its alerts would be taken for merged, and the background flush of repeat counts
+/// would write their counts to rows that do not exist yet: lost.
+#[tokio::test]
+async fn repeats_of_alerts_in_a_refilled_intake_are_all_counted() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let first = |n: usize| {
+            (0..n)
+                .map(|i| {
+                    alert_in(
+                        serde_json::json!({"labels": {"alertname": format!("First_{i}"), "service": "api"}, "startsAt": "2026-01-12T14:00:00Z"}),
+                        T0,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        store.ingest_alerts(first(300), T0).await.unwrap();
+        // A read merges the intake, which leaves it empty.
+        assert_eq!(store.list_alerts(None, 1000).await.unwrap().len(), 300, "{b:?}");
+        // A second big commit refills it, and its alerts are repeated before they are merged.
+        store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
+        let o = store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
+        assert_eq!(o.duplicates, 300, "{b:?}");
+        // The background flush of repeat counts runs about once a second.
+        tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+        store.flush_alert_counts().await.unwrap();
+        let stored = store.list_alerts(None, 1000).await.unwrap();
+        let batch_0 = stored.iter().find(|a| a.name == "Batch_0").unwrap();
+        assert_eq!(batch_0.received, 2, "{b:?}: both deliveries counted");
+        let total: i64 = stored
+            .iter()
+            .filter(|a| a.name.starts_with("Batch_"))
+            .map(|a| a.received)
+            .sum();
+        assert_eq!(total, 600, "{b:?}");
+    })
+    .await;
+}
