@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use sqlx::{AnyPool, Row, any::AnyRow};
+use std::collections::HashMap;
 use std::sync::Arc;
 use time::OffsetDateTime;
 use tokio_free_mutex::WriteGate;
@@ -304,6 +305,35 @@ impl SqlStore {
     async fn catch_up_intake(&self) -> Result<()> {
         if let Some(a) = &self.applier {
             a.catch_up().await?;
+        }
+        Ok(())
+    }
+
+    /// Merges the intake rows a processing pass staged (SQLite) inside its settling
+    /// transaction, the new alerts in `links` written settled; `links` is left holding only
+    /// those. `None` when nothing was staged.
+    async fn merge_staged(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        links: &mut HashMap<u64, Option<i64>>,
+    ) -> Result<Option<ingest::Staged>> {
+        match &self.applier {
+            Some(a) => a.merge_staged(tx, links).await,
+            None => {
+                links.clear();
+                Ok(None)
+            }
+        }
+    }
+
+    /// After the commit of [`SqlStore::merge_staged`]'s transaction.
+    fn staged_merged(
+        &self,
+        staged: Option<ingest::Staged>,
+        links: &HashMap<u64, Option<i64>>,
+    ) -> Result<()> {
+        if let (Some(a), Some(staged)) = (&self.applier, staged) {
+            drop(a.merged(staged, links)?);
         }
         Ok(())
     }
@@ -855,7 +885,9 @@ impl AlertStore for SqlStore {
         // What the intake holds is pending too: merged first, oldest first, a pass's worth,
         // and those the merge stored for the first time are this pass, as they are.
         if let Some(a) = &self.applier {
-            let fresh = a.apply_taking(usize::try_from(limit).unwrap_or(1)).await?;
+            let fresh = a
+                .stage_for_pass(usize::try_from(limit).unwrap_or(1))
+                .await?;
             if !fresh.is_empty() {
                 return Ok(fresh);
             }
@@ -873,6 +905,9 @@ impl AlertStore for SqlStore {
     }
 
     fn pass_done(&self, settled_all: bool) {
+        if let Some(a) = &self.applier {
+            a.unstage();
+        }
         if let Some(h) = &self.handoff {
             h.pass_done(settled_all);
         }
@@ -881,8 +916,12 @@ impl AlertStore for SqlStore {
     async fn settle_alerts(&self, fingerprints: &[String], incident: Option<i64>) -> Result<()> {
         let _gate = self.gate.enter().await;
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
-        Self::settle_in_tx(&mut tx, self.dialect, fingerprints, incident).await?;
+        let mut links = links_of(fingerprints, incident);
+        let staged = self.merge_staged(&mut tx, &mut links).await?;
+        let rest = unsettled(fingerprints, &links);
+        Self::settle_in_tx(&mut tx, self.dialect, &rest, incident).await?;
         tx.commit().await?;
+        self.staged_merged(staged, &links)?;
         Ok(())
     }
 
@@ -897,17 +936,33 @@ impl AlertStore for SqlStore {
             return Ok(());
         }
         let _gate = self.gate.enter().await;
+        let started = std::time::Instant::now();
+        let n = joins.iter().map(|j| j.alerts.len()).sum::<usize>() + unlinked.len();
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+        let mut links = links_of(unlinked, None);
+        for j in &joins {
+            links.extend(links_of(&j.alerts, Some(j.incident)));
+        }
+        let staged = self.merge_staged(&mut tx, &mut links).await?;
         let mut enqueued = false;
         for j in joins {
             enqueued |=
                 Self::mutate_in_tx(&mut tx, self.dialect, j.incident, author, now, j.change)
                     .await?
                     .2;
-            Self::settle_in_tx(&mut tx, self.dialect, &j.alerts, Some(j.incident)).await?;
+            let rest = unsettled(&j.alerts, &links);
+            Self::settle_in_tx(&mut tx, self.dialect, &rest, Some(j.incident)).await?;
         }
-        Self::settle_in_tx(&mut tx, self.dialect, unlinked, None).await?;
+        let rest = unsettled(unlinked, &links);
+        Self::settle_in_tx(&mut tx, self.dialect, &rest, None).await?;
         tx.commit().await?;
+        self.staged_merged(staged, &links)?;
+        tracing::trace!(
+            alerts = n,
+            written_settled = links.len(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "alert pass settled"
+        );
         if enqueued {
             self.outbox_signal.notify_one();
         }
@@ -941,6 +996,24 @@ impl AlertStore for SqlStore {
         };
         rows.iter().map(alert_from_row).collect()
     }
+}
+
+/// Alerts settled by one call, by fingerprint, with the incident they join.
+fn links_of(fingerprints: &[String], incident: Option<i64>) -> HashMap<u64, Option<i64>> {
+    fingerprints
+        .iter()
+        .filter_map(|fp| u64::from_str_radix(fp, 16).ok())
+        .map(|fp| (fp, incident))
+        .collect()
+}
+
+/// The alerts of `fingerprints` not written settled already.
+fn unsettled(fingerprints: &[String], written: &HashMap<u64, Option<i64>>) -> Vec<String> {
+    fingerprints
+        .iter()
+        .filter(|fp| u64::from_str_radix(fp, 16).map_or(true, |fp| !written.contains_key(&fp)))
+        .cloned()
+        .collect()
 }
 
 /// Rollup granularities in seconds: 5 minutes and 1 hour.

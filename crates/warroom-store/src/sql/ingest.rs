@@ -696,37 +696,113 @@ async fn read_known(
     Ok(out)
 }
 
+/// One row's statement parameters, rendered before the write gate is taken: rendering labels
+/// to JSON and times to text costs about as much as SQLite's insert, and the gate is the one
+/// serial step of ingestion.
+struct RowBinds {
+    fp: u64,
+    fingerprint: String,
+    group_key: String,
+    service: Option<String>,
+    name: String,
+    labels: String,
+    annotations: String,
+    firing: bool,
+    starts_at: String,
+    ends_at: Option<String>,
+    generator_url: Option<String>,
+    last_seen: String,
+    received: i64,
+    pending: bool,
+    /// A new occurrence of a stored alert: it leaves its old incident.
+    detach: bool,
+}
+
+/// Renders rows' parameters, in fingerprint order: consecutive inserts then land on
+/// neighbouring pages of the fingerprint index instead of a random one each, which halves
+/// SQLite's work on a batch of new alerts.
+fn prepare_rows(rows: &[RowOut<'_>]) -> Result<Vec<RowBinds>> {
+    let mut rows: Vec<&RowOut<'_>> = rows.iter().collect();
+    rows.sort_unstable_by_key(|r| r.a.fp);
+    rows.into_iter()
+        .map(|r| {
+            Ok(RowBinds {
+                fp: r.a.fp,
+                fingerprint: format!("{:016x}", r.a.fp),
+                group_key: r.a.group_key.to_string(),
+                service: r.a.service.as_deref().map(str::to_owned),
+                name: r.a.name.to_string(),
+                labels: to_json(&r.a.labels)?,
+                annotations: to_json(&r.a.annotations)?,
+                firing: r.firing,
+                starts_at: ts_millis(r.starts_at)?,
+                ends_at: r.ends_at.map(ts_millis).transpose()?,
+                generator_url: r.a.generator_url.as_deref().map(str::to_owned),
+                last_seen: ts_millis(r.last_seen)?,
+                received: r.received,
+                pending: r.pending,
+                detach: r.detach && r.existed,
+            })
+        })
+        .collect()
+}
+
 /// Upserts rows, many per statement.
 async fn write_rows(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     dialect: Dialect,
     rows: &[RowOut<'_>],
 ) -> Result<()> {
-    // In fingerprint order: consecutive inserts land on neighbouring pages of the fingerprint
-    // index instead of a random one each, which halves SQLite's work on a batch of new alerts.
-    let mut rows: Vec<&RowOut<'_>> = rows.iter().collect();
-    rows.sort_unstable_by_key(|r| r.a.fp);
-    for chunk in pieces(&rows, ROWS_PER_STATEMENT) {
-        let mut values = Vec::with_capacity(chunk.len());
-        for i in 0..chunk.len() {
-            let ph = placeholders(dialect, i * 14 + 1, 14);
-            values.push(format!(
-                "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, NULL, {})",
-                ph[0],
-                ph[1],
-                ph[2],
-                ph[3],
-                ph[4],
-                ph[5],
-                ph[6],
-                ph[7],
-                ph[8],
-                ph[9],
-                ph[10],
-                ph[11],
-                ph[12],
-                ph[13]
-            ));
+    exec_rows(tx, dialect, prepare_rows(rows)?, &HashMap::new()).await
+}
+
+/// Upserts prepared rows. A new alert found in `links` is stored settled, in the incident it
+/// maps to (none for `None`): the alert processor decided it before the row was written, so
+/// the row is written once instead of inserted pending and updated when settled.
+async fn exec_rows(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    dialect: Dialect,
+    rows: Vec<RowBinds>,
+    links: &HashMap<u64, Option<i64>>,
+) -> Result<()> {
+    let detach: Vec<String> = rows
+        .iter()
+        .filter(|r| r.detach)
+        .map(|r| r.fingerprint.clone())
+        .collect();
+    exec_chunks(tx, dialect, rows, links).await?;
+    for chunk in pieces(&detach, 500) {
+        let ph = placeholders(dialect, 1, chunk.len());
+        let sql = format!(
+            "UPDATE alerts SET incident = NULL WHERE fingerprint IN ({})",
+            ph.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for fp in chunk {
+            q = q.bind(fp.clone());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Upserts rows in statements of the sizes [`pieces`] allows.
+async fn exec_chunks(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    dialect: Dialect,
+    rows: Vec<RowBinds>,
+    links: &HashMap<u64, Option<i64>>,
+) -> Result<()> {
+    let lens: Vec<usize> = pieces(&rows, ROWS_PER_STATEMENT)
+        .iter()
+        .map(|p| p.len())
+        .collect();
+    let mut chunk = rows.into_iter();
+    for len in lens {
+        let mut values = Vec::with_capacity(len);
+        for i in 0..len {
+            let ph = placeholders(dialect, i * 15 + 1, 15);
+            values.push(format!("({})", ph.join(", ")));
         }
         let sql = format!(
             "INSERT INTO alerts (fingerprint, group_key, service, name, labels, annotations, status, starts_at, ends_at, generator_url, first_seen, last_seen, received, incident, pending) \
@@ -737,40 +813,27 @@ async fn write_rows(
             values.join(", ")
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for r in chunk {
-            let last_seen = ts_millis(r.last_seen)?;
+        for r in chunk.by_ref().take(len) {
+            let (pending, incident) = match links.get(&r.fp) {
+                Some(link) => (false, *link),
+                None => (r.pending, None),
+            };
             q = q
-                .bind(format!("{:016x}", r.a.fp))
-                .bind(r.a.group_key.to_string())
-                .bind(r.a.service.as_deref().map(str::to_owned))
-                .bind(r.a.name.to_string())
-                .bind(to_json(&r.a.labels)?)
-                .bind(to_json(&r.a.annotations)?)
+                .bind(r.fingerprint)
+                .bind(r.group_key)
+                .bind(r.service)
+                .bind(r.name)
+                .bind(r.labels)
+                .bind(r.annotations)
                 .bind(status_of(r.firing))
-                .bind(ts_millis(r.starts_at)?)
-                .bind(r.ends_at.map(ts_millis).transpose()?)
-                .bind(r.a.generator_url.as_deref().map(str::to_owned))
-                .bind(last_seen.clone())
-                .bind(last_seen)
+                .bind(r.starts_at)
+                .bind(r.ends_at)
+                .bind(r.generator_url)
+                .bind(r.last_seen.clone())
+                .bind(r.last_seen)
                 .bind(r.received)
-                .bind(i64::from(r.pending));
-        }
-        q.execute(&mut **tx).await?;
-    }
-    let detach: Vec<String> = rows
-        .iter()
-        .filter(|r| r.detach && r.existed)
-        .map(|r| format!("{:016x}", r.a.fp))
-        .collect();
-    for chunk in pieces(&detach, 500) {
-        let ph = placeholders(dialect, 1, chunk.len());
-        let sql = format!(
-            "UPDATE alerts SET incident = NULL WHERE fingerprint IN ({})",
-            ph.join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for fp in chunk {
-            q = q.bind(fp.clone());
+                .bind(incident)
+                .bind(i64::from(pending));
         }
         q.execute(&mut **tx).await?;
     }
@@ -817,8 +880,10 @@ pub(super) struct Intake {
     waiting: std::sync::atomic::AtomicI64,
     /// Rows left by an earlier process may be waiting: unknown until a merge finds none.
     unknown: std::sync::atomic::AtomicBool,
-    /// One merge at a time.
-    lock: tokio::sync::Mutex<()>,
+    /// One merge at a time; held from reading intake rows until they are merged.
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// Intake rows read for the alert processor's pass, merged by its first settle.
+    staged: Mutex<Option<Staged>>,
 }
 
 impl Default for Intake {
@@ -826,7 +891,8 @@ impl Default for Intake {
         Intake {
             waiting: 0.into(),
             unknown: true.into(),
-            lock: tokio::sync::Mutex::new(()),
+            lock: Arc::new(tokio::sync::Mutex::new(())),
+            staged: Mutex::new(None),
         }
     }
 }
@@ -836,11 +902,46 @@ impl Intake {
         use std::sync::atomic::Ordering::Acquire;
         !self.unknown.load(Acquire) && self.waiting.load(Acquire) <= 0
     }
+
+    fn take_staged(&self) -> Option<Staged> {
+        self.staged.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Intake rows read, parsed, folded and rendered outside the write gate, waiting to be merged.
+/// It holds the intake's lock, so nothing else merges those rows meanwhile.
+pub(super) struct Staged {
+    _one: tokio::sync::OwnedMutexGuard<()>,
+    /// The newest intake row read.
+    last: i64,
+    /// Alerts in the rows read (before folding).
+    alerts: usize,
+    intake_rows: usize,
+    rows: Vec<RowOut<'static>>,
+    binds: Vec<RowBinds>,
+    /// The new alerts were given to the alert processor as its pass: they are not handed over
+    /// again after the merge.
+    taken: bool,
+}
+
+impl std::fmt::Debug for Staged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged")
+            .field("last", &self.last)
+            .field("alerts", &self.alerts)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Merges the intake into `alerts` (SQLite): the rows exactly as their group commits decided
 /// them, in commit order, deleted from the intake in the same transaction, so a crash repeats
 /// nothing and loses nothing. New alerts are then handed to the processor in memory.
+///
+/// The alert processor's pass goes further: it takes the new alerts of intake rows that are
+/// read but not merged yet ([`Applier::stage_for_pass`]), and its first settle merges those
+/// rows in its own transaction with the new alerts already settled ([`Applier::merge_staged`]).
+/// A new alert is then written once, where it used to be inserted pending and updated when
+/// settled, which cost as much again.
 #[derive(Debug, Clone)]
 pub(super) struct Applier {
     pub(super) pool: AnyPool,
@@ -852,52 +953,101 @@ pub(super) struct Applier {
 
 impl Applier {
     /// Merges the oldest intake rows until at least `want` alerts are merged or none is left.
+    /// Waits for a pass that has rows staged to settle them.
     pub(super) async fn apply(&self, want: usize) -> Result<()> {
-        self.merge(want, false).await.map(drop)
-    }
-
-    /// Like [`Applier::apply`], for the processor: the alerts the merge stored for the first
-    /// time (pending, in no incident) are returned instead of handed over in memory, so a pass
-    /// takes exactly what it merged without reading it back.
-    pub(super) async fn apply_taking(&self, want: usize) -> Result<Vec<StoredAlert>> {
-        self.merge(want, true).await
-    }
-
-    async fn merge(&self, want: usize, take: bool) -> Result<Vec<StoredAlert>> {
-        let mut fresh = Vec::new();
         if self.intake.is_empty() {
-            return Ok(fresh);
+            return Ok(());
         }
-        let _one = self.intake.lock.lock().await;
-        let mut merged = 0;
-        while merged < want.max(1) && !self.intake.is_empty() {
-            let n = self
-                .apply_once(
-                    want.saturating_sub(merged).clamp(1, APPLY_MAX),
-                    take.then_some(&mut fresh),
-                )
-                .await?;
-            if n == 0 {
-                break;
-            }
-            merged += n;
-        }
-        Ok(fresh)
+        let one = self.intake.lock.clone().lock_owned().await;
+        self.merge_up_to(want, one).await.map(drop)
     }
 
-    /// Merges everything waiting.
+    /// Merges everything waiting, now: rows staged for a pass are merged as they are (their new
+    /// alerts pending), so that a read never waits for a pass, and a pass that reads cannot
+    /// wait for itself.
     pub(super) async fn catch_up(&self) -> Result<()> {
+        if let Some(staged) = self.intake.take_staged() {
+            self.merge_plain(staged).await?;
+        }
         self.apply(usize::MAX).await
     }
 
-    /// One transaction: intake rows, oldest first, until `want` alerts (at least one row).
-    async fn apply_once(&self, want: usize, fresh: Option<&mut Vec<StoredAlert>>) -> Result<usize> {
+    async fn merge_up_to(
+        &self,
+        want: usize,
+        one: tokio::sync::OwnedMutexGuard<()>,
+    ) -> Result<tokio::sync::OwnedMutexGuard<()>> {
+        let mut one = one;
+        let mut merged = 0;
+        while merged < want.max(1) && !self.intake.is_empty() {
+            let staged = match self
+                .stage(want.saturating_sub(merged).clamp(1, APPLY_MAX), one, false)
+                .await?
+            {
+                Ok(staged) => staged,
+                Err(one) => return Ok(one),
+            };
+            merged += staged.alerts;
+            one = self.merge_plain(staged).await?;
+        }
+        Ok(one)
+    }
+
+    /// The alert processor's next pass from the intake: the new alerts of the oldest rows, up
+    /// to `want`, staged until the pass settles them ([`Applier::merge_staged`]). Rows without
+    /// a new alert are merged on the way (up to `want` alerts). Empty when there is none.
+    pub(super) async fn stage_for_pass(&self, want: usize) -> Result<Vec<StoredAlert>> {
+        if self.intake.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(old) = self.intake.take_staged() {
+            // A pass that ended without settling what it took: merged as it is.
+            self.merge_plain(old).await?;
+        }
+        let mut one = self.intake.lock.clone().lock_owned().await;
+        let mut merged = 0;
+        loop {
+            if self.intake.is_empty() || merged >= want {
+                return Ok(Vec::new());
+            }
+            let staged = match self.stage(want.clamp(1, APPLY_MAX), one, true).await? {
+                Ok(staged) => staged,
+                Err(_) => return Ok(Vec::new()),
+            };
+            let fresh = staged
+                .rows
+                .iter()
+                .filter(|r| !r.existed)
+                .map(stored_alert)
+                .collect::<Result<Vec<_>>>()?;
+            if fresh.is_empty() {
+                merged += staged.alerts;
+                one = self.merge_plain(staged).await?;
+                continue;
+            }
+            *self.intake.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some(staged);
+            return Ok(fresh);
+        }
+    }
+
+    /// Forgets what a pass staged and did not settle (its rows stay in the intake, read again).
+    pub(super) fn unstage(&self) {
+        drop(self.intake.take_staged());
+    }
+
+    /// Reads, parses, folds and renders the oldest intake rows, until `want` alerts (at least
+    /// one row), without the write gate: only a holder of the intake lock deletes intake rows,
+    /// and rows are appended in id order, so what is read stays as read. `None` when the intake
+    /// is empty (then known to be): the lock back.
+    async fn stage(
+        &self,
+        want: usize,
+        one: tokio::sync::OwnedMutexGuard<()>,
+        taken: bool,
+    ) -> Result<std::result::Result<Staged, tokio::sync::OwnedMutexGuard<()>>> {
         use std::sync::atomic::Ordering::Release;
-        let started = std::time::Instant::now();
-        let _gate = self.gate.enter().await;
-        let mut tx = self.pool.begin_with(Dialect::Sqlite.begin_write()).await?;
-        // Alerts per intake row merged.
-        let mut counts: Vec<i64> = Vec::new();
+        let mut counts = 0usize;
+        let mut intake_rows = 0usize;
         let mut rows: Vec<RowOut<'static>> = Vec::new();
         let mut last = 0;
         // Rows are at most a group commit (GROUP_COMMIT_MAX_ALERTS), so a few rows cover `want`.
@@ -906,7 +1056,7 @@ impl Applier {
                 "SELECT id, alerts, body FROM alert_intake WHERE id > $1 ORDER BY id LIMIT 4",
             )
             .bind(last)
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.pool)
             .await?;
             if batch.is_empty() {
                 break;
@@ -917,59 +1067,142 @@ impl Applier {
                 let mut these: Vec<RowOut<'static>> = serde_json::from_str(&body)
                     .map_err(|e| StoreError::Corrupt(format!("alert intake row {id}: {e}")))?;
                 rows.append(&mut these);
-                counts.push(row.try_get::<i64, _>("alerts")?);
+                counts += usize::try_from(row.try_get::<i64, _>("alerts")?).unwrap_or(0);
+                intake_rows += 1;
                 last = id;
                 if rows.len() >= want {
                     break 'rows;
                 }
             }
         }
-        if counts.is_empty() {
-            tx.rollback().await?;
+        if intake_rows == 0 {
             // Under the gate, and writers count what they append before they leave it: an
-            // empty intake means nothing is waiting.
-            self.intake.waiting.store(0, Release);
-            self.intake.unknown.store(false, Release);
-            return Ok(0);
-        }
-        let alerts = rows.len();
-        let rows = fold_by_fingerprint(rows);
-        write_rows(&mut tx, Dialect::Sqlite, &rows).await?;
-        sqlx::query("DELETE FROM alert_intake WHERE id <= $1")
-            .bind(last)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.intake
-            .waiting
-            .fetch_sub(counts.iter().sum::<i64>(), Release);
-        self.known.applied(u64::try_from(last).unwrap_or(0));
-        let distinct = rows.len();
-        match fresh {
-            Some(fresh) => {
-                let (new, rest): (Vec<RowOut<'_>>, Vec<RowOut<'_>>) =
-                    rows.into_iter().partition(|r| !r.existed);
-                for r in &new {
-                    fresh.push(stored_alert(r)?);
-                }
-                hand_off(&self.handoff, &rest)?;
+            // empty intake there means nothing is waiting.
+            let _gate = self.gate.enter().await;
+            let any: Option<i64> = sqlx::query_scalar("SELECT id FROM alert_intake LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+            if any.is_none() {
+                self.intake.waiting.store(0, Release);
+                self.intake.unknown.store(false, Release);
             }
-            None => hand_off(&self.handoff, &rows)?,
+            return Ok(Err(one));
         }
+        let rows = fold_by_fingerprint(rows);
+        let binds = prepare_rows(&rows)?;
+        Ok(Ok(Staged {
+            _one: one,
+            last,
+            alerts: counts,
+            intake_rows,
+            rows,
+            binds,
+            taken,
+        }))
+    }
+
+    /// Merges staged rows in a transaction of their own, new alerts pending.
+    async fn merge_plain(&self, staged: Staged) -> Result<tokio::sync::OwnedMutexGuard<()>> {
+        let started = std::time::Instant::now();
+        let _gate = self.gate.enter().await;
+        let mut tx = self.pool.begin_with(Dialect::Sqlite.begin_write()).await?;
+        let mut staged = staged;
+        let binds = std::mem::take(&mut staged.binds);
+        let links = HashMap::new();
+        self.write_staged(&mut tx, &staged, binds, &links).await?;
+        tx.commit().await?;
+        let alerts = staged.alerts;
+        let one = self.merged(staged, &links)?;
         drop(_gate);
         tracing::trace!(
             alerts,
-            rows = distinct,
-            intake_rows = counts.len(),
             duration_ms = started.elapsed().as_secs_f64() * 1000.0,
             "alert intake merged"
         );
-        Ok(alerts)
+        Ok(one)
+    }
+
+    /// Merges the rows a pass staged inside the pass's own transaction (`tx`, under the gate),
+    /// its new alerts in `links` stored settled in the incident they map to; new alerts not in
+    /// `links` are stored pending. Returns what was staged (for [`Applier::merged`] after the
+    /// commit), or `None` when nothing was.
+    pub(super) async fn merge_staged(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        links: &mut HashMap<u64, Option<i64>>,
+    ) -> Result<Option<Staged>> {
+        let Some(mut staged) = self.intake.take_staged() else {
+            links.clear();
+            return Ok(None);
+        };
+        let new: std::collections::HashSet<u64> = staged
+            .rows
+            .iter()
+            .filter(|r| !r.existed)
+            .map(|r| r.a.fp)
+            .collect();
+        links.retain(|fp, _| new.contains(fp));
+        let binds = std::mem::take(&mut staged.binds);
+        self.write_staged(tx, &staged, binds, links).await?;
+        Ok(Some(staged))
+    }
+
+    async fn write_staged(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        staged: &Staged,
+        binds: Vec<RowBinds>,
+        links: &HashMap<u64, Option<i64>>,
+    ) -> Result<()> {
+        exec_rows(tx, Dialect::Sqlite, binds, links).await?;
+        let deleted = sqlx::query("DELETE FROM alert_intake WHERE id <= $1")
+            .bind(staged.last)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        if deleted != staged.intake_rows as u64 {
+            return Err(StoreError::Failed(format!(
+                "the alert intake changed while it was merged ({deleted} rows up to {}, {} read); nothing was merged, and the merge will be tried again",
+                staged.last, staged.intake_rows
+            )));
+        }
+        Ok(())
+    }
+
+    /// After the commit that merged staged rows: what is waiting, what is merged, and the
+    /// alerts left pending handed to the processor. Returns the intake lock.
+    pub(super) fn merged(
+        &self,
+        staged: Staged,
+        links: &HashMap<u64, Option<i64>>,
+    ) -> Result<tokio::sync::OwnedMutexGuard<()>> {
+        use std::sync::atomic::Ordering::Release;
+        self.intake
+            .waiting
+            .fetch_sub(i64::try_from(staged.alerts).unwrap_or(i64::MAX), Release);
+        self.known.applied(u64::try_from(staged.last).unwrap_or(0));
+        let pending: Vec<&RowOut<'_>> = staged
+            .rows
+            .iter()
+            .filter(|r| !links.contains_key(&r.a.fp) && !(staged.taken && !r.existed))
+            .collect();
+        hand_off(&self.handoff, pending.into_iter())?;
+        tracing::trace!(
+            alerts = staged.alerts,
+            rows = staged.rows.len(),
+            settled = links.len(),
+            intake_rows = staged.intake_rows,
+            "alert intake rows merged"
+        );
+        Ok(staged._one)
     }
 }
 
 /// Tells the processor, in memory, about rows just committed to `alerts`.
-fn hand_off(handoff: &Handoff, rows: &[RowOut<'_>]) -> Result<()> {
+fn hand_off<'r, 'a: 'r>(
+    handoff: &Handoff,
+    rows: impl Iterator<Item = &'r RowOut<'a>>,
+) -> Result<()> {
     let mut new = Vec::new();
     let mut updated = Vec::new();
     let mut changed = false;
@@ -1207,7 +1440,7 @@ impl Writer {
                     std::sync::atomic::Ordering::Release,
                 );
             } else if !direct.is_empty() {
-                hand_off(&a.handoff, &direct)?;
+                hand_off(&a.handoff, direct.iter())?;
             }
         }
         drop(_gate);
