@@ -186,9 +186,11 @@ pub trait AlertStore: Send + Sync {
     /// The alert processor's next pass: pending alerts, oldest first, like
     /// [`AlertStore::pending_alerts`], but taken from memory when this process holds every
     /// pending alert there (new alerts it committed itself). On SQLite, while the intake holds
-    /// alerts, a pass is the alerts its merge stored for the first time (the intake is older
-    /// than anything pending since it filled); other pending alerts follow once it is empty.
-    /// Follow every call with [`AlertStore::pass_done`].
+    /// alerts, a pass is the new alerts of its oldest rows (the intake is older than anything
+    /// pending since it filled), staged: the pass's first settle writes them into `alerts`,
+    /// settled, and [`AlertStore::pass_done`] gives back what no settle wrote (it stays in the
+    /// intake). Other pending alerts follow once the intake is empty. Follow every call with
+    /// [`AlertStore::pass_done`].
     async fn take_pending(&self, limit: i64) -> Result<Vec<StoredAlert>>;
     /// Ends a pass begun with [`AlertStore::take_pending`]: `settled_all` when every alert it
     /// took was settled (otherwise the next pass reads the database).

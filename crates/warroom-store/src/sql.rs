@@ -309,31 +309,48 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Merges the intake rows a processing pass staged (SQLite) inside its settling
-    /// transaction, the new alerts in `links` written settled; `links` is left holding only
-    /// those. `None` when nothing was staged.
-    async fn merge_staged(
+    /// Settles alerts inside a transaction, each group of fingerprints linked to its incident
+    /// (none for `None`). On SQLite the intake rows a processing pass staged are merged here
+    /// first, their new alerts among these written settled, so that they are not updated again.
+    /// Hand the result to [`SqlStore::staged_merged`] after the commit.
+    async fn settle_merging(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        links: &mut HashMap<u64, Option<i64>>,
-    ) -> Result<Option<ingest::Staged>> {
-        match &self.applier {
-            Some(a) => a.merge_staged(tx, links).await,
-            None => {
-                links.clear();
-                Ok(None)
-            }
+        settles: &[(&[String], Option<i64>)],
+    ) -> Result<Option<(ingest::Staged, HashMap<u64, Option<i64>>)>> {
+        let mut staged = None;
+        let mut written = HashMap::new();
+        if let Some(a) = &self.applier {
+            written = settles
+                .iter()
+                .flat_map(|(fps, incident)| {
+                    fps.iter()
+                        .filter_map(|fp| u64::from_str_radix(fp, 16).ok())
+                        .map(move |fp| (fp, *incident))
+                })
+                .collect();
+            staged = a.merge_staged(tx, &mut written).await?;
         }
+        for (fps, incident) in settles {
+            let rest: Vec<String> = fps
+                .iter()
+                .filter(|fp| {
+                    u64::from_str_radix(fp, 16).map_or(true, |fp| !written.contains_key(&fp))
+                })
+                .cloned()
+                .collect();
+            Self::settle_in_tx(tx, self.dialect, &rest, *incident).await?;
+        }
+        Ok(staged.map(|s| (s, written)))
     }
 
-    /// After the commit of [`SqlStore::merge_staged`]'s transaction.
+    /// After the commit of [`SqlStore::settle_merging`]'s transaction.
     fn staged_merged(
         &self,
-        staged: Option<ingest::Staged>,
-        links: &HashMap<u64, Option<i64>>,
+        settled: Option<(ingest::Staged, HashMap<u64, Option<i64>>)>,
     ) -> Result<()> {
-        if let (Some(a), Some(staged)) = (&self.applier, staged) {
-            drop(a.merged(staged, links)?);
+        if let (Some(a), Some((staged, written))) = (&self.applier, settled) {
+            drop(a.merged(staged, &written)?);
         }
         Ok(())
     }
@@ -882,8 +899,8 @@ impl AlertStore for SqlStore {
 
     async fn take_pending(&self, limit: i64) -> Result<Vec<StoredAlert>> {
         let limit = limit.clamp(1, 10_000);
-        // What the intake holds is pending too: merged first, oldest first, a pass's worth,
-        // and those the merge stored for the first time are this pass, as they are.
+        // What the intake holds is pending too, and older: its new alerts, oldest first, a
+        // pass's worth, are this pass, staged until the pass settles them.
         if let Some(a) = &self.applier {
             let fresh = a
                 .stage_for_pass(usize::try_from(limit).unwrap_or(1))
@@ -916,13 +933,11 @@ impl AlertStore for SqlStore {
     async fn settle_alerts(&self, fingerprints: &[String], incident: Option<i64>) -> Result<()> {
         let _gate = self.gate.enter().await;
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
-        let mut links = links_of(fingerprints, incident);
-        let staged = self.merge_staged(&mut tx, &mut links).await?;
-        let rest = unsettled(fingerprints, &links);
-        Self::settle_in_tx(&mut tx, self.dialect, &rest, incident).await?;
+        let settled = self
+            .settle_merging(&mut tx, &[(fingerprints, incident)])
+            .await?;
         tx.commit().await?;
-        self.staged_merged(staged, &links)?;
-        Ok(())
+        self.staged_merged(settled)
     }
 
     async fn settle_pass(
@@ -936,33 +951,23 @@ impl AlertStore for SqlStore {
             return Ok(());
         }
         let _gate = self.gate.enter().await;
-        let started = std::time::Instant::now();
-        let n = joins.iter().map(|j| j.alerts.len()).sum::<usize>() + unlinked.len();
         let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
-        let mut links = links_of(unlinked, None);
-        for j in &joins {
-            links.extend(links_of(&j.alerts, Some(j.incident)));
-        }
-        let staged = self.merge_staged(&mut tx, &mut links).await?;
+        let mut settles: Vec<(&[String], Option<i64>)> = joins
+            .iter()
+            .map(|j| (j.alerts.as_slice(), Some(j.incident)))
+            .collect();
+        settles.push((unlinked, None));
+        let settled = self.settle_merging(&mut tx, &settles).await?;
+        drop(settles);
         let mut enqueued = false;
         for j in joins {
             enqueued |=
                 Self::mutate_in_tx(&mut tx, self.dialect, j.incident, author, now, j.change)
                     .await?
                     .2;
-            let rest = unsettled(&j.alerts, &links);
-            Self::settle_in_tx(&mut tx, self.dialect, &rest, Some(j.incident)).await?;
         }
-        let rest = unsettled(unlinked, &links);
-        Self::settle_in_tx(&mut tx, self.dialect, &rest, None).await?;
         tx.commit().await?;
-        self.staged_merged(staged, &links)?;
-        tracing::trace!(
-            alerts = n,
-            written_settled = links.len(),
-            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "alert pass settled"
-        );
+        self.staged_merged(settled)?;
         if enqueued {
             self.outbox_signal.notify_one();
         }
@@ -996,24 +1001,6 @@ impl AlertStore for SqlStore {
         };
         rows.iter().map(alert_from_row).collect()
     }
-}
-
-/// Alerts settled by one call, by fingerprint, with the incident they join.
-fn links_of(fingerprints: &[String], incident: Option<i64>) -> HashMap<u64, Option<i64>> {
-    fingerprints
-        .iter()
-        .filter_map(|fp| u64::from_str_radix(fp, 16).ok())
-        .map(|fp| (fp, incident))
-        .collect()
-}
-
-/// The alerts of `fingerprints` not written settled already.
-fn unsettled(fingerprints: &[String], written: &HashMap<u64, Option<i64>>) -> Vec<String> {
-    fingerprints
-        .iter()
-        .filter(|fp| u64::from_str_radix(fp, 16).map_or(true, |fp| !written.contains_key(&fp)))
-        .cloned()
-        .collect()
 }
 
 /// Rollup granularities in seconds: 5 minutes and 1 hour.

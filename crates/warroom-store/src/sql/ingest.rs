@@ -958,8 +958,19 @@ impl Applier {
         if self.intake.is_empty() {
             return Ok(());
         }
-        let one = self.intake.lock.clone().lock_owned().await;
-        self.merge_up_to(want, one).await.map(drop)
+        let mut one = self.intake.lock.clone().lock_owned().await;
+        let mut merged = 0;
+        while merged < want.max(1) && !self.intake.is_empty() {
+            let Ok(staged) = self
+                .stage(want.saturating_sub(merged).clamp(1, APPLY_MAX), one, false)
+                .await?
+            else {
+                break;
+            };
+            merged += staged.alerts;
+            one = self.merge_plain(staged).await?;
+        }
+        Ok(())
     }
 
     /// Merges everything waiting, now: rows staged for a pass are merged as they are (their new
@@ -972,27 +983,6 @@ impl Applier {
         self.apply(usize::MAX).await
     }
 
-    async fn merge_up_to(
-        &self,
-        want: usize,
-        one: tokio::sync::OwnedMutexGuard<()>,
-    ) -> Result<tokio::sync::OwnedMutexGuard<()>> {
-        let mut one = one;
-        let mut merged = 0;
-        while merged < want.max(1) && !self.intake.is_empty() {
-            let staged = match self
-                .stage(want.saturating_sub(merged).clamp(1, APPLY_MAX), one, false)
-                .await?
-            {
-                Ok(staged) => staged,
-                Err(one) => return Ok(one),
-            };
-            merged += staged.alerts;
-            one = self.merge_plain(staged).await?;
-        }
-        Ok(one)
-    }
-
     /// The alert processor's next pass from the intake: the new alerts of the oldest rows, up
     /// to `want`, staged until the pass settles them ([`Applier::merge_staged`]). Rows without
     /// a new alert are merged on the way (up to `want` alerts). Empty when there is none.
@@ -1000,19 +990,16 @@ impl Applier {
         if self.intake.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(old) = self.intake.take_staged() {
-            // A pass that ended without settling what it took: merged as it is.
-            self.merge_plain(old).await?;
-        }
+        // What a pass that was not ended staged stays in the intake, and is read again.
+        self.unstage();
         let mut one = self.intake.lock.clone().lock_owned().await;
         let mut merged = 0;
         loop {
             if self.intake.is_empty() || merged >= want {
                 return Ok(Vec::new());
             }
-            let staged = match self.stage(want.clamp(1, APPLY_MAX), one, true).await? {
-                Ok(staged) => staged,
-                Err(_) => return Ok(Vec::new()),
+            let Ok(staged) = self.stage(want.clamp(1, APPLY_MAX), one, true).await? else {
+                return Ok(Vec::new());
             };
             let fresh = staged
                 .rows
@@ -1037,8 +1024,8 @@ impl Applier {
 
     /// Reads, parses, folds and renders the oldest intake rows, until `want` alerts (at least
     /// one row), without the write gate: only a holder of the intake lock deletes intake rows,
-    /// and rows are appended in id order, so what is read stays as read. `None` when the intake
-    /// is empty (then known to be): the lock back.
+    /// and rows are appended in id order, so what is read stays as read. When the intake is
+    /// empty (then known to be), the lock is given back instead.
     async fn stage(
         &self,
         want: usize,
@@ -1102,24 +1089,13 @@ impl Applier {
     }
 
     /// Merges staged rows in a transaction of their own, new alerts pending.
-    async fn merge_plain(&self, staged: Staged) -> Result<tokio::sync::OwnedMutexGuard<()>> {
-        let started = std::time::Instant::now();
+    async fn merge_plain(&self, mut staged: Staged) -> Result<tokio::sync::OwnedMutexGuard<()>> {
         let _gate = self.gate.enter().await;
         let mut tx = self.pool.begin_with(Dialect::Sqlite.begin_write()).await?;
-        let mut staged = staged;
-        let binds = std::mem::take(&mut staged.binds);
         let links = HashMap::new();
-        self.write_staged(&mut tx, &staged, binds, &links).await?;
+        self.write_staged(&mut tx, &mut staged, &links).await?;
         tx.commit().await?;
-        let alerts = staged.alerts;
-        let one = self.merged(staged, &links)?;
-        drop(_gate);
-        tracing::trace!(
-            alerts,
-            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "alert intake merged"
-        );
-        Ok(one)
+        self.merged(staged, &links)
     }
 
     /// Merges the rows a pass staged inside the pass's own transaction (`tx`, under the gate),
@@ -1142,19 +1118,23 @@ impl Applier {
             .map(|r| r.a.fp)
             .collect();
         links.retain(|fp, _| new.contains(fp));
-        let binds = std::mem::take(&mut staged.binds);
-        self.write_staged(tx, &staged, binds, links).await?;
+        self.write_staged(tx, &mut staged, links).await?;
         Ok(Some(staged))
     }
 
     async fn write_staged(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-        staged: &Staged,
-        binds: Vec<RowBinds>,
+        staged: &mut Staged,
         links: &HashMap<u64, Option<i64>>,
     ) -> Result<()> {
-        exec_rows(tx, Dialect::Sqlite, binds, links).await?;
+        exec_rows(
+            tx,
+            Dialect::Sqlite,
+            std::mem::take(&mut staged.binds),
+            links,
+        )
+        .await?;
         let deleted = sqlx::query("DELETE FROM alert_intake WHERE id <= $1")
             .bind(staged.last)
             .execute(&mut **tx)
@@ -1181,18 +1161,17 @@ impl Applier {
             .waiting
             .fetch_sub(i64::try_from(staged.alerts).unwrap_or(i64::MAX), Release);
         self.known.applied(u64::try_from(staged.last).unwrap_or(0));
-        let pending: Vec<&RowOut<'_>> = staged
-            .rows
-            .iter()
-            .filter(|r| !links.contains_key(&r.a.fp) && !(staged.taken && !r.existed))
-            .collect();
-        hand_off(&self.handoff, pending.into_iter())?;
+        // New alerts a pass took are the pass's, settled by it or left to it.
+        hand_off(
+            &self.handoff,
+            staged.rows.iter().filter(|r| r.existed || !staged.taken),
+        )?;
         tracing::trace!(
             alerts = staged.alerts,
             rows = staged.rows.len(),
             settled = links.len(),
             intake_rows = staged.intake_rows,
-            "alert intake rows merged"
+            "alert intake merged"
         );
         Ok(staged._one)
     }

@@ -1249,3 +1249,80 @@ async fn repeats_of_alerts_in_a_refilled_intake_are_all_counted() {
     })
     .await;
 }
+
+/// A pass over a big batch (the SQLite intake): what it takes is settled by its one settle,
+/// linked, and nothing stays pending; a pass that ends without settling gives its alerts back;
+/// and a read while a pass holds alerts it has not settled neither waits for it nor loses them.
+#[tokio::test]
+async fn a_pass_over_a_big_batch_settles_it_whole_and_a_read_meanwhile_never_waits() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let i = declare(store.as_ref(), "api", Severity::Sev3)
+            .await
+            .unwrap();
+        store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
+
+        // Ended without a settle: the same alerts come again.
+        let first = store.take_pending(1000).await.unwrap();
+        assert_eq!(first.len(), 300, "{b:?}");
+        store.pass_done(true);
+        let taken = store.take_pending(1000).await.unwrap();
+        assert_eq!(taken.len(), 300, "{b:?}: given back");
+
+        // A read in the middle of the pass answers at once and sees every alert.
+        let listed = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            store.list_alerts(None, 1000),
+        )
+        .await
+        .expect("a read during a pass must not wait for it")
+        .unwrap();
+        assert_eq!(listed.len(), 300, "{b:?}");
+
+        let fps: Vec<String> = taken.iter().map(|a| a.fingerprint.clone()).collect();
+        let join = warroom_store::AlertJoin {
+            incident: i.number,
+            change: Box::new(|_| Ok(Vec::<warroom_domain::EventKind>::new().into())),
+            alerts: fps[..200].to_vec(),
+        };
+        store
+            .settle_pass("alertmanager", T0, vec![join], &fps[200..])
+            .await
+            .unwrap();
+        store.pass_done(true);
+        assert!(store.pending_alerts(1000).await.unwrap().is_empty(), "{b:?}");
+        assert!(store.take_pending(1000).await.unwrap().is_empty(), "{b:?}");
+        store.pass_done(true);
+        assert_eq!(
+            store.alerts_for_incident(i.number).await.unwrap().len(),
+            200,
+            "{b:?}"
+        );
+
+        // The same again, without a read in the middle: the pass's settle writes them.
+        let later = T0 + Duration::minutes(1);
+        let fresh: Vec<_> = (0..300)
+            .map(|k| {
+                alert_in(
+                    serde_json::json!({"labels": {"alertname": format!("Second_{k}"), "service": "api"}}),
+                    later,
+                )
+            })
+            .collect();
+        store.ingest_alerts(fresh, later).await.unwrap();
+        let taken = store.take_pending(1000).await.unwrap();
+        assert_eq!(taken.len(), 300, "{b:?}");
+        let fps: Vec<String> = taken.iter().map(|a| a.fingerprint.clone()).collect();
+        store.settle_alerts(&fps, Some(i.number)).await.unwrap();
+        store.pass_done(true);
+        assert!(store.pending_alerts(1000).await.unwrap().is_empty(), "{b:?}");
+        let linked = store.alerts_for_incident(i.number).await.unwrap();
+        assert_eq!(linked.len(), 500, "{b:?}");
+        let second = linked.iter().find(|a| a.name == "Second_7").unwrap();
+        assert_eq!(second.incident, Some(i.number), "{b:?}");
+        assert_eq!(second.received, 1, "{b:?}");
+        assert_eq!(store.list_alerts(None, 1000).await.unwrap().len(), 600, "{b:?}");
+    })
+    .await;
+}
