@@ -54,6 +54,11 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// map's slack, so about 5 MB): past that the table is emptied and refills from the database
 /// as alerts come in, which keeps memory bounded on a stream of ever-new fingerprints.
 const KNOWN_MAX: usize = 50_000;
+/// Alerts still in the intake whose whole state stays in memory. Past that, an emptying keeps
+/// only which intake row holds each of the others (about 20 bytes an alert instead of about
+/// 100), so a flood can wait in the intake by the million in bounded memory; a later sighting of
+/// such an alert merges the intake through its row first, and reads it back from `alerts`.
+const KNOWN_INTAKE_MAX: usize = 100_000;
 /// Alertmanager's default `resolve_timeout`: a firing alert re-sent with a later `startsAt`
 /// within this time of its last sighting is the same occurrence (Alertmanager merges the two and
 /// keeps the earliest start). This is what makes repeats from senders that omit `startsAt`
@@ -98,6 +103,9 @@ struct KnownInner {
     applied: u64,
     /// Entries kept by the last emptying (they were still in the intake).
     kept: usize,
+    /// Alerts in the intake whose entries were dropped: fingerprint → the intake row that holds
+    /// the latest state. An entry is stale once that row is merged (`<= applied`).
+    in_intake: HashMap<u64, u64>,
 }
 
 /// Repeat counts to write: fingerprint, how many more receipts, last seen.
@@ -193,6 +201,26 @@ impl KnownAlerts {
             duplicates: alerts.len(),
             ..Default::default()
         })
+    }
+
+    /// The newest intake row that has to be merged before `fps` can be judged: one holding an
+    /// alert that is in the intake but no longer in memory. `None` when every alert of `fps` is
+    /// known here or stored in `alerts`.
+    pub(super) fn merge_needed(&self, fps: &[u64]) -> Option<u64> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.in_intake.is_empty() {
+            return None;
+        }
+        fps.iter()
+            .filter(|fp| !inner.map.contains_key(fp))
+            .filter_map(|fp| inner.in_intake.get(fp).copied())
+            .filter(|journal| *journal > inner.applied)
+            .max()
+    }
+
+    /// The newest intake row merged into `alerts`.
+    fn applied_through(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).applied
     }
 
     fn snapshot(&self, fps: &[u64]) -> HashMap<u64, Known> {
@@ -293,6 +321,25 @@ impl KnownInner {
             .collect();
         self.spilled.extend(dropped);
         self.map.retain(|_, e| e.journal > applied);
+        self.in_intake.retain(|_, journal| *journal > applied);
+        if self.map.len() > KNOWN_INTAKE_MAX {
+            // The newest half stays whole: those are the alerts a sender is likeliest to send
+            // again before they are merged. Entries with repeat counts stay whole too, since
+            // the counts wait for their row to be merged.
+            let mut journals: Vec<u64> = self.map.values().map(|e| e.journal).collect();
+            let newest = KNOWN_INTAKE_MAX / 2;
+            let cut = journals.len() - newest;
+            let (_, cutoff, _) = journals.select_nth_unstable(cut);
+            let cutoff = *cutoff;
+            let in_intake = &mut self.in_intake;
+            self.map.retain(|fp, e| {
+                let keep = e.journal >= cutoff || e.unflushed > 0;
+                if !keep {
+                    in_intake.insert(*fp, e.journal);
+                }
+                keep
+            });
+        }
         let map = &self.map;
         self.dirty.retain(|fp| map.contains_key(fp));
         self.kept = self.map.len();
@@ -868,7 +915,7 @@ pub(super) async fn write_counts(
 /// table of known alerts keeps every one of them, so this bounds its memory (with
 /// [`KNOWN_MAX`], at most 220,000 entries: a map of 256k slots, about 25 MB) and the time a
 /// read of alerts may spend catching up.
-const INTAKE_MAX: i64 = 170_000;
+const INTAKE_MAX: i64 = 1_000_000;
 /// Most alerts merged from the intake in one transaction.
 const APPLY_MAX: usize = 10_000;
 
@@ -969,6 +1016,19 @@ impl Applier {
             };
             merged += staged.alerts;
             one = self.merge_plain(staged).await?;
+        }
+        Ok(())
+    }
+
+    /// Merges the intake through row `id` (at least), now; rows staged for a pass are merged as
+    /// they are, as in [`Applier::catch_up`].
+    pub(super) async fn apply_through(&self, id: u64) -> Result<()> {
+        if let Some(staged) = self.intake.take_staged() {
+            let one = self.merge_plain(staged).await?;
+            drop(one);
+        }
+        while self.known.applied_through() < id && !self.intake.is_empty() {
+            self.apply(APPLY_MAX).await?;
         }
         Ok(())
     }
@@ -1278,6 +1338,11 @@ impl Writer {
             .collect();
         fps.sort_unstable();
         fps.dedup();
+        if let (Some(a), Some(k)) = (&self.applier, &self.known)
+            && let Some(through) = k.merge_needed(&fps)
+        {
+            a.apply_through(through).await?;
+        }
         let mut known = match &self.known {
             Some(k) => k.snapshot(&fps),
             None => HashMap::new(),
@@ -1635,6 +1700,41 @@ mod tests {
             h.take(10).is_none(),
             "a failed pass leaves its alerts to the database"
         );
+    }
+
+    #[test]
+    fn alerts_dropped_from_memory_while_in_the_intake_ask_for_a_merge_before_they_are_judged() {
+        let k = KnownAlerts::default();
+        let known = Known {
+            firing: true,
+            starts_at: T,
+            ends_at: None,
+            annotations: 0,
+            last_seen: T,
+        };
+        // One intake row per 1,000 alerts, far past what stays whole in memory.
+        let rows = (KNOWN_MAX + KNOWN_INTAKE_MAX) as u64 / 1_000 * 2;
+        for row in 1..=rows {
+            let stored: Vec<(u64, Known)> = (0..1_000).map(|i| (row * 1_000 + i, known)).collect();
+            k.after_commit(&stored, &[], row);
+        }
+        let inner = k.inner.lock().unwrap();
+        assert!(
+            inner.map.len() <= KNOWN_MAX + KNOWN_INTAKE_MAX,
+            "{} whole entries",
+            inner.map.len()
+        );
+        assert!(!inner.in_intake.is_empty());
+        // The newest alerts stay whole; the oldest are only remembered as "in the intake".
+        assert!(inner.map.contains_key(&(rows * 1_000 + 999)));
+        assert!(!inner.map.contains_key(&1_000));
+        drop(inner);
+        assert_eq!(k.merge_needed(&[rows * 1_000 + 999]), None);
+        assert_eq!(k.merge_needed(&[1_000, 2_000, 7]), Some(2));
+        // Once the intake is merged through a row, its alerts are read from `alerts` instead.
+        k.applied(2);
+        assert_eq!(k.merge_needed(&[1_000, 2_000]), None);
+        assert_eq!(k.merge_needed(&[3_500]), Some(3));
     }
 
     #[test]
