@@ -218,6 +218,15 @@ impl KnownAlerts {
             .max()
     }
 
+    /// Records alerts found in the intake at start-up: fingerprint and intake row.
+    fn adopt(&self, held: Vec<(u64, u64)>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for (fp, journal) in held {
+            let newest = inner.in_intake.entry(fp).or_insert(journal);
+            *newest = (*newest).max(journal);
+        }
+    }
+
     /// The newest intake row merged into `alerts`.
     fn applied_through(&self) -> u64 {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).applied
@@ -1020,6 +1029,59 @@ impl Applier {
         Ok(())
     }
 
+    /// Takes over the intake an earlier process left: which alert each row holds, so that an
+    /// alert in it is merged before it is judged ([`KnownAlerts::merge_needed`]), and how many
+    /// wait. Only the fingerprints are parsed, so a million waiting alerts take about a second
+    /// here, where merging them all first held the first request up for half a minute; the
+    /// processor merges them behind, oldest first.
+    pub(super) async fn adopt(&self) -> Result<()> {
+        use std::sync::atomic::Ordering::Release;
+        #[derive(serde::Deserialize)]
+        struct Held {
+            a: HeldFp,
+        }
+        #[derive(serde::Deserialize)]
+        struct HeldFp {
+            fp: u64,
+        }
+        // Under the gate no merge commits, and every merge subtracts what it merged from
+        // `waiting` before it leaves the gate: what is counted here is exactly what waits, with
+        // no need to wait for a merge in progress (a start-up read may be catching up).
+        let _gate = self.gate.enter().await;
+        let mut last = 0i64;
+        let mut waiting = 0i64;
+        let mut held: Vec<(u64, u64)> = Vec::new();
+        loop {
+            let batch = sqlx::query(
+                "SELECT id, alerts, body FROM alert_intake WHERE id > $1 ORDER BY id LIMIT 16",
+            )
+            .bind(last)
+            .fetch_all(&self.pool)
+            .await?;
+            if batch.is_empty() {
+                break;
+            }
+            for row in batch {
+                let id: i64 = row.try_get("id")?;
+                let body: String = row.try_get("body")?;
+                let these: Vec<Held> = serde_json::from_str(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("alert intake row {id}: {e}")))?;
+                let journal = u64::try_from(id).unwrap_or(0);
+                held.extend(these.iter().map(|h| (h.a.fp, journal)));
+                waiting += row.try_get::<i64, _>("alerts")?;
+                last = id;
+            }
+        }
+        self.known.adopt(held);
+        self.intake.waiting.store(waiting, Release);
+        self.intake.unknown.store(false, Release);
+        tracing::info!(
+            alerts = waiting,
+            "alerts an earlier process left in the intake are merged in the background"
+        );
+        Ok(())
+    }
+
     /// Merges the intake through row `id` (at least), now; rows staged for a pass are merged as
     /// they are, as in [`Applier::catch_up`].
     pub(super) async fn apply_through(&self, id: u64) -> Result<()> {
@@ -1322,9 +1384,9 @@ impl Writer {
     async fn commit(&self, jobs: &[IngestJob]) -> Result<(Vec<IngestOutcome>, bool)> {
         if let Some(a) = &self.applier {
             // Rows left by an earlier process are not in the table of known alerts, so they are
-            // merged before anything is judged; and the intake is kept within bounds.
+            // looked up before anything is judged; and the intake is kept within bounds.
             if a.intake.unknown.load(std::sync::atomic::Ordering::Acquire) {
-                a.catch_up().await?;
+                a.adopt().await?;
             }
             // One merge per commit while over the bound: senders slow down to the merge rate
             // instead of all waiting out one long catch-up.
