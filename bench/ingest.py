@@ -17,8 +17,11 @@ def rss_mb(pid):
         if l.startswith("VmHWM"):
             return round(int(l.split()[1]) / 1024, 1)
 
+RUNS = iter(range(1, 1_000_000))
+
 def wrk(url, batch, fresh, token, seconds, conns):
-    env = dict(os.environ, BATCH=str(batch), FRESH="1" if fresh else "0")
+    # Each run its own "new" fingerprints: the same RUN again would send repeats.
+    env = dict(os.environ, BATCH=str(batch), FRESH="1" if fresh else "0", RUN=f"{os.getpid()}x{next(RUNS)}")
     if token: env["TOKEN"] = token
     out = subprocess.run(["wrk", "-t2", f"-c{conns}", f"-d{seconds}s", "-s", "bench/wrk/alerts.lua", url], env=env, capture_output=True, text=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))

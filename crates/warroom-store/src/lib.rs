@@ -170,6 +170,15 @@ pub trait OutboxStore: Send + Sync {
     fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
 }
 
+/// What a metrics scrape reports about alerts: see [`AlertStore::alert_gauges`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlertGauges {
+    /// Firing alerts in the alert table, at most the limit asked for.
+    pub firing: i64,
+    /// Alerts accepted and committed, not merged into the alert table yet.
+    pub intake_waiting: i64,
+}
+
 /// Alerts from Prometheus and Alertmanager.
 #[async_trait]
 pub trait AlertStore: Send + Sync {
@@ -212,6 +221,10 @@ pub trait AlertStore: Send + Sync {
     async fn alerts_for_incident(&self, number: IncidentNumber) -> Result<Vec<StoredAlert>>;
     /// Alerts, optionally only `firing` or `resolved`, most recently seen first.
     async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>>;
+    /// Firing alerts counted up to `limit`, and alerts accepted but still waiting in the
+    /// intake (SQLite; never in the first number until merged). It never waits for a merge,
+    /// so a metrics scrape during a flood answers at once.
+    async fn alert_gauges(&self, limit: i64) -> Result<AlertGauges>;
     /// Firing alerts about one service.
     async fn firing_alerts_for(&self, service: &str) -> Result<Vec<StoredAlert>>;
     /// Firing alerts with one of these names (`alertname`): a starting process learns which of

@@ -19,10 +19,10 @@ use warroom_domain::{
 };
 
 use crate::{
-    AlertIn, AlertJoin, AlertStore, ApiToken, CheckRecord, CheckStore, DeclareFn, HealthChange,
-    IncidentFilter, IncidentStore, IngestOutcome, MutateFn, NewOutboxMessage, NewToken,
-    OutboxMessage, OutboxStatus, OutboxStore, Result, Retention, ServiceHealth, ServiceStore,
-    Store, StoreError, StoredAlert, TokenRole, TokenStore, Uptime,
+    AlertGauges, AlertIn, AlertJoin, AlertStore, ApiToken, CheckRecord, CheckStore, DeclareFn,
+    HealthChange, IncidentFilter, IncidentStore, IngestOutcome, MutateFn, NewOutboxMessage,
+    NewToken, OutboxMessage, OutboxStatus, OutboxStore, Result, Retention, ServiceHealth,
+    ServiceStore, Store, StoreError, StoredAlert, TokenRole, TokenStore, Uptime,
     row::{is_unique_violation, parse_ts},
 };
 
@@ -982,6 +982,20 @@ impl AlertStore for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(alert_from_row).collect()
+    }
+
+    async fn alert_gauges(&self, limit: i64) -> Result<AlertGauges> {
+        let firing: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM alerts WHERE status = 'firing' LIMIT $1) AS firing",
+        )
+        .bind(limit.max(0))
+        .fetch_one(&self.pool)
+        .await?;
+        let intake_waiting = self.applier.as_ref().map_or(0, |a| a.waiting());
+        Ok(AlertGauges {
+            firing,
+            intake_waiting,
+        })
     }
 
     async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>> {

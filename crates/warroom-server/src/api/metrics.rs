@@ -81,13 +81,24 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
             h.service, h.status
         );
     }
-    let firing = state.store.list_alerts(Some("firing"), 1000).await?.len();
+    let alerts = state.store.alert_gauges(1000).await?;
+    let firing = alerts.firing;
     let _ = writeln!(
         out,
         "# HELP warroom_alerts_firing Alerts currently firing (at most 1000 counted)."
     );
     let _ = writeln!(out, "# TYPE warroom_alerts_firing gauge");
     let _ = writeln!(out, "warroom_alerts_firing {firing}");
+    let _ = writeln!(
+        out,
+        "# HELP warroom_alert_intake_waiting Alerts accepted and committed, not yet merged into the alert table (so not yet counted above or acted on)."
+    );
+    let _ = writeln!(out, "# TYPE warroom_alert_intake_waiting gauge");
+    let _ = writeln!(
+        out,
+        "warroom_alert_intake_waiting {}",
+        alerts.intake_waiting
+    );
     use super::alerts::{DEDUPLICATED, INCIDENTS_OPENED, RECEIVED};
     use std::sync::atomic::Ordering::Relaxed;
     for (name, help, v) in [

@@ -55,9 +55,9 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// as alerts come in, which keeps memory bounded on a stream of ever-new fingerprints.
 const KNOWN_MAX: usize = 50_000;
 /// Alerts still in the intake whose whole state stays in memory. Past that, an emptying keeps
-/// only which intake row holds each of the others (about 20 bytes an alert instead of about
+/// only which intake row holds each of the others (about 32 bytes an alert instead of about
 /// 100), so a flood can wait in the intake by the million in bounded memory; a later sighting of
-/// such an alert merges the intake through its row first, and reads it back from `alerts`.
+/// such an alert reads that row back first ([`Applier::read_back`]).
 const KNOWN_INTAKE_MAX: usize = 100_000;
 /// Alertmanager's default `resolve_timeout`: a firing alert re-sent with a later `startsAt`
 /// within this time of its last sighting is the same occurrence (Alertmanager merges the two and
@@ -103,9 +103,21 @@ struct KnownInner {
     applied: u64,
     /// Entries kept by the last emptying (they were still in the intake).
     kept: usize,
-    /// Alerts in the intake whose entries were dropped: fingerprint → the intake row that holds
-    /// the latest state. An entry is stale once that row is merged (`<= applied`).
-    in_intake: HashMap<u64, u64>,
+    /// Alerts in the intake whose entries were dropped, by fingerprint. An entry without repeat
+    /// counts is stale once its row is merged (`<= applied`); one with counts is then written.
+    in_intake: HashMap<u64, Held>,
+    /// Fingerprints in `in_intake` with repeat counts.
+    held_dirty: Vec<u64>,
+}
+
+/// An alert in the intake that is not whole in memory (about 32 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    /// The intake row that holds its latest state.
+    journal: u64,
+    /// Repeats counted since, waiting for that row to be merged.
+    unflushed: u32,
+    last_seen: OffsetDateTime,
 }
 
 /// Repeat counts to write: fingerprint, how many more receipts, last seen.
@@ -203,33 +215,66 @@ impl KnownAlerts {
         })
     }
 
-    /// The newest intake row that has to be merged before `fps` can be judged: one holding an
-    /// alert that is in the intake but no longer in memory. `None` when every alert of `fps` is
-    /// known here or stored in `alerts`.
-    pub(super) fn merge_needed(&self, fps: &[u64]) -> Option<u64> {
+    /// The intake rows that hold the latest state of alerts of `fps` that are in the intake but
+    /// no longer whole in memory, oldest first. Empty when every alert of `fps` is known here
+    /// or stored in `alerts`.
+    pub(super) fn held_in_intake(&self, fps: &[u64]) -> Vec<u64> {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if inner.in_intake.is_empty() {
-            return None;
+            return Vec::new();
         }
-        fps.iter()
+        let mut rows: Vec<u64> = fps
+            .iter()
             .filter(|fp| !inner.map.contains_key(fp))
-            .filter_map(|fp| inner.in_intake.get(fp).copied())
+            .filter_map(|fp| inner.in_intake.get(fp).map(|h| h.journal))
             .filter(|journal| *journal > inner.applied)
-            .max()
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        rows
+    }
+
+    /// Makes the alerts of intake row `journal`, read back, whole again: those whose latest
+    /// state that row holds and that are not whole in memory already.
+    fn restore(&self, journal: u64, alerts: Vec<(u64, Known)>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if journal <= inner.applied {
+            // Merged meanwhile: `alerts` has them, and is read instead.
+            return;
+        }
+        for (fp, mut known) in alerts {
+            if inner.map.contains_key(&fp) {
+                continue;
+            }
+            let Some(held) = inner.in_intake.get(&fp).copied() else {
+                continue;
+            };
+            if held.journal != journal {
+                continue;
+            }
+            inner.in_intake.remove(&fp);
+            // Repeats counted while it was not whole are its own again.
+            known.last_seen = known.last_seen.max(held.last_seen);
+            inner.map.insert(
+                fp,
+                Entry {
+                    known,
+                    unflushed: held.unflushed,
+                    journal,
+                },
+            );
+            if held.unflushed > 0 {
+                inner.dirty.push(fp);
+            }
+        }
     }
 
     /// Records alerts found in the intake at start-up: fingerprint and intake row.
     fn adopt(&self, held: Vec<(u64, u64)>) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for (fp, journal) in held {
-            let newest = inner.in_intake.entry(fp).or_insert(journal);
-            *newest = (*newest).max(journal);
+            inner.hold(fp, journal, 0, OffsetDateTime::UNIX_EPOCH);
         }
-    }
-
-    /// The newest intake row merged into `alerts`.
-    fn applied_through(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).applied
     }
 
     fn snapshot(&self, fps: &[u64]) -> HashMap<u64, Known> {
@@ -261,6 +306,11 @@ impl KnownAlerts {
                 });
         }
         for (fp, known, n) in repeats {
+            if !inner.map.contains_key(fp) && inner.in_intake.contains_key(fp) {
+                // Dropped from memory by the emptying above: the count waits with what is held.
+                inner.hold(*fp, 0, *n, known.last_seen);
+                continue;
+            }
             inner.map.entry(*fp).or_insert(Entry {
                 known: *known,
                 unflushed: 0,
@@ -297,6 +347,19 @@ impl KnownAlerts {
             }
         }
         inner.dirty = still_in_intake;
+        let held_dirty = std::mem::take(&mut inner.held_dirty);
+        let mut still_held = Vec::new();
+        for fp in held_dirty {
+            match inner.in_intake.get(&fp).copied() {
+                Some(h) if h.unflushed > 0 && h.journal <= applied => {
+                    out.push((fp, h.unflushed, h.last_seen));
+                    inner.in_intake.remove(&fp);
+                }
+                Some(h) if h.unflushed > 0 => still_held.push(fp),
+                _ => {}
+            }
+        }
+        inner.held_dirty = still_held;
         out
     }
 
@@ -308,6 +371,24 @@ impl KnownAlerts {
 }
 
 impl KnownInner {
+    /// Holds an alert of intake row `journal` (or of the row it is held with, when 0) that is
+    /// not whole in memory, with `n` more repeats.
+    fn hold(&mut self, fp: u64, journal: u64, n: u32, last_seen: OffsetDateTime) {
+        let h = self.in_intake.entry(fp).or_insert(Held {
+            journal,
+            unflushed: 0,
+            last_seen,
+        });
+        h.journal = h.journal.max(journal);
+        h.last_seen = h.last_seen.max(last_seen);
+        if n > 0 {
+            if h.unflushed == 0 {
+                self.held_dirty.push(fp);
+            }
+            h.unflushed = h.unflushed.saturating_add(n);
+        }
+    }
+
     fn count_repeat(&mut self, fp: u64, n: u32, now: OffsetDateTime) {
         if let Some(e) = self.map.get_mut(&fp) {
             if e.unflushed == 0 {
@@ -330,24 +411,39 @@ impl KnownInner {
             .collect();
         self.spilled.extend(dropped);
         self.map.retain(|_, e| e.journal > applied);
-        self.in_intake.retain(|_, journal| *journal > applied);
+        // Held alerts whose rows are merged: their counts can be written now.
+        let spilled = &mut self.spilled;
+        self.in_intake.retain(|fp, h| {
+            if h.journal > applied {
+                return true;
+            }
+            if h.unflushed > 0 {
+                spilled.push((*fp, h.unflushed, h.last_seen));
+            }
+            false
+        });
+        let in_intake = &self.in_intake;
+        self.held_dirty.retain(|fp| in_intake.contains_key(fp));
         if self.map.len() > KNOWN_INTAKE_MAX {
             // The newest half stays whole: those are the alerts a sender is likeliest to send
-            // again before they are merged. Entries with repeat counts stay whole too, since
-            // the counts wait for their row to be merged.
+            // again before they are merged. Repeat counts of the others are held with them
+            // until their rows are merged.
             let mut journals: Vec<u64> = self.map.values().map(|e| e.journal).collect();
             let newest = KNOWN_INTAKE_MAX / 2;
             let cut = journals.len() - newest;
             let (_, cutoff, _) = journals.select_nth_unstable(cut);
             let cutoff = *cutoff;
-            let in_intake = &mut self.in_intake;
+            let mut dropped = Vec::new();
             self.map.retain(|fp, e| {
-                let keep = e.journal >= cutoff || e.unflushed > 0;
+                let keep = e.journal >= cutoff;
                 if !keep {
-                    in_intake.insert(*fp, e.journal);
+                    dropped.push((*fp, e.journal, e.unflushed, e.known.last_seen));
                 }
                 keep
             });
+            for (fp, journal, n, last_seen) in dropped {
+                self.hold(fp, journal, n, last_seen);
+            }
         }
         let map = &self.map;
         self.dirty.retain(|fp| map.contains_key(fp));
@@ -920,11 +1016,11 @@ pub(super) async fn write_counts(
     Ok(())
 }
 
-/// Most alerts waiting in the intake before the writer merges some itself (back-pressure): the
-/// table of known alerts keeps every one of them, so this bounds its memory (with
-/// [`KNOWN_MAX`], at most 220,000 entries: a map of 256k slots, about 25 MB) and the time a
-/// read of alerts may spend catching up.
-const INTAKE_MAX: i64 = 1_000_000;
+/// Most alerts waiting in the intake before the writer merges some itself (back-pressure). Past
+/// [`KNOWN_INTAKE_MAX`] an alert waiting costs about 32 bytes of memory in a map that doubles
+/// past 917,504 entries (from 34 to 68 MB), which this stays under; it also bounds the disk the
+/// intake takes (about 150 MB) and how long a read that merges it all may wait.
+const INTAKE_MAX: i64 = 800_000;
 /// Most alerts merged from the intake in one transaction.
 const APPLY_MAX: usize = 10_000;
 
@@ -1030,7 +1126,7 @@ impl Applier {
     }
 
     /// Takes over the intake an earlier process left: which alert each row holds, so that an
-    /// alert in it is merged before it is judged ([`KnownAlerts::merge_needed`]), and how many
+    /// alert in it is read back before it is judged ([`KnownAlerts::held_in_intake`]), and how many
     /// wait. Only the fingerprints are parsed, so a million waiting alerts take about a second
     /// here, where merging them all first held the first request up for half a minute; the
     /// processor merges them behind, oldest first.
@@ -1082,16 +1178,48 @@ impl Applier {
         Ok(())
     }
 
-    /// Merges the intake through row `id` (at least), now; rows staged for a pass are merged as
-    /// they are, as in [`Applier::catch_up`].
-    pub(super) async fn apply_through(&self, id: u64) -> Result<()> {
-        if let Some(staged) = self.intake.take_staged() {
-            let one = self.merge_plain(staged).await?;
-            drop(one);
-        }
-        while self.known.applied_through() < id && !self.intake.is_empty() {
-            self.apply(APPLY_MAX).await?;
-        }
+    /// Alerts waiting in the intake, as far as this process knows.
+    pub(super) fn waiting(&self) -> i64 {
+        self.intake
+            .waiting
+            .load(std::sync::atomic::Ordering::Acquire)
+            .max(0)
+    }
+
+    /// Reads intake row `id` back and makes its alerts whole in memory again, so that a
+    /// sighting of one of them is judged against the state that row holds. A row merged
+    /// meanwhile is gone, and its alerts are then read from `alerts`. Reading one row costs
+    /// about a microsecond an alert; merging the intake through it, what this replaced, held
+    /// the writer for as long as the merge of everything older took.
+    pub(super) async fn read_back(&self, id: u64) -> Result<()> {
+        let body: Option<String> =
+            sqlx::query_scalar("SELECT body FROM alert_intake WHERE id = $1")
+                .bind(i64::try_from(id).unwrap_or(i64::MAX))
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(body) = body else {
+            return Ok(());
+        };
+        let rows: Vec<RowOut<'static>> = serde_json::from_str(&body)
+            .map_err(|e| StoreError::Corrupt(format!("alert intake row {id}: {e}")))?;
+        let alerts = rows
+            .iter()
+            .map(|r| {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                r.a.annotations.hash(&mut h);
+                Ok((
+                    r.a.fp,
+                    Known {
+                        firing: r.firing,
+                        starts_at: from_millis(r.starts_at)?,
+                        ends_at: r.ends_at.map(from_millis).transpose()?,
+                        annotations: h.finish(),
+                        last_seen: from_millis(r.last_seen)?,
+                    },
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.known.restore(id, alerts);
         Ok(())
     }
 
@@ -1400,10 +1528,10 @@ impl Writer {
             .collect();
         fps.sort_unstable();
         fps.dedup();
-        if let (Some(a), Some(k)) = (&self.applier, &self.known)
-            && let Some(through) = k.merge_needed(&fps)
-        {
-            a.apply_through(through).await?;
+        if let (Some(a), Some(k)) = (&self.applier, &self.known) {
+            for row in k.held_in_intake(&fps) {
+                a.read_back(row).await?;
+            }
         }
         let mut known = match &self.known {
             Some(k) => k.snapshot(&fps),
@@ -1765,7 +1893,7 @@ mod tests {
     }
 
     #[test]
-    fn alerts_dropped_from_memory_while_in_the_intake_ask_for_a_merge_before_they_are_judged() {
+    fn alerts_dropped_from_memory_while_in_the_intake_are_read_back_before_they_are_judged() {
         let k = KnownAlerts::default();
         let known = Known {
             firing: true,
@@ -1791,12 +1919,37 @@ mod tests {
         assert!(inner.map.contains_key(&(rows * 1_000 + 999)));
         assert!(!inner.map.contains_key(&1_000));
         drop(inner);
-        assert_eq!(k.merge_needed(&[rows * 1_000 + 999]), None);
-        assert_eq!(k.merge_needed(&[1_000, 2_000, 7]), Some(2));
+        assert!(k.held_in_intake(&[rows * 1_000 + 999]).is_empty());
+        assert_eq!(k.held_in_intake(&[2_000, 1_000, 2_001, 7]), vec![1, 2]);
+        // Read back, a row's alerts are whole again (only those it holds the latest state of).
+        k.restore(2, vec![(2_000, known), (1_000, known)]);
+        assert_eq!(k.held_in_intake(&[2_000, 1_000]), vec![1]);
+        assert_eq!(k.snapshot(&[2_000]).get(&2_000), Some(&known));
         // Once the intake is merged through a row, its alerts are read from `alerts` instead.
-        k.applied(2);
-        assert_eq!(k.merge_needed(&[1_000, 2_000]), None);
-        assert_eq!(k.merge_needed(&[3_500]), Some(3));
+        k.applied(3);
+        assert!(k.held_in_intake(&[1_000, 3_500]).is_empty());
+        assert_eq!(k.held_in_intake(&[4_500]), vec![4]);
+        // A row merged before it was read back is not restored.
+        k.restore(3, vec![(3_500, known)]);
+        assert!(k.snapshot(&[3_500]).is_empty());
+        // Repeats of an alert held this way wait with it until its row is merged, then count.
+        k.after_commit(&[], &[(4_500, known, 3)], 0);
+        assert!(!k.take_counts().iter().any(|c| c.0 == 4_500));
+        k.applied(4);
+        let counts = k.take_counts();
+        assert_eq!(
+            counts
+                .iter()
+                .filter(|c| c.0 == 4_500)
+                .map(|c| c.1)
+                .sum::<u32>(),
+            3,
+            "{counts:?}"
+        );
+        assert!(
+            !k.take_counts().iter().any(|c| c.0 == 4_500),
+            "counted once"
+        );
     }
 
     #[test]

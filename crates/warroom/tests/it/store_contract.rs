@@ -1104,7 +1104,7 @@ async fn a_big_batch_is_judged_against_the_batches_before_it_before_they_are_mer
 }
 
 #[tokio::test]
-async fn alerts_answered_but_not_merged_survive_a_crash_and_are_merged_before_anything_else() {
+async fn alerts_answered_but_not_merged_survive_a_crash_and_are_judged_against_after_it() {
     each_backend(|b| async move {
         let db = fresh_database(b).await.unwrap();
         let store = open_store(b, &db).await.unwrap();
@@ -1114,7 +1114,8 @@ async fn alerts_answered_but_not_merged_survive_a_crash_and_are_merged_before_an
         // crash right after the 2xx.
         drop(store);
         let store = open_store(b, &db).await.unwrap();
-        // The same alerts again are repeats, so the intake was merged before they were judged.
+        // The same alerts again are repeats: the new process took over the intake, and merged
+        // it through their rows before it judged them.
         let o = store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
         assert_eq!((o.new, o.duplicates), (0, 300), "{b:?}");
         let pending = store.take_pending(1000).await.unwrap();
@@ -1126,6 +1127,36 @@ async fn alerts_answered_but_not_merged_survive_a_crash_and_are_merged_before_an
         );
         let names: BTreeSet<String> = pending.iter().map(|a| a.name.clone()).collect();
         assert_eq!(names.len(), 300, "{b:?}: each alert once");
+    })
+    .await;
+}
+
+/// A metrics scrape's alert numbers never wait for the intake to be merged: alerts still in it
+/// are counted apart, and move to the firing count once merged.
+#[tokio::test]
+async fn alert_gauges_count_the_intake_apart_and_never_merge_it() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
+        let g = store.alert_gauges(1000).await.unwrap();
+        assert_eq!(g.firing + g.intake_waiting, 300, "{b:?}: {g:?}");
+        if b == Backend::Sqlite {
+            assert_eq!(
+                g.intake_waiting, 300,
+                "a big batch waits in the intake: {g:?}"
+            );
+            // Asked again, still not merged: the gauges do not merge.
+            assert_eq!(store.alert_gauges(1000).await.unwrap(), g);
+        }
+        assert_eq!(store.list_alerts(None, 1000).await.unwrap().len(), 300);
+        let g = store.alert_gauges(1000).await.unwrap();
+        assert_eq!((g.firing, g.intake_waiting), (300, 0), "{b:?}");
+        assert_eq!(
+            store.alert_gauges(10).await.unwrap().firing,
+            10,
+            "{b:?}: bounded"
+        );
     })
     .await;
 }
