@@ -56,8 +56,8 @@ const ROWS_PER_STATEMENT: usize = 100;
 const KNOWN_MAX: usize = 50_000;
 /// Alerts still in the intake whose whole state stays in memory. Past that, an emptying keeps
 /// only which intake row holds each of the others (about 32 bytes an alert instead of about
-/// 100), so a flood can wait in the intake by the million in bounded memory; a later sighting of
-/// such an alert reads that row back first ([`Applier::read_back`]).
+/// 100), so a flood can wait in the intake by the hundred thousand in bounded memory; a later
+/// sighting of such an alert reads that row back first ([`Applier::read_back`]).
 const KNOWN_INTAKE_MAX: usize = 100_000;
 /// Alertmanager's default `resolve_timeout`: a firing alert re-sent with a later `startsAt`
 /// within this time of its last sighting is the same occurrence (Alertmanager merges the two and
@@ -1126,10 +1126,10 @@ impl Applier {
     }
 
     /// Takes over the intake an earlier process left: which alert each row holds, so that an
-    /// alert in it is read back before it is judged ([`KnownAlerts::held_in_intake`]), and how many
-    /// wait. Only the fingerprints are parsed, so a million waiting alerts take about a second
-    /// here, where merging them all first held the first request up for half a minute; the
-    /// processor merges them behind, oldest first.
+    /// alert in it is read back before it is judged ([`KnownAlerts::held_in_intake`]), and how
+    /// many wait. Only the fingerprints are parsed: 390,000 waiting alerts took 0.46 s to the
+    /// first answer, where merging them all first took 11 s; the processor merges them behind,
+    /// oldest first.
     pub(super) async fn adopt(&self) -> Result<()> {
         use std::sync::atomic::Ordering::Release;
         #[derive(serde::Deserialize)]
