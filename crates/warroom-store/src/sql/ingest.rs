@@ -108,6 +108,8 @@ struct KnownInner {
     in_intake: HashMap<u64, Held>,
     /// Fingerprints in `in_intake` with repeat counts.
     held_dirty: Vec<u64>,
+    /// `applied` when `in_intake` was last cleared of merged rows.
+    pruned: u64,
 }
 
 /// An alert in the intake that is not whole in memory (about 32 bytes).
@@ -360,6 +362,17 @@ impl KnownAlerts {
             }
         }
         inner.held_dirty = still_held;
+        // Held alerts whose rows are merged are read from `alerts` now; without this they
+        // would stay until the next emptying, which a quiet intake may never bring.
+        if !inner.in_intake.is_empty() && inner.pruned < applied {
+            inner.pruned = applied;
+            inner
+                .in_intake
+                .retain(|_, h| h.journal > applied || h.unflushed > 0);
+            if inner.in_intake.is_empty() {
+                inner.in_intake = HashMap::new();
+            }
+        }
         out
     }
 
@@ -1467,6 +1480,14 @@ impl Writer {
     /// transaction, and each caller is answered after that transaction commits, so a 2xx still
     /// means the alerts are on disk while concurrent senders share one fsync.
     pub(super) async fn run(self, mut rx: tokio::sync::mpsc::Receiver<IngestJob>) {
+        // What an earlier process left is taken over before the first request, so that the
+        // metrics count it from the start and the first sender does not wait for it.
+        if let Some(a) = &self.applier
+            && a.intake.unknown.load(std::sync::atomic::Ordering::Acquire)
+            && let Err(e) = a.adopt().await
+        {
+            tracing::warn!(error = %e, "taking over the alert intake failed; the first commit tries again");
+        }
         while let Some(first) = rx.recv().await {
             let mut alerts = first.alerts.len();
             let mut jobs = vec![first];
@@ -1950,6 +1971,10 @@ mod tests {
             !k.take_counts().iter().any(|c| c.0 == 4_500),
             "counted once"
         );
+        // Once merged, held alerts are let go even if no emptying comes.
+        k.applied(u64::MAX);
+        k.take_counts();
+        assert!(k.inner.lock().unwrap().in_intake.is_empty());
     }
 
     #[test]
