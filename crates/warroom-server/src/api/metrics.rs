@@ -82,13 +82,12 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
         );
     }
     let alerts = state.store.alert_gauges(1000).await?;
-    let firing = alerts.firing;
     let _ = writeln!(
         out,
         "# HELP warroom_alerts_firing Alerts currently firing (at most 1000 counted)."
     );
     let _ = writeln!(out, "# TYPE warroom_alerts_firing gauge");
-    let _ = writeln!(out, "warroom_alerts_firing {firing}");
+    let _ = writeln!(out, "warroom_alerts_firing {}", alerts.firing);
     let _ = writeln!(
         out,
         "# HELP warroom_alert_intake_waiting Alerts accepted and committed, not yet merged into the alert table (so not yet counted above or acted on)."

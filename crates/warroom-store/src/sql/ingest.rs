@@ -106,8 +106,6 @@ struct KnownInner {
     /// Alerts in the intake whose entries were dropped, by fingerprint. An entry without repeat
     /// counts is stale once its row is merged (`<= applied`); one with counts is then written.
     in_intake: HashMap<u64, Held>,
-    /// Fingerprints in `in_intake` with repeat counts.
-    held_dirty: Vec<u64>,
     /// `applied` when `in_intake` was last cleared of merged rows.
     pruned: u64,
 }
@@ -126,8 +124,13 @@ struct Held {
 pub(super) type Counts = Vec<(u64, u32, OffsetDateTime)>;
 
 fn annotations_hash(a: &AlertIn) -> u64 {
+    hash_of(&a.alert.annotations)
+}
+
+/// The hash [`Known`] keeps of an alert's annotations, however they were read.
+fn hash_of(annotations: &warroom_domain::alert::LabelSet) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    a.alert.annotations.hash(&mut h);
+    annotations.hash(&mut h);
     h.finish()
 }
 
@@ -331,6 +334,9 @@ impl KnownAlerts {
     /// Takes the repeat counts waiting to be written.
     pub(super) fn take_counts(&self) -> Counts {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // Without this, held alerts whose rows are merged would stay until the next emptying,
+        // which a quiet intake may never bring.
+        inner.release_merged();
         let mut out = std::mem::take(&mut inner.spilled);
         let dirty = std::mem::take(&mut inner.dirty);
         let applied = inner.applied;
@@ -349,30 +355,6 @@ impl KnownAlerts {
             }
         }
         inner.dirty = still_in_intake;
-        let held_dirty = std::mem::take(&mut inner.held_dirty);
-        let mut still_held = Vec::new();
-        for fp in held_dirty {
-            match inner.in_intake.get(&fp).copied() {
-                Some(h) if h.unflushed > 0 && h.journal <= applied => {
-                    out.push((fp, h.unflushed, h.last_seen));
-                    inner.in_intake.remove(&fp);
-                }
-                Some(h) if h.unflushed > 0 => still_held.push(fp),
-                _ => {}
-            }
-        }
-        inner.held_dirty = still_held;
-        // Held alerts whose rows are merged are read from `alerts` now; without this they
-        // would stay until the next emptying, which a quiet intake may never bring.
-        if !inner.in_intake.is_empty() && inner.pruned < applied {
-            inner.pruned = applied;
-            inner
-                .in_intake
-                .retain(|_, h| h.journal > applied || h.unflushed > 0);
-            if inner.in_intake.is_empty() {
-                inner.in_intake = HashMap::new();
-            }
-        }
         out
     }
 
@@ -394,11 +376,30 @@ impl KnownInner {
         });
         h.journal = h.journal.max(journal);
         h.last_seen = h.last_seen.max(last_seen);
-        if n > 0 {
-            if h.unflushed == 0 {
-                self.held_dirty.push(fp);
+        h.unflushed = h.unflushed.saturating_add(n);
+    }
+
+    /// Lets go of held alerts whose rows are merged (`alerts` has them now); their repeat
+    /// counts can be written, and wait in `spilled`. Scans only when more rows were merged.
+    fn release_merged(&mut self) {
+        let applied = self.applied;
+        if self.pruned >= applied || self.in_intake.is_empty() {
+            return;
+        }
+        self.pruned = applied;
+        let spilled = &mut self.spilled;
+        self.in_intake.retain(|fp, h| {
+            if h.journal > applied {
+                return true;
             }
-            h.unflushed = h.unflushed.saturating_add(n);
+            if h.unflushed > 0 {
+                spilled.push((*fp, h.unflushed, h.last_seen));
+            }
+            false
+        });
+        if self.in_intake.is_empty() {
+            // Its slots would otherwise stay as large as the biggest backlog.
+            self.in_intake = HashMap::new();
         }
     }
 
@@ -424,19 +425,7 @@ impl KnownInner {
             .collect();
         self.spilled.extend(dropped);
         self.map.retain(|_, e| e.journal > applied);
-        // Held alerts whose rows are merged: their counts can be written now.
-        let spilled = &mut self.spilled;
-        self.in_intake.retain(|fp, h| {
-            if h.journal > applied {
-                return true;
-            }
-            if h.unflushed > 0 {
-                spilled.push((*fp, h.unflushed, h.last_seen));
-            }
-            false
-        });
-        let in_intake = &self.in_intake;
-        self.held_dirty.retain(|fp| in_intake.contains_key(fp));
+        self.release_merged();
         if self.map.len() > KNOWN_INTAKE_MAX {
             // The newest half stays whole: those are the alerts a sender is likeliest to send
             // again before they are merged. Repeat counts of the others are held with them
@@ -844,15 +833,13 @@ async fn read_known(
             let ends: Option<String> = row.try_get("ends_at")?;
             let annotations: warroom_domain::alert::LabelSet =
                 super::from_json(&row.try_get::<String, _>("annotations")?)?;
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            annotations.hash(&mut h);
             out.insert(
                 fp,
                 Known {
                     firing: row.try_get::<String, _>("status")? == AlertState::Firing.as_str(),
                     starts_at: parse_ts(&row.try_get::<String, _>("starts_at")?)?,
                     ends_at: ends.as_deref().map(parse_ts).transpose()?,
-                    annotations: h.finish(),
+                    annotations: hash_of(&annotations),
                     last_seen: parse_ts(&row.try_get::<String, _>("last_seen")?)?,
                 },
             );
@@ -1098,6 +1085,42 @@ impl std::fmt::Debug for Staged {
     }
 }
 
+/// One intake row, its body parsed as `T` (the whole row, or only the parts a reader needs).
+struct IntakeRow<T> {
+    id: i64,
+    alerts: i64,
+    rows: Vec<T>,
+}
+
+fn parse_intake<T: serde::de::DeserializeOwned>(id: i64, body: &str) -> Result<Vec<T>> {
+    serde_json::from_str(body)
+        .map_err(|e| StoreError::Corrupt(format!("alert intake row {id}: {e}")))
+}
+
+/// Up to `limit` intake rows after row `after`, oldest first.
+async fn intake_after<T: serde::de::DeserializeOwned>(
+    pool: &AnyPool,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<IntakeRow<T>>> {
+    let rows =
+        sqlx::query("SELECT id, alerts, body FROM alert_intake WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+    rows.iter()
+        .map(|row| {
+            let id: i64 = row.try_get("id")?;
+            Ok(IntakeRow {
+                id,
+                alerts: row.try_get("alerts")?,
+                rows: parse_intake(id, &row.try_get::<String, _>("body")?)?,
+            })
+        })
+        .collect()
+}
+
 /// Merges the intake into `alerts` (SQLite): the rows exactly as their group commits decided
 /// them, in commit order, deleted from the intake in the same transaction, so a crash repeats
 /// nothing and loses nothing. New alerts are then handed to the processor in memory.
@@ -1146,11 +1169,11 @@ impl Applier {
     pub(super) async fn adopt(&self) -> Result<()> {
         use std::sync::atomic::Ordering::Release;
         #[derive(serde::Deserialize)]
-        struct Held {
-            a: HeldFp,
+        struct AlertOf {
+            a: Fingerprint,
         }
         #[derive(serde::Deserialize)]
-        struct HeldFp {
+        struct Fingerprint {
             fp: u64,
         }
         // Under the gate no merge commits, and every merge subtracts what it merged from
@@ -1161,24 +1184,15 @@ impl Applier {
         let mut waiting = 0i64;
         let mut held: Vec<(u64, u64)> = Vec::new();
         loop {
-            let batch = sqlx::query(
-                "SELECT id, alerts, body FROM alert_intake WHERE id > $1 ORDER BY id LIMIT 16",
-            )
-            .bind(last)
-            .fetch_all(&self.pool)
-            .await?;
+            let batch = intake_after::<AlertOf>(&self.pool, last, 16).await?;
             if batch.is_empty() {
                 break;
             }
             for row in batch {
-                let id: i64 = row.try_get("id")?;
-                let body: String = row.try_get("body")?;
-                let these: Vec<Held> = serde_json::from_str(&body)
-                    .map_err(|e| StoreError::Corrupt(format!("alert intake row {id}: {e}")))?;
-                let journal = u64::try_from(id).unwrap_or(0);
-                held.extend(these.iter().map(|h| (h.a.fp, journal)));
-                waiting += row.try_get::<i64, _>("alerts")?;
-                last = id;
+                let journal = u64::try_from(row.id).unwrap_or(0);
+                held.extend(row.rows.iter().map(|r| (r.a.fp, journal)));
+                waiting += row.alerts;
+                last = row.id;
             }
         }
         self.known.adopt(held);
@@ -1205,28 +1219,25 @@ impl Applier {
     /// about a microsecond an alert; merging the intake through it, what this replaced, held
     /// the writer for as long as the merge of everything older took.
     pub(super) async fn read_back(&self, id: u64) -> Result<()> {
+        let row = i64::try_from(id).unwrap_or(i64::MAX);
         let body: Option<String> =
             sqlx::query_scalar("SELECT body FROM alert_intake WHERE id = $1")
-                .bind(i64::try_from(id).unwrap_or(i64::MAX))
+                .bind(row)
                 .fetch_optional(&self.pool)
                 .await?;
         let Some(body) = body else {
             return Ok(());
         };
-        let rows: Vec<RowOut<'static>> = serde_json::from_str(&body)
-            .map_err(|e| StoreError::Corrupt(format!("alert intake row {id}: {e}")))?;
-        let alerts = rows
+        let alerts = parse_intake::<RowOut<'static>>(row, &body)?
             .iter()
             .map(|r| {
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                r.a.annotations.hash(&mut h);
                 Ok((
                     r.a.fp,
                     Known {
                         firing: r.firing,
                         starts_at: from_millis(r.starts_at)?,
                         ends_at: r.ends_at.map(from_millis).transpose()?,
-                        annotations: h.finish(),
+                        annotations: hash_of(&r.a.annotations),
                         last_seen: from_millis(r.last_seen)?,
                     },
                 ))
@@ -1302,24 +1313,15 @@ impl Applier {
         let mut last = 0;
         // Rows are at most a group commit (GROUP_COMMIT_MAX_ALERTS), so a few rows cover `want`.
         'rows: loop {
-            let batch = sqlx::query(
-                "SELECT id, alerts, body FROM alert_intake WHERE id > $1 ORDER BY id LIMIT 4",
-            )
-            .bind(last)
-            .fetch_all(&self.pool)
-            .await?;
+            let batch = intake_after::<RowOut<'static>>(&self.pool, last, 4).await?;
             if batch.is_empty() {
                 break;
             }
-            for row in batch {
-                let id: i64 = row.try_get("id")?;
-                let body: String = row.try_get("body")?;
-                let mut these: Vec<RowOut<'static>> = serde_json::from_str(&body)
-                    .map_err(|e| StoreError::Corrupt(format!("alert intake row {id}: {e}")))?;
-                rows.append(&mut these);
-                counts += usize::try_from(row.try_get::<i64, _>("alerts")?).unwrap_or(0);
+            for mut row in batch {
+                rows.append(&mut row.rows);
+                counts += usize::try_from(row.alerts).unwrap_or(0);
                 intake_rows += 1;
-                last = id;
+                last = row.id;
                 if rows.len() >= want {
                     break 'rows;
                 }

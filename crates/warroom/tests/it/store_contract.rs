@@ -52,6 +52,40 @@ where
     }
 }
 
+/// Ends a pass with one settle: the first `linked` of `fps` join incident `number` (with
+/// `events` on its timeline), the rest settle unlinked. Then nothing is pending, from the
+/// database or from memory, and the incident lists exactly the `linked` alerts.
+async fn settle_whole_pass(
+    store: &dyn Store,
+    b: Backend,
+    number: warroom_domain::IncidentNumber,
+    fps: &[String],
+    linked: usize,
+    events: Vec<warroom_domain::EventKind>,
+) {
+    let join = warroom_store::AlertJoin {
+        incident: number,
+        change: Box::new(move |_| Ok(events.into())),
+        alerts: fps[..linked].to_vec(),
+    };
+    store
+        .settle_pass("alertmanager", T0, vec![join], &fps[linked..])
+        .await
+        .unwrap();
+    store.pass_done(true);
+    assert!(
+        store.pending_alerts(1000).await.unwrap().is_empty(),
+        "{b:?}"
+    );
+    assert!(store.take_pending(1000).await.unwrap().is_empty(), "{b:?}");
+    store.pass_done(true);
+    assert_eq!(
+        store.alerts_for_incident(number).await.unwrap().len(),
+        linked,
+        "{b:?}"
+    );
+}
+
 #[tokio::test]
 async fn declared_incidents_survive_a_reopen_of_the_database() {
     each_backend(|b| async move {
@@ -961,29 +995,10 @@ async fn a_processing_pass_commits_its_evidence_and_settles_all_or_nothing() {
             "{b:?}: read again"
         );
 
-        let join = warroom_store::AlertJoin {
-            incident: i.number,
-            change: Box::new(|_| {
-                Ok(vec![warroom_domain::EventKind::Note {
-                    text: "Alert firing: A0, A1".into(),
-                }]
-                .into())
-            }),
-            alerts: fps[..2].to_vec(),
+        let note = warroom_domain::EventKind::Note {
+            text: "Alert firing: A0, A1".into(),
         };
-        store
-            .settle_pass("alertmanager", T0, vec![join], &fps[2..])
-            .await
-            .unwrap();
-        store.pass_done(true);
-        assert!(store.pending_alerts(10).await.unwrap().is_empty(), "{b:?}");
-        assert!(store.take_pending(10).await.unwrap().is_empty(), "{b:?}");
-        store.pass_done(true);
-        assert_eq!(
-            store.alerts_for_incident(i.number).await.unwrap().len(),
-            2,
-            "{b:?}"
-        );
+        settle_whole_pass(store.as_ref(), b, i.number, &fps, 2, vec![note]).await;
         assert_eq!(
             store.timeline(i.number).await.unwrap().len(),
             2,
@@ -1324,24 +1339,7 @@ async fn a_pass_over_a_big_batch_settles_it_whole_and_a_read_meanwhile_never_wai
         assert_eq!(listed.len(), 300, "{b:?}");
 
         let fps: Vec<String> = taken.iter().map(|a| a.fingerprint.clone()).collect();
-        let join = warroom_store::AlertJoin {
-            incident: i.number,
-            change: Box::new(|_| Ok(Vec::<warroom_domain::EventKind>::new().into())),
-            alerts: fps[..200].to_vec(),
-        };
-        store
-            .settle_pass("alertmanager", T0, vec![join], &fps[200..])
-            .await
-            .unwrap();
-        store.pass_done(true);
-        assert!(store.pending_alerts(1000).await.unwrap().is_empty(), "{b:?}");
-        assert!(store.take_pending(1000).await.unwrap().is_empty(), "{b:?}");
-        store.pass_done(true);
-        assert_eq!(
-            store.alerts_for_incident(i.number).await.unwrap().len(),
-            200,
-            "{b:?}"
-        );
+        settle_whole_pass(store.as_ref(), b, i.number, &fps, 200, Vec::new()).await;
 
         // The same again, without a read in the middle: the pass's settle writes them.
         let later = T0 + Duration::minutes(1);
