@@ -230,8 +230,14 @@ pub async fn post_alerts(
             StatusCode::BAD_REQUEST,
             "invalid_alerts",
             format!(
-                "{} of the alerts were refused (the others were stored): {}",
+                "{} of {} alerts refused ({}): {}",
                 errors.len(),
+                errors.len() + outcome.received,
+                match outcome.received {
+                    0 => "nothing was stored".to_owned(),
+                    1 => "the other one was stored".to_owned(),
+                    n => format!("the other {n} were stored"),
+                },
                 errors.join("; ")
             ),
         )

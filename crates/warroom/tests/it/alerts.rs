@@ -197,6 +197,31 @@ async fn bad_alert_input_is_refused_with_the_path() {
         v["details"]["stored"]["new"], 1,
         "the valid alert of the batch was kept, like Alertmanager"
     );
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 of 2 alerts refused (the other one was stored)"),
+        "{v}"
+    );
+    // A batch refused whole says that nothing was stored.
+    let (st, v) = app
+        .call(
+            Method::POST,
+            "/api/v2/alerts",
+            r,
+            Some(json!([{"labels": {}}])),
+        )
+        .await;
+    app.settle().await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 of 1 alerts refused (nothing was stored): [0].labels"),
+        "{v}"
+    );
     let (st, v) = app.call(Method::POST, "/hooks/alertmanager", r, Some(json!({"version": "4", "groupKey": "g", "status": "firing", "receiver": "r", "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "", "alerts": [{"status": "firing", "labels": {"alertname": "X"}, "annotations": {}, "startsAt": "yesterday", "endsAt": "0001-01-01T00:00:00Z"}]}))).await;
     app.settle().await;
     assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
