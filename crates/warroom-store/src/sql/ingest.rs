@@ -1198,10 +1198,12 @@ impl Applier {
         self.known.adopt(held);
         self.intake.waiting.store(waiting, Release);
         self.intake.unknown.store(false, Release);
-        tracing::info!(
-            alerts = waiting,
-            "alerts an earlier process left in the intake are merged in the background"
-        );
+        if waiting > 0 {
+            tracing::info!(
+                alerts = waiting,
+                "alerts an earlier process left in the intake are merged in the background"
+            );
+        }
         Ok(())
     }
 
