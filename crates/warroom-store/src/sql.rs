@@ -108,6 +108,7 @@ pub async fn migrate(pool: &AnyPool, migrations: &[Migration]) -> Result<()> {
     Ok(())
 }
 
+mod fingerprints;
 mod ingest;
 
 /// Authenticated tokens by secret hash, for at most [`TOKEN_CACHE_TTL`]: one database read per
@@ -266,6 +267,7 @@ impl SqlStore {
                 gate: gate.clone(),
                 intake_pool,
                 intake_gate: Arc::new(WriteGate::new(true)),
+                stored: Arc::new(fingerprints::StoredFingerprints::default()),
                 known: known.clone(),
                 handoff: handoff.clone(),
                 intake: Arc::new(ingest::Intake::default()),
@@ -295,6 +297,7 @@ impl SqlStore {
             ));
         }
         if let Some(a) = &applier {
+            tokio::spawn(ingest::scan_stored(pool.clone(), Arc::downgrade(&a.stored)));
             tokio::spawn(Self::intake_upkeep_forever(
                 a.intake_pool.clone(),
                 a.intake_gate.clone(),

@@ -1147,6 +1147,8 @@ pub(super) struct Applier {
     /// The intake's own file, with its own write lock and gate.
     pub(super) intake_pool: AnyPool,
     pub(super) intake_gate: Arc<WriteGate>,
+    /// Fingerprints that may be in `alerts`: the others need no lookup.
+    pub(super) stored: Arc<super::fingerprints::StoredFingerprints>,
     pub(super) known: Arc<KnownAlerts>,
     pub(super) handoff: Arc<Handoff>,
     pub(super) intake: Arc<Intake>,
@@ -1214,6 +1216,7 @@ impl Applier {
             }
         }
         self.known.applied(u64::try_from(merged).unwrap_or(0));
+        self.stored.insert(held.iter().map(|(fp, _)| *fp));
         self.known.adopt(held);
         self.intake.merged.fetch_max(merged, Release);
         self.intake.waiting.store(waiting, Release);
@@ -1478,6 +1481,51 @@ impl Applier {
     }
 }
 
+/// Adds every fingerprint stored in `alerts` at start to `stored`, then marks it ready. Rows
+/// stored after the scan began came through the intake, whose fingerprints are added as they
+/// are appended (or taken over at start), so a scan in pages by rowid misses nothing.
+pub(super) async fn scan_stored(
+    pool: AnyPool,
+    stored: std::sync::Weak<super::fingerprints::StoredFingerprints>,
+) {
+    let mut after = 0i64;
+    let mut scanned = 0usize;
+    loop {
+        if stored.strong_count() == 0 {
+            return;
+        }
+        let page = sqlx::query(
+            "SELECT rowid AS r, fingerprint FROM alerts WHERE rowid > $1 ORDER BY rowid LIMIT 10000",
+        )
+        .bind(after)
+        .fetch_all(&pool)
+        .await;
+        let rows = match page {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Until it is done every new alert is looked up, which is correct, only slower.
+                tracing::warn!(error = %e, "scanning stored alert fingerprints failed; retrying in 5 s");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let Some(s) = stored.upgrade() else { return };
+        let Some(last) = rows.last() else {
+            s.set_ready();
+            tracing::debug!(alerts = scanned, "stored alert fingerprints scanned");
+            return;
+        };
+        after = last.try_get("r").unwrap_or(i64::MAX);
+        scanned += rows.len();
+        // A fingerprint that does not parse is stored under some other text: it cannot match
+        // an incoming alert's, so it is not needed here.
+        s.insert(rows.iter().filter_map(|row| {
+            let fp: String = row.try_get("fingerprint").ok()?;
+            u64::from_str_radix(&fp, 16).ok()
+        }));
+    }
+}
+
 /// Deletes the intake rows that are merged into `alerts`.
 pub(super) async fn forget_merged(pool: &AnyPool, gate: &WriteGate, intake: &Intake) -> Result<()> {
     use std::sync::atomic::Ordering::{Acquire, Release};
@@ -1622,9 +1670,12 @@ impl Writer {
         // taken before this read, so every alert is in one or the other.
         let (_gate, mut tx) = match &self.applier {
             Some(a) => {
-                let mut conn = self.pool.acquire().await?;
-                known.extend(read_known(&mut conn, self.dialect, &missing).await?);
-                drop(conn);
+                let mut lookup = missing.clone();
+                a.stored.retain_maybe_stored(&mut lookup);
+                if !lookup.is_empty() {
+                    let mut conn = self.pool.acquire().await?;
+                    known.extend(read_known(&mut conn, self.dialect, &lookup).await?);
+                }
                 let gate = a.intake_gate.enter().await;
                 (
                     gate,
@@ -1734,6 +1785,11 @@ impl Writer {
                     .fetch_one(&mut *tx)
                     .await?;
                     journal = u64::try_from(id).unwrap_or(0);
+                    // Before the commit: once committed, a merge may store them at any time.
+                    if let Some(a) = &self.applier {
+                        a.stored
+                            .insert(to_write.iter().map(|r| r.alert.alert.fingerprint.0));
+                    }
                 }
                 None => {
                     let direct: Vec<RowOut<'_>> = to_write.iter().map(|r| row_out(r)).collect();
