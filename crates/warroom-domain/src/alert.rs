@@ -333,27 +333,87 @@ pub fn parse_postable_alerts(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Result<PostedAlerts, DomainError> {
-    let value = parse_json(body)?;
-    let Value::Array(items) = value else {
-        return Err(DomainError::invalid(
-            "body",
-            format!(
-                "expected a JSON array of alerts, found {}; wrap a single alert in [ ]",
-                kind_of(&value)
-            ),
-        ));
+    // Each element is read straight into its fields; only one that does not fit that shape
+    // (a number for a label, say) is read again as a JSON value, for an error that names it.
+    // Reading every alert through a JSON value first took a fifth of the server's time.
+    let items: Vec<&serde_json::value::RawValue> = match serde_json::from_slice(body) {
+        Ok(items) => items,
+        Err(_) => {
+            let value = parse_json(body)?;
+            return Err(DomainError::invalid(
+                "body",
+                format!(
+                    "expected a JSON array of alerts, found {}; wrap a single alert in [ ]",
+                    kind_of(&value)
+                ),
+            ));
+        }
     };
     let mut out = PostedAlerts {
         accepted: Vec::with_capacity(items.len()),
         rejected: Vec::new(),
     };
     for (i, item) in items.iter().enumerate() {
-        match postable_alert(item, &format!("[{i}]"), now) {
+        let path = format!("[{i}]");
+        let raw = item.get();
+        let fast = raw
+            .trim_start()
+            .starts_with('{')
+            .then(|| serde_json::from_str::<AlertFields>(raw).ok())
+            .flatten();
+        let alert = match fast {
+            Some(fields) => fields.into_alert(&path, now),
+            None => parse_json(raw.as_bytes()).and_then(|v| postable_alert(&v, &path, now)),
+        };
+        match alert {
             Ok(a) => out.accepted.push(a),
             Err(e) => out.rejected.push(e),
         }
     }
     Ok(out)
+}
+
+/// An API v2 alert's fields, when each has the type it should. Checked in the order
+/// [`postable_alert`] checks them, so that either way an alert gets the same first error.
+#[derive(Deserialize)]
+struct AlertFields {
+    labels: Option<LabelSet>,
+    annotations: Option<LabelSet>,
+    #[serde(rename = "startsAt")]
+    starts_at: Option<String>,
+    #[serde(rename = "endsAt")]
+    ends_at: Option<String>,
+    #[serde(rename = "generatorURL")]
+    generator_url: Option<String>,
+}
+
+impl AlertFields {
+    fn into_alert(self, path: &str, now: OffsetDateTime) -> Result<Alert, DomainError> {
+        let field = join(path, "labels");
+        let Some(labels) = self.labels else {
+            return Err(DomainError::invalid(field, "missing"));
+        };
+        let labels = checked_labels(labels, &field)?;
+        let annotations = self.annotations.unwrap_or_default();
+        check_names(&annotations, &join(path, "annotations"))?;
+        let time = |raw: Option<String>, name: &str| {
+            raw.map(|r| parse_time(&r).map_err(|m| DomainError::invalid(join(path, name), m)))
+                .transpose()
+                .map(Option::flatten)
+        };
+        let starts = time(self.starts_at, "startsAt")?;
+        let ends = time(self.ends_at, "endsAt")?;
+        let starts_at = starts.or(ends).unwrap_or(now);
+        check_order(starts_at, ends, path)?;
+        Ok(Alert {
+            fingerprint: fingerprint(&labels),
+            labels,
+            annotations,
+            starts_at,
+            ends_at: ends,
+            generator_url: self.generator_url.filter(|u| !u.is_empty()),
+        })
+    }
 }
 
 fn postable_alert(v: &Value, path: &str, now: OffsetDateTime) -> Result<Alert, DomainError> {
@@ -540,7 +600,10 @@ fn labels_field(obj: &Map<String, Value>, path: &str) -> Result<LabelSet, Domain
     let Some(v) = obj.get("labels").filter(|v| !v.is_null()) else {
         return Err(DomainError::invalid(field, "missing"));
     };
-    let mut labels = string_map(Some(v), &field)?;
+    checked_labels(string_map(Some(v), &field)?, &field)
+}
+
+fn checked_labels(mut labels: LabelSet, field: &str) -> Result<LabelSet, DomainError> {
     // Alertmanager drops empty-valued labels before validating: an empty label is an absent one.
     labels.retain(|_, v| !v.is_empty());
     if labels.is_empty() {
@@ -549,7 +612,7 @@ fn labels_field(obj: &Map<String, Value>, path: &str) -> Result<LabelSet, Domain
             "at least one label with a non-empty value is required, e.g. {\"alertname\": \"HighErrorRate\"}",
         ));
     }
-    check_names(&labels, &field)?;
+    check_names(&labels, field)?;
     Ok(labels)
 }
 
@@ -654,19 +717,20 @@ pub struct GroupKey {
 impl Grouping {
     /// The group of an alert with these labels.
     pub fn group(&self, labels: &LabelSet) -> GroupKey {
-        let present: LabelSet = self
+        // Borrowed and sorted by name, as a label set is: this runs for every alert received.
+        let mut present: Vec<(&str, &str)> = self
             .by
             .iter()
-            .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+            .filter_map(|n| labels.get(n).map(|v| (n.as_str(), v.as_str())))
             .collect();
+        present.sort_unstable();
+        present.dedup_by_key(|(n, _)| *n);
         if present.is_empty() {
-            let fallback: LabelSet = labels
+            let fallback = labels
                 .get(&self.fallback)
-                .map(|v| (self.fallback.clone(), v.clone()))
-                .into_iter()
-                .collect();
+                .map(|v| (self.fallback.as_str(), v.as_str()));
             return GroupKey {
-                key: label_set_string(&fallback),
+                key: pairs_string(fallback),
                 service: None,
             };
         }
@@ -676,7 +740,7 @@ impl Grouping {
             .find_map(|n| labels.get(n))
             .and_then(|v| slug_candidate(v));
         GroupKey {
-            key: label_set_string(&present),
+            key: pairs_string(present),
             service,
         }
     }
@@ -684,15 +748,33 @@ impl Grouping {
 
 /// `{a="1", b="2"}` as Alertmanager prints label sets (values escaped like Go's `%q`).
 pub fn label_set_string(labels: &LabelSet) -> String {
-    let parts: Vec<String> = labels
-        .iter()
-        .map(|(k, v)| format!("{k}={}", quote(v)))
-        .collect();
-    format!("{{{}}}", parts.join(", "))
+    pairs_string(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+/// [`label_set_string`] of pairs already in name order.
+fn pairs_string<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::with_capacity(64);
+    out.push('{');
+    for (i, (k, v)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(k);
+        out.push('=');
+        quote_into(&mut out, v);
+    }
+    out.push('}');
+    out
 }
 
 fn quote(v: &str) -> String {
     let mut out = String::with_capacity(v.len() + 2);
+    quote_into(&mut out, v);
+    out
+}
+
+fn quote_into(out: &mut String, v: &str) {
+    use std::fmt::Write as _;
     out.push('"');
     for c in v.chars() {
         match c {
@@ -700,12 +782,13 @@ fn quote(v: &str) -> String {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
             c => out.push(c),
         }
     }
     out.push('"');
-    out
 }
 
 /// Lowercase, with every run of other characters turned into one dash; `None` if the result is
@@ -1380,6 +1463,55 @@ impl Silence {
 
 #[cfg(test)]
 mod tests {
+
+    /// Every API v2 alert is read straight into its fields unless it does not fit them; both
+    /// ways must give the same alert, or the same first error.
+    #[test]
+    fn reading_alerts_into_their_fields_agrees_with_reading_them_as_json_values() {
+        let cases = [
+            r#"{"labels":{"alertname":"A","service":"api"},"annotations":{"summary":"s"},"startsAt":"2026-01-12T14:00:00.123Z","generatorURL":"http://p/g"}"#,
+            r#"{"labels":{"alertname":"A"},"endsAt":"2026-01-12T14:00:00Z"}"#,
+            r#"{"labels":{"alertname":"A"},"endsAt":"0001-01-01T00:00:00Z","generatorURL":""}"#,
+            r#"{"labels":{"alertname":"A"},"startsAt":"2026-01-12T15:00:00Z","endsAt":"2026-01-12T14:00:00Z"}"#,
+            r#"{"labels":{"alertname":"A"},"startsAt":"yesterday"}"#,
+            r#"{"labels":{"alertname":"A"},"annotations":null,"startsAt":null}"#,
+            r#"{"labels":{"alertname":"A","empty":""}}"#,
+            r#"{"labels":{"empty":""}}"#,
+            r#"{"labels":{"bad-name":"x"}}"#,
+            r#"{"labels":{"alertname":"A"},"annotations":{"bad name":"x"}}"#,
+            r#"{"labels":null}"#,
+            r#"{}"#,
+            r#"{"labels":{"alertname":"A"},"unknown":[1,2]}"#,
+            r#"{"labels":{"alertname":"A"},"labels":{"alertname":"B"}}"#,
+            r#"{"labels":{"alertname":"A\n\"q\""}}"#,
+            r#"{"labels":{"alertname":1}}"#,
+            r#"{"labels":{"alertname":"A"},"annotations":{"n":2}}"#,
+            r#"{"labels":{"alertname":"A"},"startsAt":5}"#,
+            r#"{"labels":"alertname=A"}"#,
+            r#"[{"alertname":"A"}]"#,
+            r#""alert""#,
+            r#"null"#,
+        ];
+        // The fast way is taken at all (else this would compare the slow way with itself).
+        assert!(serde_json::from_str::<AlertFields>(cases[0]).is_ok());
+        assert!(serde_json::from_str::<AlertFields>(cases[15]).is_err());
+        for case in cases {
+            let body = format!("[{case}, {case}]");
+            let got = parse_postable_alerts(body.as_bytes(), NOW).unwrap();
+            let value: Value = serde_json::from_str(case).unwrap();
+            let want = postable_alert(&value, "[1]", NOW);
+            match want {
+                Ok(a) => {
+                    assert_eq!(got.accepted.len(), 2, "{case}: {:?}", got.rejected);
+                    assert_eq!(format!("{:?}", got.accepted[1]), format!("{a:?}"), "{case}");
+                }
+                Err(e) => {
+                    assert_eq!(got.rejected.len(), 2, "{case}");
+                    assert_eq!(got.rejected[1].to_string(), e.to_string(), "{case}");
+                }
+            }
+        }
+    }
     use super::*;
     use time::macros::datetime;
 
