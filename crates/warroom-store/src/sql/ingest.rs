@@ -1017,10 +1017,12 @@ pub(super) async fn write_counts(
 }
 
 /// Most alerts waiting in the intake before the writer merges some itself (back-pressure). Past
-/// [`KNOWN_INTAKE_MAX`] an alert waiting costs about 32 bytes of memory in a map that doubles
-/// past 917,504 entries (from 34 to 68 MB), which this stays under; it also bounds the disk the
-/// intake takes (about 150 MB) and how long a read that merges it all may wait.
-const INTAKE_MAX: i64 = 800_000;
+/// [`KNOWN_INTAKE_MAX`] an alert waiting costs about 32 bytes of memory in a map whose next
+/// doubling is past 458,752 entries (the newest 50,000 are kept whole, not in it); it also
+/// bounds the disk the intake takes (about 95 MB) and how long a read that merges it all may
+/// wait. It was 800,000 until the intake got a file of its own and filled faster: a long run of
+/// floods then peaked at 279 MB of RSS, over the 200 MB bound.
+const INTAKE_MAX: i64 = 500_000;
 /// Most alerts merged from the intake in one transaction.
 const APPLY_MAX: usize = 10_000;
 
