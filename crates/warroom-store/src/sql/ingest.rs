@@ -1017,12 +1017,13 @@ pub(super) async fn write_counts(
 }
 
 /// Most alerts waiting in the intake before the writer merges some itself (back-pressure). Past
-/// [`KNOWN_INTAKE_MAX`] an alert waiting costs about 32 bytes of memory in a map whose next
-/// doubling is past 458,752 entries (the newest 50,000 are kept whole, not in it); it also
-/// bounds the disk the intake takes (about 95 MB) and how long a read that merges it all may
-/// wait. It was 800,000 until the intake got a file of its own and filled faster: a long run of
-/// floods then peaked at 279 MB of RSS, over the 200 MB bound.
-const INTAKE_MAX: i64 = 500_000;
+/// [`KNOWN_INTAKE_MAX`] an alert waiting is held in about 32 bytes, but measured, peak RSS grew
+/// by about 190 bytes per waiting alert under floods (109 MB at 284,000 waiting, 150-199 MB at
+/// 500,000), so this bound is what keeps a flood under 200 MB. It also bounds the disk the
+/// intake takes (about 60 MB) and how long a read that merges it all may wait. It was 800,000
+/// until the intake got a file of its own and filled faster: a long run of floods then peaked
+/// at 279 MB, and at 500,000 at 251 MB.
+const INTAKE_MAX: i64 = 300_000;
 /// Most alerts merged from the intake in one transaction.
 const APPLY_MAX: usize = 10_000;
 
