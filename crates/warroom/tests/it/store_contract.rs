@@ -1382,8 +1382,7 @@ async fn alerts_stored_before_a_restart_are_judged_against_after_it() {
         store.close().await;
         drop(store);
         let store = open_store(b, &db).await.unwrap();
-        // Whether or not the start-up scan is done yet, the answer must be the same; after a
-        // moment it is done, and the skipped lookup is what is tested.
+        // A moment after the start, as a sender would come back.
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let o = store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
         assert_eq!((o.new, o.changed, o.duplicates), (0, 0, 300), "{b:?}");
