@@ -356,11 +356,11 @@ pub fn parse_postable_alerts(
     for (i, item) in items.iter().enumerate() {
         let path = format!("[{i}]");
         let raw = item.get();
-        let fast = raw
-            .trim_start()
-            .starts_with('{')
-            .then(|| serde_json::from_str::<AlertFields>(raw).ok())
-            .flatten();
+        let fast = if raw.trim_start().starts_with('{') {
+            serde_json::from_str::<AlertFields>(raw).ok()
+        } else {
+            None
+        };
         let alert = match fast {
             Some(fields) => fields.into_alert(&path, now),
             None => parse_json(raw.as_bytes()).and_then(|v| postable_alert(&v, &path, now)),
@@ -396,23 +396,16 @@ impl AlertFields {
         let labels = checked_labels(labels, &field)?;
         let annotations = self.annotations.unwrap_or_default();
         check_names(&annotations, &join(path, "annotations"))?;
-        let time = |raw: Option<String>, name: &str| {
-            raw.map(|r| parse_time(&r).map_err(|m| DomainError::invalid(join(path, name), m)))
-                .transpose()
-                .map(Option::flatten)
-        };
-        let starts = time(self.starts_at, "startsAt")?;
-        let ends = time(self.ends_at, "endsAt")?;
-        let starts_at = starts.or(ends).unwrap_or(now);
-        check_order(starts_at, ends, path)?;
-        Ok(Alert {
-            fingerprint: fingerprint(&labels),
+        let starts = checked_time(self.starts_at.as_deref(), path, "startsAt")?;
+        let ends = checked_time(self.ends_at.as_deref(), path, "endsAt")?;
+        assemble(
             labels,
             annotations,
-            starts_at,
-            ends_at: ends,
-            generator_url: self.generator_url.filter(|u| !u.is_empty()),
-        })
+            (starts, ends),
+            self.generator_url,
+            path,
+            now,
+        )
     }
 }
 
@@ -423,6 +416,26 @@ fn postable_alert(v: &Value, path: &str, now: OffsetDateTime) -> Result<Alert, D
     let starts = time_field(obj, path, "startsAt")?;
     let ends = time_field(obj, path, "endsAt")?;
     let generator_url = opt_string_field(obj, path, "generatorURL")?;
+    assemble(
+        labels,
+        annotations,
+        (starts, ends),
+        generator_url,
+        path,
+        now,
+    )
+}
+
+/// An API v2 alert from its checked fields: a missing start is the end if given, else `now`;
+/// an empty generator URL is none.
+fn assemble(
+    labels: LabelSet,
+    annotations: LabelSet,
+    (starts, ends): (Option<OffsetDateTime>, Option<OffsetDateTime>),
+    generator_url: Option<String>,
+    path: &str,
+    now: OffsetDateTime,
+) -> Result<Alert, DomainError> {
     let starts_at = starts.or(ends).unwrap_or(now);
     check_order(starts_at, ends, path)?;
     Ok(Alert {
@@ -650,9 +663,18 @@ fn time_field(
     path: &str,
     field: &str,
 ) -> Result<Option<OffsetDateTime>, DomainError> {
-    match opt_string_field(obj, path, field)? {
+    checked_time(opt_string_field(obj, path, field)?.as_deref(), path, field)
+}
+
+/// A time field's text, parsed (`None` when absent or a Go zero time).
+fn checked_time(
+    raw: Option<&str>,
+    path: &str,
+    field: &str,
+) -> Result<Option<OffsetDateTime>, DomainError> {
+    match raw {
         None => Ok(None),
-        Some(raw) => parse_time(&raw).map_err(|m| DomainError::invalid(join(path, field), m)),
+        Some(raw) => parse_time(raw).map_err(|m| DomainError::invalid(join(path, field), m)),
     }
 }
 
@@ -1463,6 +1485,8 @@ impl Silence {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use time::macros::datetime;
 
     /// Every API v2 alert is read straight into its fields unless it does not fit them; both
     /// ways must give the same alert, or the same first error.
@@ -1512,8 +1536,6 @@ mod tests {
             }
         }
     }
-    use super::*;
-    use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-01-12 14:32:00 UTC);
 

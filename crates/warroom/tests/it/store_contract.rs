@@ -1382,8 +1382,6 @@ async fn alerts_stored_before_a_restart_are_judged_against_after_it() {
         store.close().await;
         drop(store);
         let store = open_store(b, &db).await.unwrap();
-        // A moment after the start, as a sender would come back.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let o = store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
         assert_eq!((o.new, o.changed, o.duplicates), (0, 0, 300), "{b:?}");
         let later = T0 + Duration::minutes(1);
@@ -1392,8 +1390,10 @@ async fn alerts_stored_before_a_restart_are_judged_against_after_it() {
             .await
             .unwrap();
         assert_eq!((o.new, o.changed), (0, 3), "{b:?}: resolutions");
-        let other = other_batch(5, later);
-        let o = store.ingest_alerts(other, later).await.unwrap();
+        let o = store
+            .ingest_alerts(other_batch(5, later), later)
+            .await
+            .unwrap();
         assert_eq!(o.new, 5, "{b:?}: unseen fingerprints are new");
         assert_eq!(store.list_alerts(None, 1000).await.unwrap().len(), 305);
     })
