@@ -55,10 +55,12 @@ const ROWS_PER_STATEMENT: usize = 100;
 /// as alerts come in, which keeps memory bounded on a stream of ever-new fingerprints.
 const KNOWN_MAX: usize = 50_000;
 /// Alerts still in the intake whose whole state stays in memory. Past that, an emptying keeps
-/// only which intake row holds each of the others (about 32 bytes an alert instead of about
-/// 100), so a flood can wait in the intake by the hundred thousand in bounded memory; a later
-/// sighting of such an alert reads that row back first ([`Applier::read_back`]).
-const KNOWN_INTAKE_MAX: usize = 100_000;
+/// only which intake row holds each of the others (16 bytes an alert instead of about 90), so
+/// a flood can wait in the intake by the hundred thousand in bounded memory; a later sighting
+/// of such an alert reads that row back first ([`Applier::read_back`]). With [`KNOWN_MAX`] the
+/// whole table stays under 114,688 entries, where its slots would double (measured: at 150,000
+/// entries the doubling alone took 23 MB).
+const KNOWN_INTAKE_MAX: usize = 50_000;
 /// Alertmanager's default `resolve_timeout`: a firing alert re-sent with a later `startsAt`
 /// within this time of its last sighting is the same occurrence (Alertmanager merges the two and
 /// keeps the earliest start). This is what makes repeats from senders that omit `startsAt`
@@ -103,19 +105,20 @@ struct KnownInner {
     applied: u64,
     /// Entries kept by the last emptying (they were still in the intake).
     kept: usize,
-    /// Alerts in the intake whose entries were dropped, by fingerprint. An entry without repeat
-    /// counts is stale once its row is merged (`<= applied`); one with counts is then written.
-    in_intake: HashMap<u64, Held>,
+    /// Alerts in the intake whose entries were dropped: fingerprint and the intake row that
+    /// holds its latest state. Stale once that row is merged (`<= applied`). Only 16 bytes a
+    /// slot: a flood of new alerts keeps hundreds of thousands here (measured: with the repeat
+    /// counts in the same slots, 32 MB at 300,000 waiting).
+    in_intake: HashMap<u64, u64>,
+    /// Repeats of alerts of `in_intake`, waiting for their rows to be merged; written then.
+    held_counts: HashMap<u64, HeldCount>,
     /// `applied` when `in_intake` was last cleared of merged rows.
     pruned: u64,
 }
 
-/// An alert in the intake that is not whole in memory (about 32 bytes).
+/// Repeats of an alert in the intake that is not whole in memory.
 #[derive(Debug, Clone, Copy)]
-struct Held {
-    /// The intake row that holds its latest state.
-    journal: u64,
-    /// Repeats counted since, waiting for that row to be merged.
+struct HeldCount {
     unflushed: u32,
     last_seen: OffsetDateTime,
 }
@@ -231,7 +234,7 @@ impl KnownAlerts {
         let mut rows: Vec<u64> = fps
             .iter()
             .filter(|fp| !inner.map.contains_key(fp))
-            .filter_map(|fp| inner.in_intake.get(fp).map(|h| h.journal))
+            .filter_map(|fp| inner.in_intake.get(fp).copied())
             .filter(|journal| *journal > inner.applied)
             .collect();
         rows.sort_unstable();
@@ -251,24 +254,25 @@ impl KnownAlerts {
             if inner.map.contains_key(&fp) {
                 continue;
             }
-            let Some(held) = inner.in_intake.get(&fp).copied() else {
-                continue;
-            };
-            if held.journal != journal {
+            if inner.in_intake.get(&fp) != Some(&journal) {
                 continue;
             }
             inner.in_intake.remove(&fp);
             // Repeats counted while it was not whole are its own again.
-            known.last_seen = known.last_seen.max(held.last_seen);
+            let count = inner.held_counts.remove(&fp);
+            let unflushed = count.map_or(0, |c| c.unflushed);
+            if let Some(c) = count {
+                known.last_seen = known.last_seen.max(c.last_seen);
+            }
             inner.map.insert(
                 fp,
                 Entry {
                     known,
-                    unflushed: held.unflushed,
+                    unflushed,
                     journal,
                 },
             );
-            if held.unflushed > 0 {
+            if unflushed > 0 {
                 inner.dirty.push(fp);
             }
         }
@@ -369,14 +373,16 @@ impl KnownInner {
     /// Holds an alert of intake row `journal` (or of the row it is held with, when 0) that is
     /// not whole in memory, with `n` more repeats.
     fn hold(&mut self, fp: u64, journal: u64, n: u32, last_seen: OffsetDateTime) {
-        let h = self.in_intake.entry(fp).or_insert(Held {
-            journal,
-            unflushed: 0,
-            last_seen,
-        });
-        h.journal = h.journal.max(journal);
-        h.last_seen = h.last_seen.max(last_seen);
-        h.unflushed = h.unflushed.saturating_add(n);
+        let held = self.in_intake.entry(fp).or_insert(journal);
+        *held = (*held).max(journal);
+        if n > 0 {
+            let c = self.held_counts.entry(fp).or_insert(HeldCount {
+                unflushed: 0,
+                last_seen,
+            });
+            c.last_seen = c.last_seen.max(last_seen);
+            c.unflushed = c.unflushed.saturating_add(n);
+        }
     }
 
     /// Lets go of held alerts whose rows are merged (`alerts` has them now); their repeat
@@ -388,18 +394,20 @@ impl KnownInner {
         }
         self.pruned = applied;
         let spilled = &mut self.spilled;
-        self.in_intake.retain(|fp, h| {
-            if h.journal > applied {
+        let counts = &mut self.held_counts;
+        self.in_intake.retain(|fp, journal| {
+            if *journal > applied {
                 return true;
             }
-            if h.unflushed > 0 {
-                spilled.push((*fp, h.unflushed, h.last_seen));
+            if let Some(c) = counts.remove(fp) {
+                spilled.push((*fp, c.unflushed, c.last_seen));
             }
             false
         });
         if self.in_intake.is_empty() {
-            // Its slots would otherwise stay as large as the biggest backlog.
+            // Their slots would otherwise stay as large as the biggest backlog.
             self.in_intake = HashMap::new();
+            self.held_counts = HashMap::new();
         }
     }
 
@@ -1017,8 +1025,8 @@ pub(super) async fn write_counts(
 }
 
 /// Most alerts waiting in the intake before the writer merges some itself (back-pressure). Past
-/// [`KNOWN_INTAKE_MAX`] an alert waiting costs about 32 bytes of memory in a map that doubles
-/// past 917,504 entries (from 34 to 68 MB), which this stays under; it also bounds the disk the
+/// [`KNOWN_INTAKE_MAX`] an alert waiting costs 16 bytes of memory in a map that doubles past
+/// 917,504 entries (from 17 to 34 MB), which this stays under; it also bounds the disk the
 /// intake takes (about 150 MB) and how long a read that merges it all may wait.
 const INTAKE_MAX: i64 = 800_000;
 /// Most alerts merged from the intake in one transaction.
