@@ -75,6 +75,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "intake_ids_never_reused",
         sql: include_str!("../migrations/0013_intake_ids_never_reused.sql"),
     },
+    Migration {
+        version: 14,
+        name: "alert_intake_merged",
+        sql: include_str!("../migrations/0014_alert_intake_merged.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

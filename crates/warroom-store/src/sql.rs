@@ -108,6 +108,7 @@ pub async fn migrate(pool: &AnyPool, migrations: &[Migration]) -> Result<()> {
     Ok(())
 }
 
+mod fingerprints;
 mod ingest;
 
 /// Authenticated tokens by secret hash, for at most [`TOKEN_CACHE_TTL`]: one database read per
@@ -241,18 +242,32 @@ fn service_from_row(row: &AnyRow) -> Result<Service> {
 }
 
 impl SqlStore {
-    /// Wraps a migrated pool.
+    /// Wraps a migrated pool (PostgreSQL; SQLite is opened with [`SqlStore::sqlite`]).
     pub fn new(pool: AnyPool, dialect: Dialect) -> Self {
+        Self::build(pool, dialect, None)
+    }
+
+    /// Wraps a migrated SQLite database and its alert intake file (see the `ingest` module),
+    /// each with its own write lock.
+    pub fn sqlite(pool: AnyPool, intake_pool: AnyPool) -> Self {
+        Self::build(pool, Dialect::Sqlite, Some(intake_pool))
+    }
+
+    fn build(pool: AnyPool, dialect: Dialect, intake_pool: Option<AnyPool>) -> Self {
         let gate = Arc::new(WriteGate::new(dialect == Dialect::Sqlite));
         let (ingest_queue, rx) = tokio::sync::mpsc::channel(4096);
         let alert_signal = Arc::new(tokio::sync::Notify::new());
-        let known_alerts =
-            (dialect == Dialect::Sqlite).then(|| Arc::new(ingest::KnownAlerts::default()));
-        let handoff = (dialect == Dialect::Sqlite).then(|| Arc::new(ingest::Handoff::default()));
-        let applier = match (&known_alerts, &handoff) {
-            (Some(known), Some(handoff)) => Some(ingest::Applier {
+        // Only a SQLite store, the sole writer of its file, may trust its memory of alerts.
+        let sole_writer = dialect == Dialect::Sqlite && intake_pool.is_some();
+        let known_alerts = sole_writer.then(|| Arc::new(ingest::KnownAlerts::default()));
+        let handoff = sole_writer.then(|| Arc::new(ingest::Handoff::default()));
+        let applier = match (&known_alerts, &handoff, intake_pool) {
+            (Some(known), Some(handoff), Some(intake_pool)) => Some(ingest::Applier {
                 pool: pool.clone(),
                 gate: gate.clone(),
+                intake_pool,
+                intake_gate: Arc::new(WriteGate::new(true)),
+                stored: Arc::new(fingerprints::StoredFingerprints::default()),
                 known: known.clone(),
                 handoff: handoff.clone(),
                 intake: Arc::new(ingest::Intake::default()),
@@ -279,6 +294,14 @@ impl SqlStore {
                 dialect,
                 gate.clone(),
                 Arc::downgrade(k),
+            ));
+        }
+        if let Some(a) = &applier {
+            tokio::spawn(ingest::scan_stored(pool.clone(), Arc::downgrade(&a.stored)));
+            tokio::spawn(Self::intake_upkeep_forever(
+                a.intake_pool.clone(),
+                a.intake_gate.clone(),
+                Arc::downgrade(&a.intake),
             ));
         }
         SqlStore {
@@ -1462,6 +1485,12 @@ impl Store for SqlStore {
     }
 
     async fn close(&self) {
+        if let Some(a) = &self.applier {
+            if let Err(e) = ingest::forget_merged(&a.intake_pool, &a.intake_gate, &a.intake).await {
+                tracing::warn!(error = %e, "deleting merged rows from the alert intake failed; the next start does it");
+            }
+            a.intake_pool.close().await;
+        }
         self.pool.close().await;
     }
 }

@@ -455,6 +455,13 @@ impl KnownInner {
                 self.hold(fp, journal, n, last_seen);
             }
         }
+        // Into fresh slots: the removals above leave tombstones, which use up the table's room
+        // as much as entries do, so the refill would double it (measured: to 229,000 slots for
+        // under 90,000 alerts, 23 MB) although it never holds more than the bound.
+        let mut fresh =
+            HashMap::with_capacity(KNOWN_MAX + KNOWN_INTAKE_MAX + GROUP_COMMIT_MAX_ALERTS);
+        fresh.extend(self.map.drain());
+        self.map = fresh;
         let map = &self.map;
         self.dirty.retain(|fp| map.contains_key(fp));
         self.kept = self.map.len();
@@ -1040,6 +1047,11 @@ pub(super) struct Intake {
     waiting: std::sync::atomic::AtomicI64,
     /// Rows left by an earlier process may be waiting: unknown until a merge finds none.
     unknown: std::sync::atomic::AtomicBool,
+    /// The newest intake row merged into `alerts` (`alert_intake_merged`, committed with the
+    /// merge). Rows up to it are deleted from the intake file later, so readers skip them.
+    merged: std::sync::atomic::AtomicI64,
+    /// Rows up to this one are deleted from the intake file.
+    deleted: std::sync::atomic::AtomicI64,
     /// One merge at a time; held from reading intake rows until they are merged.
     lock: Arc<tokio::sync::Mutex<()>>,
     /// Intake rows read for the alert processor's pass, merged by its first settle.
@@ -1051,6 +1063,8 @@ impl Default for Intake {
         Intake {
             waiting: 0.into(),
             unknown: true.into(),
+            merged: 0.into(),
+            deleted: 0.into(),
             lock: Arc::new(tokio::sync::Mutex::new(())),
             staged: Mutex::new(None),
         }
@@ -1072,6 +1086,8 @@ impl Intake {
 /// It holds the intake's lock, so nothing else merges those rows meanwhile.
 pub(super) struct Staged {
     _one: tokio::sync::OwnedMutexGuard<()>,
+    /// The newest intake row merged when these were read.
+    from: i64,
     /// The newest intake row read.
     last: i64,
     /// Alerts in the rows read (before folding).
@@ -1140,8 +1156,14 @@ async fn intake_after<T: serde::de::DeserializeOwned>(
 /// settled, which cost as much again.
 #[derive(Debug, Clone)]
 pub(super) struct Applier {
+    /// The main database, where `alerts` is.
     pub(super) pool: AnyPool,
     pub(super) gate: Arc<WriteGate>,
+    /// The intake's own file, with its own write lock and gate.
+    pub(super) intake_pool: AnyPool,
+    pub(super) intake_gate: Arc<WriteGate>,
+    /// Fingerprints that may be in `alerts`: the others need no lookup.
+    pub(super) stored: Arc<super::fingerprints::StoredFingerprints>,
     pub(super) known: Arc<KnownAlerts>,
     pub(super) handoff: Arc<Handoff>,
     pub(super) intake: Arc<Intake>,
@@ -1184,15 +1206,20 @@ impl Applier {
         struct Fingerprint {
             fp: u64,
         }
-        // Under the gate no merge commits, and every merge subtracts what it merged from
-        // `waiting` before it leaves the gate: what is counted here is exactly what waits, with
-        // no need to wait for a merge in progress (a start-up read may be catching up).
+        // Under the main gate no merge commits, and every merge subtracts what it merged from
+        // `waiting` before it leaves that gate; under the intake's, nothing is appended: what
+        // is counted here is exactly what waits, with no need to wait for a merge in progress
+        // (a start-up read may be catching up). The gates are always taken in this order.
         let _gate = self.gate.enter().await;
-        let mut last = 0i64;
+        let _intake_gate = self.intake_gate.enter().await;
+        let merged: i64 = sqlx::query_scalar("SELECT id FROM alert_intake_merged")
+            .fetch_one(&self.pool)
+            .await?;
+        let mut last = merged;
         let mut waiting = 0i64;
         let mut held: Vec<(u64, u64)> = Vec::new();
         loop {
-            let batch = intake_after::<AlertOf>(&self.pool, last, 16).await?;
+            let batch = intake_after::<AlertOf>(&self.intake_pool, last, 16).await?;
             if batch.is_empty() {
                 break;
             }
@@ -1203,7 +1230,10 @@ impl Applier {
                 last = row.id;
             }
         }
+        self.known.applied(u64::try_from(merged).unwrap_or(0));
+        self.stored.insert(held.iter().map(|(fp, _)| *fp));
         self.known.adopt(held);
+        self.intake.merged.fetch_max(merged, Release);
         self.intake.waiting.store(waiting, Release);
         self.intake.unknown.store(false, Release);
         if waiting > 0 {
@@ -1233,7 +1263,7 @@ impl Applier {
         let body: Option<String> =
             sqlx::query_scalar("SELECT body FROM alert_intake WHERE id = $1")
                 .bind(row)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.intake_pool)
                 .await?;
         let Some(body) = body else {
             return Ok(());
@@ -1320,10 +1350,15 @@ impl Applier {
         let mut counts = 0usize;
         let mut intake_rows = 0usize;
         let mut rows: Vec<RowOut<'static>> = Vec::new();
-        let mut last = 0;
+        // Only a holder of the intake lock merges, so this stays the newest merged row.
+        let from = self
+            .intake
+            .merged
+            .load(std::sync::atomic::Ordering::Acquire);
+        let mut last = from;
         // Rows are at most a group commit (GROUP_COMMIT_MAX_ALERTS), so a few rows cover `want`.
         'rows: loop {
-            let batch = intake_after::<RowOut<'static>>(&self.pool, last, 4).await?;
+            let batch = intake_after::<RowOut<'static>>(&self.intake_pool, last, 4).await?;
             if batch.is_empty() {
                 break;
             }
@@ -1338,12 +1373,14 @@ impl Applier {
             }
         }
         if intake_rows == 0 {
-            // Under the gate, and writers count what they append before they leave it: an
-            // empty intake there means nothing is waiting.
-            let _gate = self.gate.enter().await;
-            let any: Option<i64> = sqlx::query_scalar("SELECT id FROM alert_intake LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await?;
+            // Under the intake's gate, and writers count what they append before they leave
+            // it: an empty intake there means nothing is waiting.
+            let _gate = self.intake_gate.enter().await;
+            let any: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM alert_intake WHERE id > $1 LIMIT 1")
+                    .bind(from)
+                    .fetch_optional(&self.intake_pool)
+                    .await?;
             if any.is_none() {
                 self.intake.waiting.store(0, Release);
                 self.intake.unknown.store(false, Release);
@@ -1354,6 +1391,7 @@ impl Applier {
         let binds = prepare_rows(&rows)?;
         Ok(Ok(Staged {
             _one: one,
+            from,
             last,
             alerts: counts,
             intake_rows,
@@ -1410,15 +1448,20 @@ impl Applier {
             links,
         )
         .await?;
-        let deleted = sqlx::query("DELETE FROM alert_intake WHERE id <= $1")
+        // The mark moves in the merge's own transaction: a crash either merged the rows and
+        // moved it, or did neither, and the rows are read again.
+        let moved = sqlx::query("UPDATE alert_intake_merged SET id = $1 WHERE id = $2")
             .bind(staged.last)
+            .bind(staged.from)
             .execute(&mut **tx)
             .await?
             .rows_affected();
-        if deleted != staged.intake_rows as u64 {
+        if moved != 1 {
             return Err(StoreError::Failed(format!(
-                "the alert intake changed while it was merged ({deleted} rows up to {}, {} read); nothing was merged, and the merge will be tried again",
-                staged.last, staged.intake_rows
+                "the alert intake was merged by someone else meanwhile (rows {} to {} were read after row {} was merged); nothing was merged, and the merge will be tried again",
+                staged.from + 1,
+                staged.last,
+                staged.from
             )));
         }
         Ok(())
@@ -1435,6 +1478,7 @@ impl Applier {
         self.intake
             .waiting
             .fetch_sub(i64::try_from(staged.alerts).unwrap_or(i64::MAX), Release);
+        self.intake.merged.fetch_max(staged.last, Release);
         self.known.applied(u64::try_from(staged.last).unwrap_or(0));
         // New alerts a pass took are the pass's, settled by it or left to it.
         hand_off(
@@ -1450,6 +1494,67 @@ impl Applier {
         );
         Ok(staged._one)
     }
+}
+
+/// Adds every fingerprint stored in `alerts` at start to `stored`, then marks it ready. Rows
+/// stored after the scan began came through the intake, whose fingerprints are added as they
+/// are appended (or taken over at start), so a scan in pages by rowid misses nothing.
+pub(super) async fn scan_stored(
+    pool: AnyPool,
+    stored: std::sync::Weak<super::fingerprints::StoredFingerprints>,
+) {
+    let mut after = 0i64;
+    let mut scanned = 0usize;
+    loop {
+        if stored.strong_count() == 0 {
+            return;
+        }
+        let page = sqlx::query(
+            "SELECT rowid AS r, fingerprint FROM alerts WHERE rowid > $1 ORDER BY rowid LIMIT 10000",
+        )
+        .bind(after)
+        .fetch_all(&pool)
+        .await;
+        let rows = match page {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Until it is done every new alert is looked up, which is correct, only slower.
+                tracing::warn!(error = %e, "scanning stored alert fingerprints failed; retrying in 5 s");
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                continue;
+            }
+        };
+        let Some(s) = stored.upgrade() else { return };
+        let Some(last) = rows.last() else {
+            s.set_ready();
+            tracing::debug!(alerts = scanned, "stored alert fingerprints scanned");
+            return;
+        };
+        after = last.try_get("r").unwrap_or(i64::MAX);
+        scanned += rows.len();
+        // A fingerprint that does not parse is stored under some other text: it cannot match
+        // an incoming alert's, so it is not needed here.
+        s.insert(rows.iter().filter_map(|row| {
+            let fp: String = row.try_get("fingerprint").ok()?;
+            u64::from_str_radix(&fp, 16).ok()
+        }));
+    }
+}
+
+/// Deletes the intake rows that are merged into `alerts`.
+pub(super) async fn forget_merged(pool: &AnyPool, gate: &WriteGate, intake: &Intake) -> Result<()> {
+    use std::sync::atomic::Ordering::{Acquire, Release};
+    let merged = intake.merged.load(Acquire);
+    if merged <= intake.deleted.load(Acquire) {
+        return Ok(());
+    }
+    let _gate = gate.enter().await;
+    sqlx::query("DELETE FROM alert_intake WHERE id <= $1")
+        .bind(merged)
+        .execute(pool)
+        .await?;
+    intake.deleted.fetch_max(merged, Release);
+    Ok(())
 }
 
 /// Tells the processor, in memory, about rows just committed to `alerts`.
@@ -1471,10 +1576,6 @@ fn hand_off<'r, 'a: 'r>(
     handoff.after_commit(new, updated, changed);
     Ok(())
 }
-
-/// Group commits smaller than this go straight to `alerts` when the intake is empty: for a
-/// few alerts, one more transaction to merge them would cost more than the append saves.
-const INTAKE_FROM: usize = 200;
 
 /// Everything one group commit needs to know.
 pub(super) struct Writer {
@@ -1570,15 +1671,39 @@ impl Writer {
             Some(k) => k.snapshot(&fps),
             None => HashMap::new(),
         };
-        let _gate = self.gate.enter().await;
-        let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
         let missing: Vec<u64> = fps
             .iter()
             .copied()
             .filter(|fp| !known.contains_key(fp))
             .collect();
         let t_read = std::time::Instant::now();
-        known.extend(read_known(&mut tx, self.dialect, &missing).await?);
+        // SQLite: the group commit goes to the intake file, under its own gate, so that it
+        // never waits for a merge into `alerts` (which holds the main gate for as long as a
+        // pass takes). What it judges against is read from `alerts` beside any merge: a merge
+        // changes nothing a judgement uses except by applying intake rows, whose alerts the
+        // table of known alerts holds until that merge is committed, and the snapshot above is
+        // taken before this read, so every alert is in one or the other.
+        let (_gate, mut tx) = match &self.applier {
+            Some(a) => {
+                let mut lookup = missing.clone();
+                a.stored.retain_maybe_stored(&mut lookup);
+                if !lookup.is_empty() {
+                    let mut conn = self.pool.acquire().await?;
+                    known.extend(read_known(&mut conn, self.dialect, &lookup).await?);
+                }
+                let gate = a.intake_gate.enter().await;
+                (
+                    gate,
+                    a.intake_pool.begin_with(self.dialect.begin_write()).await?,
+                )
+            }
+            None => {
+                let gate = self.gate.enter().await;
+                let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+                known.extend(read_known(&mut tx, self.dialect, &missing).await?);
+                (gate, tx)
+            }
+        };
         let read_ms = t_read.elapsed().as_secs_f64() * 1000.0;
 
         let mut rows: HashMap<u64, RowWrite<'_>> = HashMap::with_capacity(fps.len());
@@ -1645,18 +1770,11 @@ impl Writer {
         let pending = to_write.iter().any(|r| r.pending);
         let t0 = std::time::Instant::now();
         let mut journal = 0;
-        let mut direct = Vec::new();
         if to_write.is_empty() {
             tx.rollback().await?;
         } else {
-            // Under the gate, so nothing is merged or appended meanwhile: a row written
-            // straight to `alerts` can never be overtaken by an older one from the intake.
-            let to_intake = self
-                .applier
-                .as_ref()
-                .is_some_and(|a| to_write.len() >= INTAKE_FROM || !a.intake.is_empty());
             match &self.applier {
-                Some(_) if to_intake => {
+                Some(_) => {
                     let mut body = String::with_capacity(
                         to_write
                             .iter()
@@ -1682,9 +1800,14 @@ impl Writer {
                     .fetch_one(&mut *tx)
                     .await?;
                     journal = u64::try_from(id).unwrap_or(0);
+                    // Before the commit: once committed, a merge may store them at any time.
+                    if let Some(a) = &self.applier {
+                        a.stored
+                            .insert(to_write.iter().map(|r| r.alert.alert.fingerprint.0));
+                    }
                 }
-                _ => {
-                    direct = to_write.iter().map(|r| row_out(r)).collect();
+                None => {
+                    let direct: Vec<RowOut<'_>> = to_write.iter().map(|r| row_out(r)).collect();
                     write_rows(&mut tx, self.dialect, &direct).await?;
                 }
             }
@@ -1700,15 +1823,13 @@ impl Writer {
                 "alert rows written"
             );
         }
-        if let Some(a) = &self.applier {
-            if journal > 0 {
-                a.intake.waiting.fetch_add(
-                    i64::try_from(to_write.len()).unwrap_or(i64::MAX),
-                    std::sync::atomic::Ordering::Release,
-                );
-            } else if !direct.is_empty() {
-                hand_off(&a.handoff, direct.iter())?;
-            }
+        if let Some(a) = &self.applier
+            && journal > 0
+        {
+            a.intake.waiting.fetch_add(
+                i64::try_from(to_write.len()).unwrap_or(i64::MAX),
+                std::sync::atomic::Ordering::Release,
+            );
         }
         drop(_gate);
         if let Some(k) = &self.known {
@@ -1783,35 +1904,61 @@ impl SqlStore {
             if alive.upgrade().is_none() {
                 return;
             }
-            let frames = match Self::checkpoint(&pool).await {
-                Ok((_, frames, _)) => frames,
-                Err(e) => {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
-                    continue;
-                }
-            };
-            if frames <= WAL_CATCH_UP_FRAMES {
-                held_back = false;
-                continue;
+            Self::checkpoint_step(&pool, &gate, &mut held_back).await;
+        }
+    }
+
+    /// The intake file's upkeep, until the store is dropped: deletes the rows merged since the
+    /// last time (one short write under the intake's gate, where a delete in every merge would
+    /// have had the merge wait for the appends), then checkpoints like the main file.
+    pub(super) async fn intake_upkeep_forever(
+        pool: AnyPool,
+        gate: Arc<WriteGate>,
+        intake: std::sync::Weak<Intake>,
+    ) {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut held_back = false;
+        loop {
+            tick.tick().await;
+            let Some(i) = intake.upgrade() else { return };
+            if let Err(e) = forget_merged(&pool, &gate, &i).await {
+                tracing::warn!(error = %e, "deleting merged rows from the alert intake failed; retrying");
             }
-            let caught_up = {
-                let _gate = gate.enter().await;
-                Self::checkpoint(&pool).await
-            };
-            match caught_up {
-                Ok((busy, frames, copied)) if busy != 0 || copied < frames => {
-                    if !held_back {
-                        tracing::warn!(
-                            frames,
-                            copied,
-                            "the WAL cannot be copied back whole: a reader holds an old snapshot (a backup tool, a sqlite3 shell?); it grows until the reader lets go"
-                        );
-                    }
-                    held_back = true;
-                }
-                Ok(_) => held_back = false,
-                Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
+            drop(i);
+            Self::checkpoint_step(&pool, &gate, &mut held_back).await;
+        }
+    }
+
+    async fn checkpoint_step(pool: &AnyPool, gate: &WriteGate, held_back: &mut bool) {
+        let frames = match Self::checkpoint(pool).await {
+            Ok((_, frames, _)) => frames,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+                return;
             }
+        };
+        if frames <= WAL_CATCH_UP_FRAMES {
+            *held_back = false;
+            return;
+        }
+        let caught_up = {
+            let _gate = gate.enter().await;
+            Self::checkpoint(pool).await
+        };
+        match caught_up {
+            Ok((busy, frames, copied)) if busy != 0 || copied < frames => {
+                if !*held_back {
+                    tracing::warn!(
+                        frames,
+                        copied,
+                        "the WAL cannot be copied back whole: a reader holds an old snapshot (a backup tool, a sqlite3 shell?); it grows until the reader lets go"
+                    );
+                }
+                *held_back = true;
+            }
+            Ok(_) => *held_back = false,
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
         }
     }
 

@@ -446,7 +446,12 @@ async fn a_stopped_server_leaves_the_sqlite_file_whole() {
             .unwrap()
     };
     let n = count("SELECT count(*) FROM alerts").await;
-    let waiting = count("SELECT count(*) FROM alert_intake").await;
+    let waiting = warroom_testkit::count_in_sqlite_file(
+        &format!("{}.intake", db.url),
+        "SELECT count(*) FROM alert_intake",
+    )
+    .await
+    .unwrap();
     assert_eq!(
         (n, waiting),
         (300, 0),

@@ -1131,15 +1131,11 @@ async fn alerts_answered_but_not_merged_survive_a_crash_and_are_judged_against_a
         let store = open_store(b, &db).await.unwrap();
         if b == Backend::Sqlite {
             // Taken over as the store opens, before any request: the gauge counts it.
-            let mut waiting = 0;
-            for _ in 0..100 {
-                waiting = store.alert_gauges(1000).await.unwrap().intake_waiting;
-                if waiting == 300 {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            assert_eq!(waiting, 300, "the intake an earlier process left");
+            assert_eq!(
+                intake_taken_over(&*store, 300).await,
+                300,
+                "the intake an earlier process left"
+            );
         }
         // The same alerts again are repeats: the new process took over the intake, and judged
         // them against what it holds.
@@ -1369,8 +1365,8 @@ async fn a_pass_over_a_big_batch_settles_it_whole_and_a_read_meanwhile_never_wai
 }
 
 /// Alerts stored before a restart are what later sightings are judged against: a repeat is a
-/// duplicate and a resolution a change, never "new" (on SQLite, what the process remembers
-/// starts empty, and what was stored before it started must still be found).
+/// duplicate and a resolution a change, never "new" (on SQLite new fingerprints skip the
+/// lookup, and what was stored before the process started must still be looked up).
 #[tokio::test]
 async fn alerts_stored_before_a_restart_are_judged_against_after_it() {
     each_backend(|b| async move {
@@ -1400,6 +1396,67 @@ async fn alerts_stored_before_a_restart_are_judged_against_after_it() {
     .await;
 }
 
+/// SQLite keeps the intake in a file beside the database. What an older version left in the
+/// database's own intake table is moved there and merged; and an intake file that went missing
+/// is started anew without handing out row ids that look merged already.
+#[tokio::test]
+async fn the_sqlite_intake_file_takes_over_an_older_intake_and_survives_being_lost() {
+    let b = Backend::Sqlite;
+    let db = fresh_database(b).await.unwrap();
+    let store = open_store(b, &db).await.unwrap();
+    store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
+    assert_eq!(store.alert_gauges(1000).await.unwrap().intake_waiting, 300);
+    store.close().await;
+    drop(store);
+    // What an older version would have left: the rows in the database's own table.
+    let path = db.url.trim_start_matches("sqlite://").to_owned();
+    let intake_file = format!("{path}.intake");
+    {
+        use sqlx::Connection;
+        let mut intake = sqlx::SqliteConnection::connect(&format!("sqlite://{intake_file}"))
+            .await
+            .unwrap();
+        let rows: Vec<(i64, i64, String)> =
+            sqlx::query_as("SELECT id, alerts, body FROM alert_intake")
+                .fetch_all(&mut intake)
+                .await
+                .unwrap();
+        assert!(!rows.is_empty());
+        intake.close().await.unwrap();
+        let mut main = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        for (id, alerts, body) in rows {
+            sqlx::query("INSERT INTO alert_intake (id, alerts, body) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(alerts)
+                .bind(body)
+                .execute(&mut main)
+                .await
+                .unwrap();
+        }
+        main.close().await.unwrap();
+        std::fs::remove_file(&intake_file).unwrap();
+    }
+    let store = open_store(b, &db).await.unwrap();
+    assert_eq!(
+        intake_taken_over(&*store, 300).await,
+        300,
+        "taken over from the older table"
+    );
+    let o = store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
+    assert_eq!(o.duplicates, 300, "judged against what was taken over");
+    assert_eq!(store.list_alerts(None, 1000).await.unwrap().len(), 300);
+    store.close().await;
+    drop(store);
+    // Lost, after rows were merged: new rows must not get ids at or below the merged mark,
+    // or they would never be merged.
+    std::fs::remove_file(&intake_file).unwrap();
+    let store = open_store(b, &db).await.unwrap();
+    let later = T0 + Duration::minutes(1);
+    let other = other_batch(300, later);
+    assert_eq!(store.ingest_alerts(other, later).await.unwrap().new, 300);
+    assert_eq!(store.list_alerts(None, 1000).await.unwrap().len(), 600);
+}
+
 /// Like [`batch`], with fingerprints no batch of it has.
 fn other_batch(n: usize, now: time::OffsetDateTime) -> Vec<warroom_store::AlertIn> {
     (0..n)
@@ -1410,4 +1467,18 @@ fn other_batch(n: usize, now: time::OffsetDateTime) -> Vec<warroom_store::AlertI
             )
         })
         .collect()
+}
+
+/// The intake a store counts as waiting once it has taken over what an earlier process left
+/// (it does so as it starts, in the background): polled until `expected`, for up to 5 s.
+async fn intake_taken_over(store: &dyn Store, expected: i64) -> i64 {
+    let mut waiting = 0;
+    for _ in 0..100 {
+        waiting = store.alert_gauges(1000).await.unwrap().intake_waiting;
+        if waiting == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    waiting
 }
