@@ -48,6 +48,9 @@ pub(super) struct IngestJob {
 const GROUP_COMMIT_MAX_CALLERS: usize = 1024;
 /// Most alerts folded into one transaction, so one commit stays short.
 const GROUP_COMMIT_MAX_ALERTS: usize = 10_000;
+/// Longest a group commit waits for senders it expects back (see [`Writer::run`]): past it, a
+/// sender that stopped costs the others this once, and the next group expects fewer.
+const GATHER_MAX: std::time::Duration = std::time::Duration::from_millis(1);
 /// Rows per multi-row statement: 14 parameters a row stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 100;
 /// Alerts remembered in memory beyond those still in the intake (about 100 bytes each with the
@@ -1601,10 +1604,16 @@ impl Writer {
         {
             tracing::warn!(error = %e, "taking over the alert intake failed; the first commit tries again");
         }
+        // Callers that were waiting when the last commit ended: about how many senders are
+        // sending at once.
+        let mut senders = 1;
         while let Some(first) = rx.recv().await {
             let mut alerts = first.alerts.len();
             let mut jobs = vec![first];
-            while jobs.len() < GROUP_COMMIT_MAX_CALLERS && alerts < GROUP_COMMIT_MAX_ALERTS {
+            let room = |jobs: &Vec<IngestJob>, alerts: usize| {
+                jobs.len() < GROUP_COMMIT_MAX_CALLERS && alerts < GROUP_COMMIT_MAX_ALERTS
+            };
+            while room(&jobs, alerts) {
                 match rx.try_recv() {
                     Ok(j) => {
                         alerts += j.alerts.len();
@@ -1613,8 +1622,27 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // The senders just answered send again within a fraction of the fsync: waiting for
+            // them folds every sender into one commit, where otherwise the commits alternate
+            // between two halves of them, each paying a whole fsync (measured with 16 senders:
+            // groups of 8 every 0.74 ms).
+            let gather = tokio::time::sleep(GATHER_MAX);
+            tokio::pin!(gather);
+            while jobs.len() < senders && room(&jobs, alerts) {
+                tokio::select! {
+                    j = rx.recv() => match j {
+                        Some(j) => {
+                            alerts += j.alerts.len();
+                            jobs.push(j);
+                        }
+                        None => break,
+                    },
+                    () = &mut gather => break,
+                }
+            }
             let started = std::time::Instant::now();
             let result = self.commit(&jobs).await;
+            senders = (jobs.len() + rx.len()).min(GROUP_COMMIT_MAX_CALLERS);
             tracing::debug!(
                 callers = jobs.len(),
                 alerts,
