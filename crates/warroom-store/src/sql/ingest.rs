@@ -53,9 +53,10 @@ const GROUP_COMMIT_MAX_ALERTS: usize = 10_000;
 const GATHER_MAX: std::time::Duration = std::time::Duration::from_millis(1);
 /// Rows per multi-row statement: 14 parameters a row stays far below both databases' limits.
 const ROWS_PER_STATEMENT: usize = 100;
-/// Alerts remembered in memory beyond those still in the intake (about 100 bytes each with the
-/// map's slack, so about 5 MB): past that the table is emptied and refills from the database
-/// as alerts come in, which keeps memory bounded on a stream of ever-new fingerprints.
+/// Alerts remembered in memory beyond those still in the intake: past that the table is emptied
+/// and refills from the database as alerts come in, which keeps memory bounded on a stream of
+/// ever-new fingerprints (the table's slots for this, [`KNOWN_INTAKE_MAX`] and one group commit
+/// take about 12 MB).
 const KNOWN_MAX: usize = 50_000;
 /// Alerts still in the intake whose whole state stays in memory. Past that, an emptying keeps
 /// only which intake row holds each of the others (16 bytes an alert instead of about 90), so
@@ -262,9 +263,9 @@ impl KnownAlerts {
             }
             inner.in_intake.remove(&fp);
             // Repeats counted while it was not whole are its own again.
-            let count = inner.held_counts.remove(&fp);
-            let unflushed = count.map_or(0, |c| c.unflushed);
-            if let Some(c) = count {
+            let mut unflushed = 0;
+            if let Some(c) = inner.held_counts.remove(&fp) {
+                unflushed = c.unflushed;
                 known.last_seen = known.last_seen.max(c.last_seen);
             }
             inner.map.insert(
@@ -1610,35 +1611,27 @@ impl Writer {
         while let Some(first) = rx.recv().await {
             let mut alerts = first.alerts.len();
             let mut jobs = vec![first];
-            let room = |jobs: &Vec<IngestJob>, alerts: usize| {
-                jobs.len() < GROUP_COMMIT_MAX_CALLERS && alerts < GROUP_COMMIT_MAX_ALERTS
-            };
-            while room(&jobs, alerts) {
-                match rx.try_recv() {
-                    Ok(j) => {
-                        alerts += j.alerts.len();
-                        jobs.push(j);
+            let mut gather_until = None;
+            while jobs.len() < GROUP_COMMIT_MAX_CALLERS && alerts < GROUP_COMMIT_MAX_ALERTS {
+                let next = match rx.try_recv() {
+                    Ok(j) => Some(j),
+                    // The senders just answered send again within a fraction of the fsync:
+                    // waiting for them folds every sender into one commit, where otherwise the
+                    // commits alternate between two halves of them, each paying a whole fsync
+                    // (measured with 16 senders: groups of 8 every 0.74 ms).
+                    Err(_) if jobs.len() < senders => {
+                        let until = *gather_until
+                            .get_or_insert_with(|| tokio::time::Instant::now() + GATHER_MAX);
+                        tokio::time::timeout_at(until, rx.recv())
+                            .await
+                            .ok()
+                            .flatten()
                     }
-                    Err(_) => break,
-                }
-            }
-            // The senders just answered send again within a fraction of the fsync: waiting for
-            // them folds every sender into one commit, where otherwise the commits alternate
-            // between two halves of them, each paying a whole fsync (measured with 16 senders:
-            // groups of 8 every 0.74 ms).
-            let gather = tokio::time::sleep(GATHER_MAX);
-            tokio::pin!(gather);
-            while jobs.len() < senders && room(&jobs, alerts) {
-                tokio::select! {
-                    j = rx.recv() => match j {
-                        Some(j) => {
-                            alerts += j.alerts.len();
-                            jobs.push(j);
-                        }
-                        None => break,
-                    },
-                    () = &mut gather => break,
-                }
+                    Err(_) => None,
+                };
+                let Some(j) = next else { break };
+                alerts += j.alerts.len();
+                jobs.push(j);
             }
             let started = std::time::Instant::now();
             let result = self.commit(&jobs).await;
