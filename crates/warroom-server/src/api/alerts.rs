@@ -165,7 +165,7 @@ pub async fn run_processor(state: AppState, stop: impl std::future::Future<Outpu
                         }
                     }
                 }
-                Ok(_) => {
+                Ok(pass) => {
                     // Under a stream of alerts, passes are spaced so that each takes a bigger
                     // bite. While alerts keep arriving (a commit woke us during the pass) the
                     // processor also rests as long as its pass took: it takes at most half of
@@ -178,14 +178,22 @@ pub async fn run_processor(state: AppState, stop: impl std::future::Future<Outpu
                         tokio::time::timeout(std::time::Duration::ZERO, signal.notified())
                             .await
                             .is_ok();
-                    let next = if arriving {
-                        (started + PASS_SPACING).max(started + took * 2)
-                    } else {
-                        started + PASS_SPACING
+                    // A full pass means a backlog: there is no bigger bite to wait for, so
+                    // it goes on as soon as the rest allows, and at once when nothing arrives
+                    // (spacing full passes capped the catch-up at a pass per spacing, 20,000
+                    // alerts/s, with the processor idle 60 % of the time).
+                    let full = pass.settled >= usize::try_from(PASS_SIZE).unwrap_or(usize::MAX);
+                    let next = match (full, arriving) {
+                        (true, false) => None,
+                        (true, true) => Some(started + took * 2),
+                        (false, true) => Some((started + PASS_SPACING).max(started + took * 2)),
+                        (false, false) => Some(started + PASS_SPACING),
                     };
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(next) => {}
-                        _ = &mut stop => return,
+                    if let Some(next) = next {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(next) => {}
+                            _ = &mut stop => return,
+                        }
                     }
                 }
                 Err(e) => {
