@@ -7,7 +7,7 @@ B=$1; S=${2:-10}; BA=${3:-100}; C=${4:-16}; W=${WORK:-/tmp/warroom-flood}
 rm -rf "$W"; mkdir -p "$W"
 DB=sqlite://$W/w.db
 T=$($B token create --role responder --name flood --database "$DB" 2>/dev/null)
-RUST_LOG=error $B serve --database "$DB" --listen 127.0.0.1:18099 > "$W/serve.log" 2>&1 & P=$!
+RUST_LOG=${LOG:-error} $B serve --database "$DB" --listen 127.0.0.1:18099 > "$W/serve.log" 2>&1 & P=$!
 sleep 1
 c0=$(awk '{print $14+$15}' /proc/$P/stat)
 R=$(BATCH=$BA FRESH=${FRESH:-1} TOKEN=$T wrk -t2 -c"$C" -d"${S}s" -s bench/wrk/alerts.lua http://127.0.0.1:18099 | awk '/Requests\/sec/{print $2}')
