@@ -779,15 +779,20 @@ async fn on_firing(
     deferred: &mut Deferred,
 ) -> Result<(), ApiError> {
     let now = state.clock.now();
-    let (muted, firing): (Vec<&StoredAlert>, Vec<&StoredAlert>) = firing.iter().partition(|a| {
+    let mutes = |a: &StoredAlert| {
         state
             .settings
             .alerts
             .silences
             .iter()
             .any(|s| s.mutes(&a.labels, now))
-    });
-    if !muted.is_empty() {
+    };
+    // Copied only when a silence takes some out: a pass of thousands of alerts would
+    // otherwise copy every label set once more.
+    let kept: Vec<StoredAlert>;
+    let firing: &[StoredAlert] = if firing.iter().any(mutes) {
+        let (muted, rest): (Vec<&StoredAlert>, Vec<&StoredAlert>) =
+            firing.iter().partition(|a| mutes(a));
         tracing::info!(
             alerts = muted.len(),
             "alerts silenced (maintenance window); stored, not acted on"
@@ -795,12 +800,14 @@ async fn on_firing(
         deferred
             .unlinked
             .extend(muted.iter().map(|a| a.fingerprint.clone()));
-    }
-    let firing: Vec<StoredAlert> = firing.into_iter().cloned().collect();
+        kept = rest.into_iter().cloned().collect();
+        &kept
+    } else {
+        firing
+    };
     let Some(first) = firing.first() else {
         return Ok(());
     };
-    let firing = &firing[..];
     let slug = first
         .service
         .clone()
