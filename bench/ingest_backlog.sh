@@ -9,7 +9,7 @@
 cd "$(dirname "$0")/.."
 B=$1; S=${4:-5}; W=${WORK:-/tmp/warroom-backlog}; rm -rf "$W"; mkdir -p "$W"
 DB=sqlite://$W/w.db; T=$($B token create --role responder --name b --database "$DB" 2>/dev/null)
-RUST_LOG=${LOG:-error} $B serve --database "$DB" --listen 127.0.0.1:18193 > ${LOGFILE:-/dev/null} 2>&1 & P=$!; sleep 1
+RUST_LOG=${LOG:-error} $B serve --database "$DB" --listen 127.0.0.1:18193 > "${LOGFILE:-/dev/null}" 2>&1 & P=$!; sleep 1
 BATCH=100 FRESH=0 TOKEN=$T wrk -t2 -c64 -d2s -s bench/wrk/alerts.lua http://127.0.0.1:18193 >/dev/null; sleep 2
 cpu() { awk '{print $14+$15}' /proc/$P/stat; }
 written() { awk '/^write_bytes/{print $2}' /proc/$P/io; }
