@@ -1582,6 +1582,39 @@ fn hand_off<'r, 'a: 'r>(
 }
 
 /// Everything one group commit needs to know.
+/// Appends one group commit's alerts to the intake file and commits (SQLite): the
+/// transaction, the insert and the commit in one statement list, so the group waits for one
+/// round trip to the connection's thread instead of three (a fifth of a single-alert commit's
+/// cycle). A failure part-way leaves the connection inside the transaction, which is rolled
+/// back before the connection goes back to the pool.
+async fn append_to_intake(pool: &AnyPool, alerts: usize, body: String) -> Result<u64> {
+    let mut conn = pool.acquire().await?;
+    // All rows, not one: fetching one stops the statement list after the insert, before the
+    // commit.
+    let appended: std::result::Result<Vec<i64>, sqlx::Error> = sqlx::query_scalar(
+        "BEGIN IMMEDIATE; INSERT INTO alert_intake (alerts, body) VALUES (?, ?) RETURNING id; COMMIT",
+    )
+    .bind(i64::try_from(alerts).unwrap_or(i64::MAX))
+    .bind(body)
+    .fetch_all(&mut *conn)
+    .await;
+    match appended {
+        Ok(ids) => ids
+            .first()
+            .and_then(|&id| u64::try_from(id).ok())
+            .ok_or_else(|| {
+                StoreError::Failed("the alert intake gave the appended row no id".into())
+            }),
+        Err(e) => {
+            if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                // Still inside the transaction, or broken: it must not serve anyone else.
+                drop(conn.detach());
+            }
+            Err(e.into())
+        }
+    }
+}
+
 pub(super) struct Writer {
     pub(super) pool: AnyPool,
     pub(super) dialect: Dialect,
@@ -1712,17 +1745,15 @@ impl Writer {
                     let mut conn = self.pool.acquire().await?;
                     known.extend(read_known(&mut conn, self.dialect, &lookup).await?);
                 }
-                let gate = a.intake_gate.enter().await;
-                (
-                    gate,
-                    a.intake_pool.begin_with(self.dialect.begin_write()).await?,
-                )
+                // The intake's transaction is opened by the append itself (below): this
+                // process is its only writer and the gate orders the appends.
+                (a.intake_gate.enter().await, None)
             }
             None => {
                 let gate = self.gate.enter().await;
                 let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
                 known.extend(read_known(&mut tx, self.dialect, &missing).await?);
-                (gate, tx)
+                (gate, Some(tx))
             }
         };
         let read_ms = t_read.elapsed().as_secs_f64() * 1000.0;
@@ -1792,10 +1823,12 @@ impl Writer {
         let t0 = std::time::Instant::now();
         let mut journal = 0;
         if to_write.is_empty() {
-            tx.rollback().await?;
+            if let Some(tx) = tx {
+                tx.rollback().await?;
+            }
         } else {
             match &self.applier {
-                Some(_) => {
+                Some(a) => {
                     let mut body = String::with_capacity(
                         to_write
                             .iter()
@@ -1813,27 +1846,22 @@ impl Writer {
                         }
                     }
                     body.push(']');
-                    let id: i64 = sqlx::query_scalar(
-                        "INSERT INTO alert_intake (alerts, body) VALUES ($1, $2) RETURNING id",
-                    )
-                    .bind(i64::try_from(to_write.len()).unwrap_or(i64::MAX))
-                    .bind(body)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    journal = u64::try_from(id).unwrap_or(0);
                     // Before the commit: once committed, a merge may store them at any time.
-                    if let Some(a) = &self.applier {
-                        a.stored
-                            .insert(to_write.iter().map(|r| r.alert.alert.fingerprint.0));
-                    }
+                    a.stored
+                        .insert(to_write.iter().map(|r| r.alert.alert.fingerprint.0));
+                    journal = append_to_intake(&a.intake_pool, to_write.len(), body).await?;
                 }
                 None => {
                     let direct: Vec<RowOut<'_>> = to_write.iter().map(|r| row_out(r)).collect();
-                    write_rows(&mut tx, self.dialect, &direct).await?;
+                    if let Some(tx) = &mut tx {
+                        write_rows(tx, self.dialect, &direct).await?;
+                    }
                 }
             }
             let t1 = std::time::Instant::now();
-            tx.commit().await?;
+            if let Some(tx) = tx {
+                tx.commit().await?;
+            }
             tracing::trace!(
                 rows = to_write.len(),
                 missing = missing.len(),
