@@ -77,9 +77,15 @@ async fn parse_spec(state: &AppState, body: Value) -> Result<(MonitorSpec, Monit
     Ok((spec, monitor))
 }
 
-fn check_view(c: &Check) -> Value {
+fn check_view(c: &Check, reveal: bool) -> Value {
     match c {
-        Check::Http(h) => json!({ "kind": "http", "method": h.method, "url": h.url }),
+        Check::Http(h) => {
+            let url = match reveal {
+                true => None,
+                false => redact_password(&h.url),
+            };
+            json!({ "kind": "http", "method": h.method, "url": url.as_deref().unwrap_or(&h.url) })
+        }
         Check::Tcp { host, port } => json!({ "kind": "tcp", "host": host, "port": port }),
         Check::Dns { name, expected } => {
             json!({ "kind": "dns", "name": name, "expected": expected })
@@ -87,10 +93,51 @@ fn check_view(c: &Check) -> Value {
     }
 }
 
+/// What stands in for a secret a viewer may not read.
+const REDACTED: &str = "[redacted]";
+
+/// A monitor's headers carry credentials (`Authorization`, API keys) as often as not, and a URL
+/// may carry a password: viewers see that they are there, not what they are. Responders, who
+/// may replace the monitor with PUT, see the spec they would send.
+fn redact_spec(spec: &mut Value) {
+    let check = &mut spec["check"];
+    if let Some(headers) = check.get_mut("headers").and_then(Value::as_object_mut) {
+        for value in headers.values_mut() {
+            *value = json!(REDACTED);
+        }
+    }
+    if let Some(url) = check
+        .get("url")
+        .and_then(Value::as_str)
+        .and_then(redact_password)
+    {
+        check["url"] = json!(url);
+    }
+}
+
+/// `https://user:secret@host/` → `https://user:[redacted]@host/`; `None` when the URL has no
+/// password.
+fn redact_password(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let (userinfo, host) = authority.rsplit_once('@')?;
+    let (user, _password) = userinfo.split_once(':')?;
+    Some(format!(
+        "{scheme}://{user}:{REDACTED}@{host}{}",
+        &rest[authority.len()..]
+    ))
+}
+
+/// Whether the caller may see a monitor's secrets: anyone who may change the monitor.
+fn reveals(c: &crate::extract::Caller<crate::extract::Viewer>) -> bool {
+    c.0.role != warroom_store::TokenRole::Viewer
+}
+
 async fn view(
     state: &AppState,
     m: &Monitor,
     stored: Option<&StoredMonitor>,
+    reveal: bool,
 ) -> Result<Value, ApiError> {
     let now = state.clock.now();
     let day = state
@@ -107,12 +154,15 @@ async fn view(
         "timeout_ms": u64::try_from(m.timeout.as_millis()).unwrap_or(u64::MAX),
         "failures_to_down": m.thresholds.failures_to_down,
         "successes_to_up": m.thresholds.successes_to_up,
-        "check": check_view(&m.check),
+        "check": check_view(&m.check, reveal),
         "source": if stored.is_some() { "api" } else { "config" },
         "uptime_24h": day, "uptime_30d": month,
     });
     if let Some(s) = stored {
         v["spec"] = json!(s.spec);
+        if !reveal {
+            redact_spec(&mut v["spec"]);
+        }
         v["created_by"] = json!(s.created_by);
         v["created_at"] = json!(warroom_domain::timefmt::rfc3339(s.created_at));
         v["updated_at"] = json!(warroom_domain::timefmt::rfc3339(s.updated_at));
@@ -139,11 +189,12 @@ fn validated(s: &StoredMonitor) -> Result<Monitor, ApiError> {
 /// last 24 hours and 30 days.
 pub async fn list_monitors(
     State(state): State<AppState>,
-    _c: Caller<Viewer>,
+    c: Caller<Viewer>,
 ) -> Result<Json<Value>, ApiError> {
+    let reveal = reveals(&c);
     let mut out = Vec::new();
     for m in &state.settings.monitors {
-        out.push(view(&state, m, None).await?);
+        out.push(view(&state, m, None, reveal).await?);
     }
     for s in state.store.api_monitors().await? {
         if config_monitor(&state, &s.spec.id).is_some() {
@@ -152,12 +203,15 @@ pub async fn list_monitors(
             continue;
         }
         match validated(&s) {
-            Ok(m) => out.push(view(&state, &m, Some(&s)).await?),
+            Ok(m) => out.push(view(&state, &m, Some(&s), reveal).await?),
             Err(e) => {
                 tracing::warn!(monitor.id = %s.spec.id, error = ?e, "stored monitor does not validate; not running");
-                out.push(
-                    json!({ "id": s.spec.id, "source": "api", "spec": s.spec, "invalid": true }),
-                );
+                let mut v =
+                    json!({ "id": s.spec.id, "source": "api", "spec": s.spec, "invalid": true });
+                if !reveal {
+                    redact_spec(&mut v["spec"]);
+                }
+                out.push(v);
             }
         }
     }
@@ -167,11 +221,11 @@ pub async fn list_monitors(
 /// `GET /api/v1/monitors/{id}`.
 pub async fn show_monitor(
     State(state): State<AppState>,
-    _c: Caller<Viewer>,
+    c: Caller<Viewer>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     if let Some(m) = config_monitor(&state, &id) {
-        return Ok(Json(view(&state, m, None).await?));
+        return Ok(Json(view(&state, m, None, reveals(&c)).await?));
     }
     let s = state
         .store
@@ -179,7 +233,7 @@ pub async fn show_monitor(
         .await?
         .ok_or_else(|| not_found(&id))?;
     let m = validated(&s)?;
-    Ok(Json(view(&state, &m, Some(&s)).await?))
+    Ok(Json(view(&state, &m, Some(&s), reveals(&c)).await?))
 }
 
 fn not_found(id: &str) -> ApiError {
@@ -206,7 +260,7 @@ pub async fn create_monitor(
     tracing::info!(monitor.id = %spec.id, service.slug = %spec.service, "monitor created through the API");
     Ok((
         StatusCode::CREATED,
-        Json(view(&state, &monitor, Some(&stored)).await?),
+        Json(view(&state, &monitor, Some(&stored), true).await?),
     ))
 }
 
@@ -249,7 +303,7 @@ pub async fn replace_monitor(
             other => other.into(),
         })?;
     tracing::info!(monitor.id = %id, "monitor replaced through the API");
-    Ok(Json(view(&state, &monitor, Some(&stored)).await?))
+    Ok(Json(view(&state, &monitor, Some(&stored), true).await?))
 }
 
 /// `DELETE /api/v1/monitors/{id}`: stops and forgets an API monitor. A monitor that was DOWN has

@@ -172,3 +172,47 @@ async fn with_strict_services_a_monitor_must_name_a_known_service() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn viewers_see_that_a_monitor_has_credentials_but_not_what_they_are() {
+    for b in backends() {
+        let app = TestApp::spawn(b).await;
+        let mut body = spec();
+        body["check"]["url"] = json!("https://probe:pa55word@shop.example.com/health?x=1");
+        body["check"]["headers"] = json!({ "Authorization": "Bearer s3cret-token" });
+        let (st, v) = app.post("/api/v1/monitors", body).await;
+        assert_eq!(st, StatusCode::CREATED, "{b:?}: {v}");
+
+        for path in ["/api/v1/monitors", "/api/v1/monitors/shop-web"] {
+            let (st, v) = app.call(Method::GET, path, Some(&app.viewer), None).await;
+            assert_eq!(st, StatusCode::OK, "{b:?} {path}: {v}");
+            let text = v.to_string();
+            assert!(!text.contains("s3cret-token"), "{b:?} {path}: {text}");
+            assert!(!text.contains("pa55word"), "{b:?} {path}: {text}");
+            let m = if path.ends_with("monitors") {
+                v["monitors"][0].clone()
+            } else {
+                v
+            };
+            assert_eq!(
+                m["spec"]["check"]["headers"]["Authorization"], "[redacted]",
+                "{b:?} {path}: {m}"
+            );
+            assert_eq!(
+                m["spec"]["check"]["url"], "https://probe:[redacted]@shop.example.com/health?x=1",
+                "{b:?} {path}"
+            );
+        }
+        // Whoever may replace the monitor sees what they would send back.
+        let (st, v) = app.get("/api/v1/monitors/shop-web").await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(
+            v["spec"]["check"]["headers"]["Authorization"], "Bearer s3cret-token",
+            "{b:?}"
+        );
+        assert_eq!(
+            v["spec"]["check"]["url"],
+            "https://probe:pa55word@shop.example.com/health?x=1"
+        );
+    }
+}
