@@ -242,8 +242,12 @@ pub struct WebhookMessage {
 }
 
 impl WebhookMessage {
-    /// The alerts in warroom's normalised form.
-    pub fn to_alerts(&self) -> Vec<Alert> {
+    /// The alerts in warroom's normalised form. Alertmanager's `status` decides: a firing
+    /// alert's `endsAt` is Alertmanager's own guess of when it ends unless sent again (it is
+    /// re-sent to a receiver only every `repeat_interval`, hours), so it is dropped rather than
+    /// let expire an alert that is still firing; a resolved alert ends at its `endsAt`, or at
+    /// `now` if that is missing or still ahead (clocks disagree).
+    pub fn to_alerts(&self, now: OffsetDateTime) -> Vec<Alert> {
         self.alerts
             .iter()
             .map(|a| Alert {
@@ -251,7 +255,10 @@ impl WebhookMessage {
                 labels: a.labels.clone(),
                 annotations: a.annotations.clone(),
                 starts_at: a.starts_at,
-                ends_at: a.ends_at,
+                ends_at: match a.status {
+                    AlertState::Firing => None,
+                    AlertState::Resolved => Some(a.ends_at.map_or(now, |e| e.min(now))),
+                },
                 generator_url: (!a.generator_url.is_empty()).then(|| a.generator_url.clone()),
             })
             .collect()
@@ -1637,6 +1644,29 @@ mod tests {
     }"#;
 
     #[test]
+    fn a_webhook_alert_is_in_the_state_alertmanager_says_whatever_its_end() {
+        let mut m = parse_webhook(WEBHOOK.as_bytes(), NOW).unwrap();
+        let mut firing = m.alerts[0].clone();
+        // Alertmanager's guess of the end, already behind warroom's clock: still firing.
+        firing.ends_at = Some(NOW - time::Duration::minutes(1));
+        let mut resolved = firing.clone();
+        resolved.labels.insert("instance".into(), "b".into());
+        resolved.status = AlertState::Resolved;
+        // Resolved with an end still ahead of warroom's clock: resolved now.
+        resolved.ends_at = Some(NOW + time::Duration::minutes(3));
+        let mut no_end = resolved.clone();
+        no_end.labels.insert("instance".into(), "c".into());
+        no_end.ends_at = None;
+        m.alerts = vec![firing, resolved, no_end];
+        let alerts = m.to_alerts(NOW);
+        assert_eq!(alerts[0].ends_at, None);
+        assert_eq!(alerts[0].state_at(NOW), AlertState::Firing);
+        assert_eq!(alerts[1].ends_at, Some(NOW));
+        assert_eq!(alerts[1].state_at(NOW), AlertState::Resolved);
+        assert_eq!(alerts[2].state_at(NOW), AlertState::Resolved);
+    }
+
+    #[test]
     fn webhook_v4_is_parsed_and_zero_end_means_unset() {
         let m = parse_webhook(WEBHOOK.as_bytes(), NOW).unwrap();
         assert_eq!(m.version, "4");
@@ -1646,7 +1676,7 @@ mod tests {
         let a = &m.alerts[0];
         assert_eq!(a.ends_at, None);
         assert_eq!(a.starts_at, datetime!(2023-02-06 13:08:45.828 UTC));
-        let alerts = m.to_alerts();
+        let alerts = m.to_alerts(NOW);
         assert_eq!(alerts[0].state_at(NOW), AlertState::Firing);
         assert_eq!(alerts[0].name(), "ProbeFailure");
         // The sender's fingerprint is kept verbatim; ours is recomputed from the labels (this

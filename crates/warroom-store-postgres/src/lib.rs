@@ -80,6 +80,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alert_intake_merged",
         sql: include_str!("../migrations/0014_alert_intake_merged.sql"),
     },
+    Migration {
+        version: 15,
+        name: "alerts_expiring",
+        sql: include_str!("../migrations/0015_alerts_expiring.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

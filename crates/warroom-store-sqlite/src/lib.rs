@@ -83,6 +83,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alert_intake_merged",
         sql: include_str!("../migrations/0014_alert_intake_merged.sql"),
     },
+    Migration {
+        version: 15,
+        name: "alerts_expiring",
+        sql: include_str!("../migrations/0015_alerts_expiring.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.

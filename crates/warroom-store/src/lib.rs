@@ -219,6 +219,8 @@ pub trait AlertStore: Send + Sync {
     ) -> Result<()>;
     /// The alerts linked to an incident.
     async fn alerts_for_incident(&self, number: IncidentNumber) -> Result<Vec<StoredAlert>>;
+    /// Firing alerts whose `endsAt` is at or before `now`, soonest ended first, up to `limit`.
+    async fn expired_alerts(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<StoredAlert>>;
     /// Alerts, optionally only `firing` or `resolved`, most recently seen first.
     async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>>;
     /// Firing alerts counted up to `limit`, and alerts accepted but still waiting in the

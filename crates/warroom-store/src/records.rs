@@ -234,6 +234,10 @@ pub struct AlertIn {
     pub group_key: String,
     /// The service the group names, if any.
     pub service: Option<String>,
+    /// Not a sighting but the alert's `endsAt` passing (the alert processor's look for
+    /// expired alerts): it resolves the alert only if the stored alert is still firing and
+    /// still ends then, so a sighting that moved the end on since wins; it counts as no receipt.
+    pub expiry: bool,
 }
 
 /// What an ingest did, for the answer and for metrics.

@@ -765,7 +765,10 @@ impl AlertStore for SqlStore {
     ) -> Result<IngestOutcome> {
         let mut prepared = Vec::new();
         if let Some(k) = &self.known_alerts {
-            if let Some(outcome) = k.try_duplicates(&alerts, now) {
+            if let Some(outcome) = (!alerts.iter().any(|a| a.expiry))
+                .then(|| k.try_duplicates(&alerts, now))
+                .flatten()
+            {
                 return Ok(outcome);
             }
             // What does not depend on what is stored is done here, in parallel across
@@ -1019,6 +1022,21 @@ impl AlertStore for SqlStore {
             firing,
             intake_waiting,
         })
+    }
+
+    async fn expired_alerts(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<StoredAlert>> {
+        // Alerts still in the intake are not looked at: their newest state is in memory (the
+        // table of known alerts), and an expiry is judged against that before it resolves
+        // anything. Reading `alerts` as it is leaves at most a sighting's end unseen until the
+        // next merge, which only delays the expiry of an alert the intake holds anyway.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'firing' AND ends_at IS NOT NULL AND ends_at <= $1 ORDER BY ends_at LIMIT $2"
+        )))
+        .bind(ts(now))
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alert_from_row).collect()
     }
 
     async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>> {

@@ -99,6 +99,7 @@ fn to_in(state: &AppState, alerts: Vec<Alert>) -> Vec<AlertIn> {
                 state: a.state_at(now),
                 group_key: g.key,
                 service: g.service.map(|s| s.to_string()),
+                expiry: false,
                 alert: a,
             }
         })
@@ -126,9 +127,59 @@ pub async fn ingest(
     Ok(outcome)
 }
 
+/// How often the processor looks for firing alerts whose `endsAt` has passed.
+pub const EXPIRY_EVERY: time::Duration = time::Duration::seconds(1);
+
+/// Most expired alerts resolved at once; more wait for the next look.
+const EXPIRY_BATCH: i64 = 5000;
+
+/// Resolves firing alerts whose `endsAt` has passed with no newer sighting, as Alertmanager
+/// does: Prometheus moves each firing alert's end a few evaluation intervals ahead every time
+/// it sends it, so one it stopped sending (its rule renamed or deleted, Prometheus itself gone)
+/// ends by itself instead of holding its incident open for good. Each goes through the same
+/// durable path as a resolution that was sent, judged against the newest state (a sighting
+/// that moved the end on wins), and the processor then calms its incident. Returns how many
+/// were resolved.
+pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
+    let now = state.clock.now();
+    let due = state.store.expired_alerts(now, EXPIRY_BATCH).await?;
+    if due.is_empty() {
+        return Ok(0);
+    }
+    let alerts: Vec<AlertIn> = due
+        .into_iter()
+        .filter_map(|a| {
+            let fingerprint = u64::from_str_radix(&a.fingerprint, 16).ok()?;
+            Some(AlertIn {
+                state: AlertState::Resolved,
+                group_key: a.group_key,
+                service: a.service,
+                expiry: true,
+                alert: Alert {
+                    fingerprint: alert::Fingerprint(fingerprint),
+                    labels: a.labels,
+                    annotations: a.annotations,
+                    starts_at: a.starts_at,
+                    ends_at: a.ends_at,
+                    generator_url: None,
+                },
+            })
+        })
+        .collect();
+    let outcome = state.store.ingest_alerts(alerts, now).await?;
+    if outcome.changed > 0 {
+        tracing::info!(
+            alerts = outcome.changed,
+            "firing alerts resolved: their endsAt passed with no newer sighting"
+        );
+    }
+    Ok(outcome.changed)
+}
+
 /// How often the processor looks for pending alerts without being woken: alerts committed by
-/// another process (PostgreSQL), or left pending by a crash or a failed pass.
-pub const PROCESSOR_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+/// another process (PostgreSQL), or left pending by a crash or a failed pass; and for expired
+/// alerts ([`EXPIRY_EVERY`]).
+pub const PROCESSOR_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Least time from the start of one busy pass to the next.
 pub const PASS_SPACING: std::time::Duration = std::time::Duration::from_millis(250);
@@ -147,7 +198,15 @@ pub const STREAM_PASS: usize = 500;
 pub async fn run_processor(state: AppState, stop: impl std::future::Future<Output = ()>) {
     let signal = state.store.alert_signal();
     tokio::pin!(stop);
+    let mut expiry_looked = None;
     loop {
+        let now = state.clock.now();
+        if expiry_looked.is_none_or(|t| now - t >= EXPIRY_EVERY) {
+            expiry_looked = Some(now);
+            if let Err(e) = expire_due(&state).await {
+                tracing::warn!(error = ?e, "resolving expired alerts failed; retrying");
+            }
+        }
         loop {
             let started = tokio::time::Instant::now();
             let received = RECEIVED.load(std::sync::atomic::Ordering::Relaxed);
@@ -258,7 +317,7 @@ pub async fn alertmanager_webhook(
 ) -> Result<Json<Value>, ApiError> {
     let body = body_or_error(body)?;
     let message = alert::parse_webhook(&body, state.clock.now()).map_err(malformed)?;
-    let outcome = ingest(&state, sender.tag(message.to_alerts())).await?;
+    let outcome = ingest(&state, sender.tag(message.to_alerts(state.clock.now()))).await?;
     Ok(Json(json!({ "status": "success", "stored": outcome })))
 }
 

@@ -173,6 +173,13 @@ fn judge(
     let Some(old) = old else {
         return (Verdict::New, next);
     };
+    if a.expiry && !(old.firing && old.ends_at == a.alert.ends_at) {
+        // Resolved meanwhile, or sighted again with a later end: nothing has expired.
+        return (Verdict::Duplicate, *old);
+    }
+    if a.expiry {
+        next.last_seen = old.last_seen;
+    }
     let mut refired = false;
     if firing && old.firing {
         let same_occurrence =
@@ -1776,18 +1783,24 @@ impl Writer {
                 let prepared = j.prepared.get(i);
                 let hash = prepared.map_or_else(|| annotations_hash(a), |p| p.annotations);
                 let (verdict, next) = judge(old.as_ref(), a, hash, j.now);
+                if a.expiry && verdict != (Verdict::Changed { detach: false }) {
+                    // An expiry that found nothing to end (or an alert no longer stored)
+                    // leaves the alert as it is, repeat count included.
+                    continue;
+                }
                 match verdict {
                     Verdict::New => out.new += 1,
                     Verdict::Changed { .. } => out.changed += 1,
                     Verdict::Updated | Verdict::Duplicate => out.duplicates += 1,
                 }
+                let receipts = i64::from(!a.expiry);
                 let write = verdict != Verdict::Duplicate || !keep_repeats_in_memory;
                 match rows.get_mut(&fp) {
                     Some(r) => {
                         r.alert = a;
                         r.intrinsic = prepared.map(|p| p.intrinsic.as_str());
                         r.known = next;
-                        r.received += 1;
+                        r.received += receipts;
                         r.write |= write;
                         r.pending |= matches!(verdict, Verdict::New | Verdict::Changed { .. });
                         if let Verdict::Changed { detach } = verdict {
@@ -1802,7 +1815,7 @@ impl Writer {
                                 alert: a,
                                 intrinsic: prepared.map(|p| p.intrinsic.as_str()),
                                 known: next,
-                                received: 1,
+                                received: receipts,
                                 pending: matches!(verdict, Verdict::New | Verdict::Changed { .. }),
                                 detach: matches!(verdict, Verdict::Changed { detach: true }),
                                 write,
@@ -2044,6 +2057,7 @@ mod tests {
             alert: a,
             group_key: "{alertname=\"Down\"}".into(),
             service: None,
+            expiry: false,
         }
     }
 

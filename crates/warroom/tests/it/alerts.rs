@@ -127,6 +127,97 @@ async fn alerts_open_join_and_calm_incidents() {
 }
 
 #[tokio::test]
+async fn an_alert_no_longer_sent_resolves_at_its_end_and_calms_its_incident() {
+    // Prometheus sends each firing alert with an end a few intervals ahead and moves it on at
+    // every resend; one it stopped sending must end by itself, as in Alertmanager.
+    for b in backends() {
+        let app = TestApp::spawn(b).await;
+        app.post(
+            "/api/v2/alerts",
+            json!([alert(
+                "Down",
+                "api",
+                "critical",
+                Some("2026-01-12T14:34:00Z")
+            )]),
+        )
+        .await;
+        app.settle().await;
+        app.post(
+            "/api/v2/alerts",
+            json!([alert(
+                "Down",
+                "web",
+                "critical",
+                Some("2026-01-12T14:34:00Z")
+            )]),
+        )
+        .await;
+        app.settle().await;
+        assert_eq!(incidents(&app).await.len(), 2, "{b:?}");
+        // Still sent for `web`: its end moves on.
+        app.clock.advance(Duration::minutes(3));
+        let (_, v) = app
+            .post(
+                "/api/v2/alerts",
+                json!([alert(
+                    "Down",
+                    "web",
+                    "critical",
+                    Some("2026-01-12T14:37:00Z")
+                )]),
+            )
+            .await;
+        assert_eq!(
+            v["stored"]["changed"], 0,
+            "{b:?}: a resend is no change: {v}"
+        );
+        app.settle().await;
+        app.clock.advance(Duration::minutes(2));
+
+        // Nobody drains or posts: the background processor finds the expired alert itself.
+        let mut status = Value::Null;
+        for _ in 0..100 {
+            status = app.get("/api/v1/incidents/1").await.1["status"].clone();
+            if status == "monitoring" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(status, "monitoring", "{b:?}: the api alert ended at 14:34");
+        let (_, i2) = app.get("/api/v1/incidents/2").await;
+        assert_eq!(i2["status"], "declared", "{b:?}: web's end moved to 14:37");
+        let (_, a) = app.get("/api/v1/alerts?status=firing").await;
+        let firing = a["alerts"].as_array().unwrap();
+        assert_eq!(firing.len(), 1, "{b:?}: {a}");
+        assert_eq!(firing[0]["service"], "web", "{b:?}");
+        let (_, a) = app.get("/api/v1/alerts?status=resolved").await;
+        assert_eq!(a["alerts"][0]["service"], "api", "{b:?}: {a}");
+        assert_eq!(
+            a["alerts"][0]["received"], 1,
+            "{b:?}: the expiry is no receipt"
+        );
+
+        // Sent again after its end: a new occurrence, which the open incident takes back.
+        let (_, v) = app
+            .post(
+                "/api/v2/alerts",
+                json!([alert(
+                    "Down",
+                    "api",
+                    "critical",
+                    Some("2026-01-12T14:40:00Z")
+                )]),
+            )
+            .await;
+        assert_eq!(v["stored"]["changed"], 1, "{b:?}: {v}");
+        app.settle().await;
+        let (_, a) = app.get("/api/v1/alerts?status=firing").await;
+        assert_eq!(a["alerts"].as_array().unwrap().len(), 2, "{b:?}: {a}");
+    }
+}
+
+#[tokio::test]
 async fn a_more_severe_alert_raises_the_incident() {
     let app = TestApp::spawn(backends()[0]).await;
     app.post(

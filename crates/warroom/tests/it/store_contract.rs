@@ -719,6 +719,7 @@ async fn concurrent_ingests_are_grouped_but_each_counted_exactly() {
                     state: a.state_at(T0),
                     group_key: "{service=\"api\"}".into(),
                     service: Some("api".into()),
+                    expiry: false,
                     alert: a,
                 };
                 s.ingest_alerts(vec![input], T0).await.unwrap()
@@ -750,6 +751,7 @@ async fn concurrent_ingests_are_grouped_but_each_counted_exactly() {
                     state: a.state_at(T0),
                     group_key: "{service=\"api\"}".into(),
                     service: Some("api".into()),
+                    expiry: false,
                     alert: a,
                 }];
                 for i in 0..5 {
@@ -759,6 +761,7 @@ async fn concurrent_ingests_are_grouped_but_each_counted_exactly() {
                         state: n.state_at(T0),
                         group_key: "{service=\"api\"}".into(),
                         service: Some("api".into()),
+                        expiry: false,
                         alert: n,
                     });
                 }
@@ -792,6 +795,7 @@ fn alert_in(labels: serde_json::Value, now: time::OffsetDateTime) -> warroom_sto
         state: a.state_at(now),
         group_key: "{service=\"api\"}".into(),
         service: Some("api".into()),
+        expiry: false,
         alert: a,
     }
 }
