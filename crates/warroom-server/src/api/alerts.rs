@@ -878,11 +878,26 @@ async fn on_firing(
             raw.clone().unwrap_or_default()
         );
         let labelled = raw.is_some();
+        let relapse = first.name.clone();
         // Judged against the incident as stored when the join commits, which may be after
         // another group of this pass raised it.
         deferred.joins.push(warroom_store::AlertJoin {
             incident: number,
             change: Box::new(move |i| {
+                // Firing again while the team watches whether the fix holds: it did not, and
+                // the incident is worked on again (the runbook's step 7, "monitor for
+                // recurrence").
+                if i.status == IncidentStatus::Monitoring {
+                    events.extend(i.transition(
+                        IncidentStatus::Investigating,
+                        Default::default(),
+                        Some(format!(
+                            "{relapse} fired again while monitoring: the fix did not hold"
+                        )),
+                        &policies,
+                        now,
+                    )?);
+                }
                 if labelled && severity.is_more_severe_than(i.severity) {
                     let c = warroom_domain::classify(&Default::default(), Some(severity))?;
                     events.extend(i.change_severity(c, None, Some(reason), &policies, now)?);

@@ -127,7 +127,8 @@ async fn alerts_open_join_and_calm_incidents() {
 }
 
 #[tokio::test]
-async fn an_alert_no_longer_sent_resolves_at_its_end_and_calms_its_incident() {
+async fn an_alert_no_longer_sent_resolves_at_its_end_calms_its_incident_and_a_relapse_reopens_the_work()
+ {
     // Prometheus sends each firing alert with an end a few intervals ahead and moves it on at
     // every resend; one it stopped sending must end by itself, as in Alertmanager.
     for b in backends() {
@@ -214,6 +215,16 @@ async fn an_alert_no_longer_sent_resolves_at_its_end_and_calms_its_incident() {
         app.settle().await;
         let (_, a) = app.get("/api/v1/alerts?status=firing").await;
         assert_eq!(a["alerts"].as_array().unwrap().len(), 2, "{b:?}: {a}");
+        // A relapse while monitoring: the fix did not hold, and the incident is worked again.
+        let (_, i) = app.get("/api/v1/incidents/1").await;
+        assert_eq!(i["status"], "investigating", "{b:?}: {i}");
+        let (_, tl) = app.get("/api/v1/incidents/1/timeline").await;
+        assert!(
+            tl.to_string()
+                .contains("Down fired again while monitoring: the fix did not hold"),
+            "{b:?}: {tl}"
+        );
+        assert_eq!(incidents(&app).await.len(), 2, "{b:?}: no second incident");
     }
 }
 
