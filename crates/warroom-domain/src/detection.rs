@@ -47,6 +47,17 @@ fn severity_of_label(label: &str) -> Option<Severity> {
     .find(|s| severity_label(*s) == label)
 }
 
+/// The severity a monitor's own alert (`MonitorDown`, `MonitorDegraded`) was raised at, read
+/// from the label monitors write, whatever label and values the operator mapped for other
+/// senders: a `severity_label = "priority"` must not turn a monitor's Sev1 into the default.
+pub fn monitor_alert_severity(labels: &LabelSet) -> Option<Severity> {
+    let name = labels.get("alertname")?;
+    if (name != DOWN_ALERT && name != DEGRADED_ALERT) || !labels.contains_key("monitor") {
+        return None;
+    }
+    severity_of_label(labels.get("severity")?)
+}
+
 /// What every monitor last said, and its recent results for the sliding-window signals.
 #[derive(Debug, Clone, Default)]
 pub struct MonitorBoard {
@@ -710,6 +721,30 @@ mod tests {
     use super::*;
     use crate::monitor::{MonitorSpec, validate_monitors};
     use time::macros::datetime;
+
+    #[test]
+    fn a_monitor_alert_says_its_own_severity_and_other_alerts_do_not() {
+        let m = &monitors()[0];
+        for s in [
+            Severity::Sev1,
+            Severity::Sev2,
+            Severity::Sev3,
+            Severity::Sev4,
+        ] {
+            assert_eq!(monitor_alert_severity(&down_labels(m, s)), Some(s));
+            assert_eq!(monitor_alert_severity(&degraded_labels(m, s)), Some(s));
+        }
+        let mut other = down_labels(m, Severity::Sev1);
+        other.remove("monitor");
+        assert_eq!(monitor_alert_severity(&other), None, "not from a monitor");
+        let mut other = down_labels(m, Severity::Sev1);
+        other.insert("alertname".into(), "HighErrorRate".into());
+        assert_eq!(
+            monitor_alert_severity(&other),
+            None,
+            "not a monitor's alert"
+        );
+    }
 
     fn monitors() -> Vec<Monitor> {
         let spec = |id: &str, user_facing: bool| -> MonitorSpec { toml_like(id, user_facing) };

@@ -551,8 +551,15 @@ fn severity_of(state: &AppState, alerts: &[StoredAlert]) -> (Severity, Option<St
     let mapping = &state.settings.alerts.mapping;
     let mut best: Option<(Severity, String)> = None;
     for a in alerts {
-        if let Some(s) = mapping.severity_of(&a.labels) {
-            let raw = a.labels.get(&mapping.label).cloned().unwrap_or_default();
+        let own = warroom_domain::detection::monitor_alert_severity(&a.labels)
+            .map(|s| (s, a.labels.get("severity")));
+        let mapped = || {
+            mapping
+                .severity_of(&a.labels)
+                .map(|s| (s, a.labels.get(&mapping.label)))
+        };
+        if let Some((s, raw)) = own.or_else(mapped) {
+            let raw = raw.cloned().unwrap_or_default();
             if best.as_ref().is_none_or(|(b, _)| s.is_more_severe_than(*b)) {
                 best = Some((s, raw));
             }

@@ -990,3 +990,43 @@ async fn a_big_batch_opens_one_incident_per_service_links_every_alert_and_resolv
         assert!(firing_now["alerts"].as_array().unwrap().is_empty(), "{b:?}");
     }
 }
+
+#[tokio::test]
+async fn a_monitor_alert_keeps_its_severity_under_a_custom_severity_label() {
+    // The operator maps `priority: p1..p4` for their senders; monitors still write
+    // `severity=critical`, and a down user-facing service must stay a Sev1.
+    for b in backends() {
+        let mut alerts = warroom_server::api::alerts::AlertSettings::default();
+        alerts.mapping = warroom_domain::alert::SeverityMapping {
+            label: "priority".into(),
+            values: [("p1".into(), warroom_domain::Severity::Sev1)].into(),
+        };
+        alerts.auto_declare_from = warroom_domain::Severity::Sev2;
+        let settings = warroom_server::Settings {
+            alerts,
+            ..Default::default()
+        };
+        let app = TestApp::spawn_with(b, settings).await;
+        let (st, v) = app
+            .post(
+                "/api/v2/alerts",
+                json!([{
+                    "labels": {"alertname": "MonitorDown", "monitor": "shop-web", "service": "shop", "severity": "critical"},
+                    "annotations": {"summary": "shop-web is down"},
+                }]),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        // Another sender's alert is read through the operator's mapping only.
+        app.post(
+            "/api/v2/alerts",
+            json!([{"labels": {"alertname": "Slow", "service": "cart", "severity": "critical"}}]),
+        )
+        .await;
+        app.settle().await;
+        let list = incidents(&app).await;
+        assert_eq!(list.len(), 1, "{b:?}: {list:?}");
+        assert_eq!(list[0]["services"], json!(["shop"]), "{b:?}");
+        assert_eq!(list[0]["severity"], 1, "{b:?}: {:?}", list[0]);
+    }
+}
