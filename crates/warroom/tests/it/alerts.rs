@@ -996,12 +996,14 @@ async fn a_monitor_alert_keeps_its_severity_under_a_custom_severity_label() {
     // The operator maps `priority: p1..p4` for their senders; monitors still write
     // `severity=critical`, and a down user-facing service must stay a Sev1.
     for b in backends() {
-        let mut alerts = warroom_server::api::alerts::AlertSettings::default();
-        alerts.mapping = warroom_domain::alert::SeverityMapping {
-            label: "priority".into(),
-            values: [("p1".into(), warroom_domain::Severity::Sev1)].into(),
+        let alerts = warroom_server::api::alerts::AlertSettings {
+            mapping: warroom_domain::alert::SeverityMapping {
+                label: "priority".into(),
+                values: [("p1".into(), warroom_domain::Severity::Sev1)].into(),
+            },
+            auto_declare_from: warroom_domain::Severity::Sev2,
+            ..Default::default()
         };
-        alerts.auto_declare_from = warroom_domain::Severity::Sev2;
         let settings = warroom_server::Settings {
             alerts,
             ..Default::default()
