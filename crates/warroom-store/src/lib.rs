@@ -219,6 +219,12 @@ pub trait AlertStore: Send + Sync {
     ) -> Result<()>;
     /// The alerts linked to an incident.
     async fn alerts_for_incident(&self, number: IncidentNumber) -> Result<Vec<StoredAlert>>;
+    /// Firing alerts linked to no incident (silenced, or below the auto-declare severity), up to
+    /// `limit`: what a maintenance window that just ended may have held back.
+    async fn unlinked_firing_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>>;
+    /// Marks firing alerts linked to no incident pending again, so the processor acts on them
+    /// as if they had just arrived (a silence that muted them ended). Returns how many.
+    async fn reconsider_alerts(&self, fingerprints: &[String]) -> Result<u64>;
     /// Firing alerts whose `endsAt` is at or before `now`, soonest ended first, up to `limit`.
     async fn expired_alerts(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<StoredAlert>>;
     /// Alerts, optionally only `firing` or `resolved`, most recently seen first.

@@ -1024,6 +1024,50 @@ impl AlertStore for SqlStore {
         })
     }
 
+    async fn unlinked_firing_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>> {
+        self.catch_up_intake().await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE incident IS NULL AND status = 'firing' AND pending = 0 ORDER BY fingerprint LIMIT $1"
+        )))
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    async fn reconsider_alerts(&self, fingerprints: &[String]) -> Result<u64> {
+        if fingerprints.is_empty() {
+            return Ok(0);
+        }
+        self.catch_up_intake().await?;
+        let mut marked = 0;
+        {
+            let _gate = self.gate.enter().await;
+            let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
+            for chunk in fingerprints.chunks(500) {
+                let sql = format!(
+                    "UPDATE alerts SET pending = 1 WHERE incident IS NULL AND status = 'firing' AND fingerprint IN ({})",
+                    ingest::placeholders(self.dialect, 1, chunk.len()).join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for fp in chunk {
+                    q = q.bind(fp.clone());
+                }
+                marked += q.execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+        }
+        // The processor takes its passes from memory while memory holds every pending alert;
+        // these became pending behind its back, so the next pass reads the database.
+        if let Some(h) = &self.handoff {
+            h.forget();
+        }
+        if marked > 0 {
+            self.alert_signal.notify_one();
+        }
+        Ok(marked)
+    }
+
     async fn expired_alerts(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<StoredAlert>> {
         // Alerts still in the intake are not looked at: their newest state is in memory (the
         // table of known alerts), and an expiry is judged against that before it resolves

@@ -176,6 +176,44 @@ pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
     Ok(outcome.changed)
 }
 
+/// Firing alerts held back by a silence or maintenance window that ended after `since` (every
+/// one that ended, at the first look after a start) and that nothing mutes now are acted on as
+/// if they had just arrived: an outage still going on when the window closes opens its
+/// incident and pages then, as Alertmanager notifies once a silence expires.
+async fn reconsider_after_silences(
+    state: &AppState,
+    since: Option<time::OffsetDateTime>,
+    now: time::OffsetDateTime,
+) -> Result<(), ApiError> {
+    let silences = &state.settings.alerts.silences;
+    let ended: Vec<&alert::Silence> = silences
+        .iter()
+        .filter(|s| s.ends_at <= now && since.is_none_or(|t| t < s.ends_at))
+        .collect();
+    if ended.is_empty() {
+        return Ok(());
+    }
+    let held: Vec<String> = state
+        .store
+        .unlinked_firing_alerts(10_000)
+        .await?
+        .into_iter()
+        .filter(|a| {
+            ended.iter().any(|s| s.matchers.matches(&a.labels))
+                && !silences.iter().any(|s| s.mutes(&a.labels, now))
+        })
+        .map(|a| a.fingerprint)
+        .collect();
+    let marked = state.store.reconsider_alerts(&held).await?;
+    if marked > 0 {
+        tracing::info!(
+            alerts = marked,
+            "a maintenance window ended: acting on the firing alerts it held back"
+        );
+    }
+    Ok(())
+}
+
 /// How often the processor looks for pending alerts without being woken: alerts committed by
 /// another process (PostgreSQL), or left pending by a crash or a failed pass; and for expired
 /// alerts ([`EXPIRY_EVERY`]).
@@ -202,9 +240,14 @@ pub async fn run_processor(state: AppState, stop: impl std::future::Future<Outpu
     loop {
         let now = state.clock.now();
         if expiry_looked.is_none_or(|t| now - t >= EXPIRY_EVERY) {
-            expiry_looked = Some(now);
             if let Err(e) = expire_due(&state).await {
                 tracing::warn!(error = ?e, "resolving expired alerts failed; retrying");
+            }
+            match reconsider_after_silences(&state, expiry_looked, now).await {
+                Ok(()) => expiry_looked = Some(now),
+                Err(e) => {
+                    tracing::warn!(error = ?e, "acting on alerts of an ended maintenance window failed; retrying")
+                }
             }
         }
         loop {
@@ -739,11 +782,8 @@ fn health_rank(status: &str) -> u8 {
 }
 
 fn alert_severity(state: &AppState, a: &StoredAlert) -> Severity {
-    state
-        .settings
-        .alerts
-        .mapping
-        .severity_of(&a.labels)
+    warroom_domain::detection::monitor_alert_severity(&a.labels)
+        .or_else(|| state.settings.alerts.mapping.severity_of(&a.labels))
         .unwrap_or(state.settings.alerts.default_severity)
 }
 
@@ -762,17 +802,7 @@ async fn refresh_health(state: &AppState, service: &str) -> Result<(), ApiError>
                 .iter()
                 .any(|s| s.mutes(&a.labels, now))
         })
-        .map(|a| {
-            (
-                a.name.clone(),
-                state
-                    .settings
-                    .alerts
-                    .mapping
-                    .severity_of(&a.labels)
-                    .unwrap_or(state.settings.alerts.default_severity),
-            )
-        })
+        .map(|a| (a.name.clone(), alert_severity(state, a)))
         .collect();
     let (health, cause) = warroom_domain::detection::health_of(&severities);
     if state

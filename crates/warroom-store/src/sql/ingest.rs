@@ -519,6 +519,14 @@ impl HandoffInner {
 }
 
 impl Handoff {
+    /// Alerts became pending that memory does not hold: the next pass reads the database.
+    pub(super) fn forget(&self) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .invalidate();
+    }
+
     /// The next pass's alerts from memory, or `None` when memory is incomplete (then a
     /// database pass starts: call [`Handoff::read_from_db`] with what it read).
     pub(super) fn take(&self, limit: usize) -> Option<Vec<StoredAlert>> {

@@ -534,6 +534,70 @@ async fn a_maintenance_window_mutes_matching_alerts_only() {
 }
 
 #[tokio::test]
+async fn an_outage_still_firing_when_its_maintenance_window_ends_opens_its_incident_then() {
+    let matching = |service: &str| {
+        warroom_domain::alert::Matchers::from_specs(
+            &[warroom_domain::alert::MatcherSpec {
+                name: "service".into(),
+                value: service.into(),
+                is_regex: false,
+                is_equal: true,
+            }],
+            "silences[0].matchers",
+        )
+        .unwrap()
+    };
+    let window = |service: &str, minutes: i64| warroom_domain::alert::Silence {
+        matchers: matching(service),
+        starts_at: T0 - Duration::hours(1),
+        ends_at: T0 + Duration::minutes(minutes),
+        comment: "planned failover".into(),
+    };
+    for b in backends() {
+        let alerts = warroom_server::api::alerts::AlertSettings {
+            // `cache` is in both windows: the first ends, the second still mutes it.
+            silences: vec![window("db", 30), window("cache", 30), window("cache", 120)],
+            ..Default::default()
+        };
+        let settings = warroom_server::Settings {
+            alerts,
+            ..Default::default()
+        };
+        let app = TestApp::spawn_with(b, settings).await;
+        app.post(
+            "/api/v2/alerts",
+            json!([
+                alert("DiskFull", "db", "critical", None),
+                alert("Evictions", "cache", "critical", None)
+            ]),
+        )
+        .await;
+        app.settle().await;
+        assert!(incidents(&app).await.is_empty(), "{b:?}: both muted");
+
+        // Nobody sends anything more: Alertmanager's sender re-sends only hours apart.
+        app.clock.advance(Duration::minutes(31));
+        let mut list = vec![];
+        for _ in 0..100 {
+            list = incidents(&app).await;
+            if !list.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(list.len(), 1, "{b:?}: {list:?}");
+        assert_eq!(list[0]["services"], json!(["db"]), "{b:?}");
+        assert_eq!(list[0]["severity"], 1, "{b:?}");
+        app.settle().await;
+        assert_eq!(
+            incidents(&app).await.len(),
+            1,
+            "{b:?}: cache is still muted"
+        );
+    }
+}
+
+#[tokio::test]
 async fn service_health_follows_firing_alerts_and_keeps_its_history() {
     for b in backends() {
         let app = TestApp::spawn(b).await;
