@@ -85,6 +85,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "alerts_expiring",
         sql: include_str!("../migrations/0015_alerts_expiring.sql"),
     },
+    Migration {
+        version: 16,
+        name: "check_results_by_monitor",
+        sql: include_str!("../migrations/0016_check_results_by_monitor.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

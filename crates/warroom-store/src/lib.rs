@@ -272,6 +272,8 @@ pub trait CheckStore: Send + Sync {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Result<Vec<CheckRecord>>;
+    /// A monitor's latest raw results, newest first, up to `limit`.
+    async fn latest_checks(&self, monitor: &str, limit: i64) -> Result<Vec<CheckRecord>>;
     /// Deletes what retention no longer keeps; returns rows deleted.
     async fn prune_checks(&self, now: OffsetDateTime, retention: Retention) -> Result<u64>;
     /// A monitor's availability over `[from, to)`, from the hourly rollups.

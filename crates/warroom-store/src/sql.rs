@@ -1102,6 +1102,24 @@ impl AlertStore for SqlStore {
     }
 }
 
+fn check_from_row(r: &sqlx::any::AnyRow) -> Result<CheckRecord> {
+    let at: i64 = r.try_get("at")?;
+    let failure: Option<String> = r.try_get("failure")?;
+    Ok(CheckRecord {
+        monitor: r.try_get("monitor")?,
+        at: OffsetDateTime::from_unix_timestamp(at)
+            .map_err(|e| StoreError::Corrupt(format!("check result time {at}: {e}")))?,
+        ok: r.try_get::<i64, _>("ok")? != 0,
+        latency_ms: r.try_get("latency_ms")?,
+        failure: failure
+            .map(|f| {
+                serde_json::from_value(serde_json::Value::String(f.clone()))
+                    .map_err(|e| StoreError::Corrupt(format!("check failure `{f}`: {e}")))
+            })
+            .transpose()?,
+    })
+}
+
 /// Rollup granularities in seconds: 5 minutes and 1 hour.
 const ROLLUPS: [i64; 2] = [300, 3600];
 
@@ -1158,26 +1176,18 @@ impl CheckStore for SqlStore {
         .bind(to.unix_timestamp())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let at: i64 = r.try_get("at")?;
-                let failure: Option<String> = r.try_get("failure")?;
-                Ok(CheckRecord {
-                    monitor: r.try_get("monitor")?,
-                    at: OffsetDateTime::from_unix_timestamp(at)
-                        .map_err(|e| StoreError::Corrupt(format!("check result time {at}: {e}")))?,
-                    ok: r.try_get::<i64, _>("ok")? != 0,
-                    latency_ms: r.try_get("latency_ms")?,
-                    failure: failure
-                        .map(|f| {
-                            serde_json::from_value(serde_json::Value::String(f.clone())).map_err(
-                                |e| StoreError::Corrupt(format!("check failure `{f}`: {e}")),
-                            )
-                        })
-                        .transpose()?,
-                })
-            })
-            .collect()
+        rows.iter().map(check_from_row).collect()
+    }
+
+    async fn latest_checks(&self, monitor: &str, limit: i64) -> Result<Vec<CheckRecord>> {
+        let rows = sqlx::query(
+            "SELECT monitor, at, ok, latency_ms, failure FROM check_results WHERE monitor = $1 ORDER BY at DESC LIMIT $2",
+        )
+        .bind(monitor.to_owned())
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(check_from_row).collect()
     }
 
     async fn prune_checks(&self, now: OffsetDateTime, retention: Retention) -> Result<u64> {

@@ -148,8 +148,39 @@ async fn view(
         .store
         .uptime(&m.id, now - time::Duration::days(30), now)
         .await?;
+    // DOWN is what flap damping decided (the monitor's firing `MonitorDown` alert), not the
+    // last result alone: one failed check below the threshold is still UP.
+    let down = state
+        .store
+        .firing_alerts_for(m.service.as_str())
+        .await?
+        .iter()
+        .any(|a| {
+            a.name == warroom_domain::detection::DOWN_ALERT
+                && a.labels.get("monitor") == Some(&m.id)
+        });
+    let last = state
+        .store
+        .latest_checks(&m.id, 1)
+        .await?
+        .into_iter()
+        .next();
+    let status = match (&last, down) {
+        (_, true) => "down",
+        (None, false) => "pending",
+        (Some(_), false) => "up",
+    };
+    let last_check = last.map(|c| {
+        json!({
+            "at": warroom_domain::timefmt::rfc3339(c.at),
+            "ok": c.ok,
+            "latency_ms": c.latency_ms,
+            "failure": c.failure,
+        })
+    });
     let mut v = json!({
         "id": m.id, "name": m.name, "service": m.service, "user_facing": m.user_facing,
+        "status": status, "last_check": last_check,
         "interval_secs": m.interval.as_secs(),
         "timeout_ms": u64::try_from(m.timeout.as_millis()).unwrap_or(u64::MAX),
         "failures_to_down": m.thresholds.failures_to_down,

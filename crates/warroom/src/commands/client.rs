@@ -579,9 +579,17 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                 .into_iter()
                 .flatten()
                 .map(|m| {
+                    let last = &m["last_check"];
+                    let last = match (last["ok"].as_bool(), last["failure"].as_str()) {
+                        (Some(true), _) => format!("ok {} ms", last["latency_ms"]),
+                        (Some(false), Some(f)) => format!("{f} {} ms", last["latency_ms"]),
+                        _ => "-".into(),
+                    };
                     vec![
                         s(m, "id"),
                         s(m, "service"),
+                        s(m, "status").to_uppercase(),
+                        last,
                         s(m, "interval_secs"),
                         s(m, "source"),
                         pct(&m["uptime_24h"]),
@@ -590,7 +598,16 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                 })
                 .collect();
             output::table(
-                &["MONITOR", "SERVICE", "EVERY (S)", "SOURCE", "24H", "30D"],
+                &[
+                    "MONITOR",
+                    "SERVICE",
+                    "STATUS",
+                    "LAST CHECK",
+                    "EVERY (S)",
+                    "SOURCE",
+                    "24H",
+                    "30D",
+                ],
                 &rows,
             );
         }

@@ -136,6 +136,14 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
             "{b:?}: {mon}"
         );
         assert!(day["availability_percent"].as_f64().unwrap() < 100.0);
+        // What an Uptime Kuma user looks at first: is it up, and what did the last check say.
+        let shop_web = &mon["monitors"][0];
+        assert_eq!(shop_web["status"], "down", "{b:?}: {shop_web}");
+        assert_eq!(shop_web["last_check"]["ok"], false, "{b:?}: {shop_web}");
+        assert_eq!(
+            shop_web["last_check"]["failure"], "crashed",
+            "{b:?}: a 500 is the runbook's crashed: {shop_web}"
+        );
         let health = ok(&run(dir, &env, &["health"]));
         assert!(
             health.contains("shop") && health.contains("UNHEALTHY"),
@@ -148,7 +156,7 @@ async fn a_failing_check_opens_an_incident_and_recovery_calms_it() {
         );
         let monitors = ok(&run(dir, &env, &["monitors"]));
         assert!(
-            monitors.contains("shop-web") && monitors.contains('%'),
+            monitors.contains("shop-web") && monitors.contains('%') && monitors.contains("DOWN"),
             "{b:?}: {monitors}"
         );
         let tl = ok(&run(dir, &env, &["timeline", "1"]));
