@@ -1091,7 +1091,25 @@ const DOWN_ALERTS: &[&str] = &[
     "probefailure",
 ];
 const DATABASE_WORDS: &[&str] = &[
-    "database", "postgres", "mysql", "mariadb", "mongodb", " db ",
+    "database", "postgres", "postgresql", "mysql", "mariadb", "mongodb", "db", "pg",
+];
+/// Exporter alerts that say a database cannot be reached (the usual rule names of the
+/// postgres, mysql and mongodb exporters), lowercased.
+const DATABASE_DOWN_ALERTS: &[&str] = &[
+    "postgresqldown",
+    "postgresdown",
+    "pgdown",
+    "mysqldown",
+    "mariadbdown",
+    "mongodbdown",
+    "databasedown",
+];
+/// How alert texts say a connection was refused or could not be made.
+const REFUSED_WORDS: &[&str] = &[
+    "connection refused",
+    "could not connect",
+    "unable to connect",
+    "can't connect",
 ];
 
 /// A recognised incident type and the evidence that decided it, for the timeline.
@@ -1144,7 +1162,20 @@ pub fn recognise(alert: &Alert) -> Option<Recognised> {
         return hit(t, because);
     }
 
-    if text.contains("connection refused") && DATABASE_WORDS.iter().any(|w| text.contains(w)) {
+    if DATABASE_DOWN_ALERTS.contains(&name.as_str()) {
+        return hit(
+            IncidentType::DatabaseConnectivity,
+            format!("alertname {}", alert.name()),
+        );
+    }
+    // Whole words, so that `payments-db` is a database and `dbus` is not.
+    let words: std::collections::HashSet<&str> = text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if REFUSED_WORDS.iter().any(|w| text.contains(w))
+        && DATABASE_WORDS.iter().any(|w| words.contains(w))
+    {
         return hit(
             IncidentType::DatabaseConnectivity,
             "alert text mentions a database refusing connections".to_owned(),
@@ -1881,6 +1912,27 @@ mod tests {
                 &[("description", "pq: database connection refused")]
             )),
             Some(DatabaseConnectivity)
+        );
+        assert_eq!(
+            t(alert(&[("alertname", "PostgresqlDown")], &[])),
+            Some(DatabaseConnectivity),
+            "the postgres exporter's rule"
+        );
+        assert_eq!(
+            t(alert(
+                &[("alertname", "AppErrors"), ("service", "payments-db")],
+                &[("summary", "could not connect to server")]
+            )),
+            Some(DatabaseConnectivity),
+            "a database named by a word of its service"
+        );
+        assert_ne!(
+            t(alert(
+                &[("alertname", "AppErrors"), ("job", "dbus-monitor")],
+                &[("summary", "connection refused")]
+            )),
+            Some(DatabaseConnectivity),
+            "dbus is not a database"
         );
         assert_eq!(
             t(alert(&[("alertname", "KubePodCrashLooping")], &[])),
