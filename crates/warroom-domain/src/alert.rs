@@ -1091,7 +1091,14 @@ const DOWN_ALERTS: &[&str] = &[
     "probefailure",
 ];
 const DATABASE_WORDS: &[&str] = &[
-    "database", "postgres", "postgresql", "mysql", "mariadb", "mongodb", "db", "pg",
+    "database",
+    "postgres",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "mongodb",
+    "db",
+    "pg",
 ];
 /// Exporter alerts that say a database cannot be reached (the usual rule names of the
 /// postgres, mysql and mongodb exporters), lowercased.
