@@ -176,6 +176,24 @@ pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
     Ok(outcome.changed)
 }
 
+/// At most once per [`EXPIRY_EVERY`] of the clock: resolves expired alerts and acts on what
+/// ended maintenance windows held back. Failures are retried at the next look.
+async fn look_for_endings(state: &AppState, looked: &mut Option<time::OffsetDateTime>) {
+    let now = state.clock.now();
+    if looked.is_some_and(|t| now - t < EXPIRY_EVERY) {
+        return;
+    }
+    if let Err(e) = expire_due(state).await {
+        tracing::warn!(error = ?e, "resolving expired alerts failed; retrying");
+    }
+    match reconsider_after_silences(state, *looked, now).await {
+        Ok(()) => *looked = Some(now),
+        Err(e) => {
+            tracing::warn!(error = ?e, "acting on alerts of an ended maintenance window failed; retrying")
+        }
+    }
+}
+
 /// Firing alerts held back by a silence or maintenance window that ended after `since` (every
 /// one that ended, at the first look after a start) and that nothing mutes now are acted on as
 /// if they had just arrived: an outage still going on when the window closes opens its
@@ -238,19 +256,9 @@ pub async fn run_processor(state: AppState, stop: impl std::future::Future<Outpu
     tokio::pin!(stop);
     let mut expiry_looked = None;
     loop {
-        let now = state.clock.now();
-        if expiry_looked.is_none_or(|t| now - t >= EXPIRY_EVERY) {
-            if let Err(e) = expire_due(&state).await {
-                tracing::warn!(error = ?e, "resolving expired alerts failed; retrying");
-            }
-            match reconsider_after_silences(&state, expiry_looked, now).await {
-                Ok(()) => expiry_looked = Some(now),
-                Err(e) => {
-                    tracing::warn!(error = ?e, "acting on alerts of an ended maintenance window failed; retrying")
-                }
-            }
-        }
         loop {
+            // Between passes too, so that a long catch-up does not hold expiries back.
+            look_for_endings(&state, &mut expiry_looked).await;
             let started = tokio::time::Instant::now();
             let received = RECEIVED.load(std::sync::atomic::Ordering::Relaxed);
             match process_pending(&state).await {
