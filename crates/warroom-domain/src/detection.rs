@@ -407,7 +407,11 @@ impl MonitorBoard {
             (None, Some(d)) => {
                 e.degraded = Some(d.severity);
                 let mut a = degraded_alert(&e.monitor, Some(&d), now);
-                annotate_incident_type(&mut a, &e.history.window(e.up_since, now, &window));
+                annotate_incident_type(
+                    &mut a,
+                    &e.monitor,
+                    &e.history.window(e.up_since, now, &window),
+                );
                 Some(a)
             }
             (Some(_), None) => {
@@ -564,21 +568,36 @@ impl MonitorBoard {
         };
         let mut a = alert(&monitor, firing, severity, &detail, now);
         if firing {
+            let e = &self.monitors[monitor_id];
             annotate_incident_type(
                 &mut a,
-                &self.monitors[monitor_id]
-                    .history
-                    .window(None, now, &self.window),
+                &e.monitor,
+                &e.history.window(None, now, &self.window),
             );
         }
         Some(a)
     }
 }
 
+/// Well-known ports of databases (PostgreSQL, MySQL and MariaDB, SQL Server, Oracle, MongoDB,
+/// CockroachDB): a refused TCP check on one is the runbook's database connectivity, not just an
+/// unresponsive service.
+const DATABASE_PORTS: [u16; 6] = [5432, 3306, 1433, 1521, 27017, 26257];
+
 /// The runbook's incident type from the checks themselves (5xx share, p99 latency), which the
 /// alert's own text cannot show; `alert::recognise` honours the annotation.
-fn annotate_incident_type(a: &mut Alert, checks: &[crate::alert::CheckSample]) {
-    if let Some(r) = recognise_checks(checks) {
+fn annotate_incident_type(a: &mut Alert, m: &Monitor, checks: &[crate::alert::CheckSample]) {
+    if let Some(mut r) = recognise_checks(checks) {
+        if r.incident_type == crate::alert::IncidentType::ServiceUnresponsive
+            && let crate::monitor::Check::Tcp { host, port } = &m.check
+            && DATABASE_PORTS.contains(port)
+        {
+            r.incident_type = crate::alert::IncidentType::DatabaseConnectivity;
+            r.because = format!(
+                "{}, connecting to {host}:{port}, a database port",
+                r.because
+            );
+        }
         a.annotations.insert(
             INCIDENT_TYPE_ANNOTATION.into(),
             r.incident_type.as_str().into(),
@@ -800,6 +819,42 @@ mod tests {
             out.extend(b.degradation(id, *at));
         }
         out
+    }
+
+    #[test]
+    fn a_refused_database_port_is_database_connectivity() {
+        let mut pg = toml_like("orders-pg", false);
+        pg.check = serde_json::from_value(
+            serde_json::json!({ "kind": "tcp", "host": "orders-db", "port": 5432 }),
+        )
+        .unwrap();
+        let mut b = MonitorBoard::new(&validate_monitors(&[pg, toml_like("web", true)]).unwrap());
+        let mut at = datetime!(2026-01-12 14:00 UTC);
+        let kind = |alerts: &[Alert]| {
+            let down = named(alerts, DOWN_ALERT);
+            down.first()
+                .and_then(|a| a.annotations.get(INCIDENT_TYPE_ANNOTATION).cloned())
+        };
+        let mut flap = crate::monitor::FlapState::default();
+        let pg = feed(&mut b, &mut flap, "orders-pg", "+---", 5, &mut at);
+        assert_eq!(
+            kind(&pg).as_deref(),
+            Some("database_connectivity"),
+            "{pg:?}"
+        );
+        let because = named(&pg, DOWN_ALERT)[0]
+            .annotations
+            .get(INCIDENT_TYPE_BECAUSE_ANNOTATION)
+            .cloned()
+            .unwrap_or_default();
+        assert!(because.contains("orders-db:5432"), "{because}");
+        let mut flap = crate::monitor::FlapState::default();
+        let web = feed(&mut b, &mut flap, "web", "+---", 5, &mut at);
+        assert_eq!(
+            kind(&web).as_deref(),
+            Some("service_unresponsive"),
+            "{web:?}"
+        );
     }
 
     fn named<'a>(alerts: &'a [Alert], name: &str) -> Vec<&'a Alert> {
