@@ -743,6 +743,9 @@ pub struct GroupKey {
     pub service: Option<ServiceSlug>,
 }
 
+/// The label that names a service.
+const SERVICE_LABEL: &str = "service";
+
 impl Grouping {
     /// The group of an alert with these labels.
     pub fn group(&self, labels: &LabelSet) -> GroupKey {
@@ -763,10 +766,15 @@ impl Grouping {
                 service: None,
             };
         }
+        // The `service` label names the service whenever it is one of the grouping labels,
+        // wherever it is listed (`group_by = ["cluster", "service"]` files incidents under the
+        // service, not the cluster); otherwise the first grouping label present does.
         let service = self
             .by
             .iter()
-            .find_map(|n| labels.get(n))
+            .find(|n| n.as_str() == SERVICE_LABEL)
+            .and_then(|n| labels.get(n))
+            .or_else(|| self.by.iter().find_map(|n| labels.get(n)))
             .and_then(|v| slug_candidate(v));
         GroupKey {
             key: pairs_string(present),
@@ -1882,6 +1890,19 @@ mod tests {
         assert_eq!(d.service.unwrap().as_str(), "api");
         let e = g.group(&labels(&[("service", "!!!")]));
         assert_eq!(e.service, None);
+        // Listed after another grouping label, `service` still names the service.
+        let cluster_first = Grouping {
+            by: vec!["cluster".into(), "service".into()],
+            fallback: "alertname".into(),
+        };
+        let f = cluster_first.group(&labels(&[("cluster", "eu-1"), ("service", "api")]));
+        assert_eq!(f.service.unwrap().as_str(), "api");
+        let f = cluster_first.group(&labels(&[("cluster", "eu-1")]));
+        assert_eq!(
+            f.service.unwrap().as_str(),
+            "eu-1",
+            "no service label: the first present"
+        );
     }
 
     #[test]
