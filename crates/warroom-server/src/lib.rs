@@ -89,6 +89,23 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub settings: Arc<Settings>,
+    /// The silences in force: the config's and the API's.
+    pub silences: Arc<api::silences::SilenceBoard>,
+}
+
+impl AppState {
+    /// The state for a store, a clock and settings.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        let silences = Arc::new(api::silences::SilenceBoard::new(
+            settings.alerts.silences.clone(),
+        ));
+        AppState {
+            store,
+            clock,
+            settings: Arc::new(settings),
+            silences,
+        }
+    }
 }
 
 /// Serves until `shutdown` completes, then drains in-flight requests.

@@ -81,6 +81,14 @@ pub fn build() -> Value {
             "post": op("paging", "Signed one-click acknowledgement: acknowledge (HTML)", None, None, ("200", "HTML"))
         },
         "/api/v2/alerts": { "post": op("alerts", "Alertmanager API v2: a JSON array of alerts (Prometheus can send here directly). The bearer may also be an [[alert_sources]] secret", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
+        "/api/v2/silences": {
+            "get": op("alerts", "Silences and maintenance windows, Alertmanager's shape: the config's (`config-N`) and the API's, those that ended within 5 days too", Some("viewer"), None, ("200", "An array of silences with `status.state` active, pending or expired")),
+            "post": op("alerts", "Make a silence (Alertmanager's body: matchers, startsAt, endsAt, createdBy, comment; `amtool silence add` works); matching alerts are stored but open no incident while it is active", Some("responder"), None, ("200", "`{\"silenceID\": ...}`"))
+        },
+        "/api/v2/silence/{id}": {
+            "get": op("alerts", "One silence made through the API", Some("viewer"), None, ("200", "The silence")),
+            "delete": op("alerts", "Expire a silence now; the firing alerts it held back are acted on within a second (409 for a config silence)", Some("responder"), None, ("200", "The silence, expired"))
+        },
         "/hooks/alertmanager": { "post": op("alerts", "Alertmanager webhook payload, version 4. The bearer may also be an [[alert_sources]] secret", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
         "/api/v1/alerts": { "get": op("alerts", "Alerts received, `?status=firing|resolved&limit=`", Some("viewer"), None, ("200", "`{\"alerts\": [...]}`")) },
         "/api/v1/monitors": {

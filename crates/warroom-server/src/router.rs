@@ -13,6 +13,10 @@ use crate::{AppState, api, error::ApiError};
 /// Every route as (method, path), in the order of the table below. The OpenAPI test checks the
 /// document against this list and calls each route to prove a handler answers.
 pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/v2/silences"),
+    ("POST", "/api/v2/silences"),
+    ("GET", "/api/v2/silence/{id}"),
+    ("DELETE", "/api/v2/silence/{id}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/api/v1/openapi.json"),
@@ -153,6 +157,14 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(api::services::ready))
         .route("/metrics", get(api::metrics::metrics))
         .route("/api/v2/alerts", post(api::alerts::post_alerts))
+        .route(
+            "/api/v2/silences",
+            get(api::silences::list_silences).post(api::silences::create_silence),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(api::silences::show_silence).delete(api::silences::expire_silence),
+        )
         .route("/hooks/alertmanager", post(api::alerts::alertmanager_webhook))
         .route("/hooks/git", post(crate::pipeline::git_push))
         .route("/ack/{incident}/{person}/{expires}/{sig}", get(crate::ack_link::confirm).post(crate::ack_link::acknowledge))

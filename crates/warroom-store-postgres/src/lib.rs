@@ -90,6 +90,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "check_results_by_monitor",
         sql: include_str!("../migrations/0016_check_results_by_monitor.sql"),
     },
+    Migration {
+        version: 17,
+        name: "silences",
+        sql: include_str!("../migrations/0017_silences.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

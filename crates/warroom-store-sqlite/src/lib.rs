@@ -93,6 +93,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "check_results_by_monitor",
         sql: include_str!("../migrations/0016_check_results_by_monitor.sql"),
     },
+    Migration {
+        version: 17,
+        name: "silences",
+        sql: include_str!("../migrations/0017_silences.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.

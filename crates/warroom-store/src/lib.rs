@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod records;
 pub mod rooms;
 mod row;
+pub mod silences;
 pub mod sql;
 
 use async_trait::async_trait;
@@ -297,6 +298,7 @@ pub trait Store:
     + ChatRoomStore
     + PipelineStore
     + MonitorStore
+    + silences::SilenceStore
 {
     /// Is the database reachable?
     async fn ping(&self) -> Result<()>;

@@ -196,11 +196,7 @@ impl TestApp {
             .secret;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let state = AppState {
-            store: store.clone(),
-            clock: clock.clone(),
-            settings: Arc::new(settings),
-        };
+        let state = AppState::new(store.clone(), clock.clone(), settings);
         let (tx, rx) = oneshot::channel::<()>();
         let (processor_tx, processor_rx) = oneshot::channel::<()>();
         let server_state = state.clone();

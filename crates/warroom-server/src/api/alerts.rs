@@ -176,12 +176,17 @@ pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
     Ok(outcome.changed)
 }
 
-/// At most once per [`EXPIRY_EVERY`] of the clock: resolves expired alerts and acts on what
-/// ended maintenance windows held back. Failures are retried at the next look.
+/// At most once per [`EXPIRY_EVERY`] of the clock: reads the silences again, resolves expired
+/// alerts and acts on what ended maintenance windows held back. Failures are retried at the next look.
 async fn look_for_endings(state: &AppState, looked: &mut Option<time::OffsetDateTime>) {
     let now = state.clock.now();
     if looked.is_some_and(|t| now - t < EXPIRY_EVERY) {
         return;
+    }
+    // Silences made or expired through the API by another process, and so that one that just
+    // ended is seen ending.
+    if let Err(e) = state.silences.refresh(state).await {
+        tracing::warn!(error = ?e, "reading silences failed; the last ones read stay in force");
     }
     if let Err(e) = expire_due(state).await {
         tracing::warn!(error = ?e, "resolving expired alerts failed; retrying");
@@ -194,19 +199,21 @@ async fn look_for_endings(state: &AppState, looked: &mut Option<time::OffsetDate
     }
 }
 
-/// Firing alerts held back by a silence or maintenance window that ended after `since` (every
-/// one that ended, at the first look after a start) and that nothing mutes now are acted on as
-/// if they had just arrived: an outage still going on when the window closes opens its
-/// incident and pages then, as Alertmanager notifies once a silence expires.
+/// Firing alerts held back by a silence or maintenance window that ended since the last look
+/// at `since` (every one that ended, at the first look after a start), and that nothing mutes
+/// now, are acted on as if they had just arrived: an outage still going on when the window
+/// closes opens its incident and pages then, as Alertmanager notifies once a silence expires.
+/// A window that ended at the very instant of the last look counts too (it was active then);
+/// looking at it twice only repeats a no-op.
 async fn reconsider_after_silences(
     state: &AppState,
     since: Option<time::OffsetDateTime>,
     now: time::OffsetDateTime,
 ) -> Result<(), ApiError> {
-    let silences = &state.settings.alerts.silences;
+    let silences = state.silences.current();
     let ended: Vec<&alert::Silence> = silences
         .iter()
-        .filter(|s| s.ends_at <= now && since.is_none_or(|t| t < s.ends_at))
+        .filter(|s| s.ends_at <= now && since.is_none_or(|t| t <= s.ends_at))
         .collect();
     if ended.is_empty() {
         return Ok(());
@@ -684,6 +691,7 @@ async fn process_batch(
     let mut only_firing: HashMap<String, bool> = HashMap::new();
     let mut pass_severities: HashMap<String, Vec<(String, Severity)>> = HashMap::new();
     let now = state.clock.now();
+    let silences = state.silences.current();
     for alerts in groups.values() {
         if let Some(a) = alerts.first()
             && let Some(s) = a
@@ -700,13 +708,7 @@ async fn process_batch(
                 .or_insert(firing_only);
             let sev = pass_severities.entry(s.clone()).or_default();
             for a in alerts {
-                if !state
-                    .settings
-                    .alerts
-                    .silences
-                    .iter()
-                    .any(|m| m.mutes(&a.labels, now))
-                {
+                if !silences.iter().any(|m| m.mutes(&a.labels, now)) {
                     sev.push((a.name.clone(), alert_severity(state, a)));
                 }
             }
@@ -800,16 +802,10 @@ fn alert_severity(state: &AppState, a: &StoredAlert) -> Severity {
 async fn refresh_health(state: &AppState, service: &str) -> Result<(), ApiError> {
     let firing = state.store.firing_alerts_for(service).await?;
     let now = state.clock.now();
+    let silences = state.silences.current();
     let severities: Vec<(String, Severity)> = firing
         .iter()
-        .filter(|a| {
-            !state
-                .settings
-                .alerts
-                .silences
-                .iter()
-                .any(|s| s.mutes(&a.labels, now))
-        })
+        .filter(|a| !silences.iter().any(|s| s.mutes(&a.labels, now)))
         .map(|a| (a.name.clone(), alert_severity(state, a)))
         .collect();
     let (health, cause) = warroom_domain::detection::health_of(&severities);
@@ -874,14 +870,8 @@ async fn on_firing(
     deferred: &mut Deferred,
 ) -> Result<(), ApiError> {
     let now = state.clock.now();
-    let mutes = |a: &StoredAlert| {
-        state
-            .settings
-            .alerts
-            .silences
-            .iter()
-            .any(|s| s.mutes(&a.labels, now))
-    };
+    let silences = state.silences.current();
+    let mutes = |a: &StoredAlert| silences.iter().any(|s| s.mutes(&a.labels, now));
     // Copied only when a silence takes some out: a pass of thousands of alerts would
     // otherwise copy every label set once more.
     let kept: Vec<StoredAlert>;

@@ -39,7 +39,7 @@ pub async fn review_monitor_severity(
     // Muted when a silence covers every DOWN monitor's alert, matched on the labels those
     // alerts really carry (a silence on `monitor=...` included).
     let now = state.clock.now();
-    let silences = &state.settings.alerts.silences;
+    let silences = state.silences.current();
     if !assessment.alerts.is_empty()
         && assessment
             .alerts

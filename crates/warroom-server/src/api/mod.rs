@@ -8,4 +8,5 @@ pub mod incidents;
 pub mod metrics;
 pub mod monitors;
 pub mod services;
+pub mod silences;
 pub mod tokens;

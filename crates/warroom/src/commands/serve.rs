@@ -82,11 +82,7 @@ pub async fn serve(server: ServerArgs, listen: Option<String>) -> anyhow::Result
         settings.extra_metrics = Some(Arc::new(move || monitor_metrics(&stats.snapshot())));
         scheduler
     };
-    let state = AppState {
-        store: store.clone(),
-        clock,
-        settings: Arc::new(settings),
-    };
+    let state = AppState::new(store.clone(), clock, settings);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = spawn_workers(
         &checked,

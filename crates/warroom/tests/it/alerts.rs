@@ -1096,3 +1096,151 @@ async fn a_monitor_alert_keeps_its_severity_under_a_custom_severity_label() {
         assert_eq!(list[0]["severity"], 1, "{b:?}: {:?}", list[0]);
     }
 }
+
+#[tokio::test]
+async fn silences_made_through_alertmanagers_api_mute_and_expiring_one_acts_on_what_it_held() {
+    let config_window = warroom_domain::alert::Silence {
+        matchers: warroom_domain::alert::Matchers::from_specs(
+            &[warroom_domain::alert::MatcherSpec {
+                name: "service".into(),
+                value: "batch".into(),
+                is_regex: false,
+                is_equal: true,
+            }],
+            "silences[0].matchers",
+        )
+        .unwrap(),
+        starts_at: T0 - Duration::hours(1),
+        ends_at: T0 + Duration::hours(1),
+        comment: "nightly jobs".into(),
+    };
+    for b in backends() {
+        let settings = warroom_server::Settings {
+            alerts: warroom_server::api::alerts::AlertSettings {
+                silences: vec![config_window.clone()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let app = TestApp::spawn_with(b, settings).await;
+        let body = json!({
+            "matchers": [{"name": "service", "value": "db", "isRegex": false}],
+            "startsAt": "2026-01-12T14:00:00Z",
+            "endsAt": "2026-01-12T16:00:00Z",
+            "createdBy": "rita",
+            "comment": "planned failover",
+        });
+        let (st, _) = app
+            .call(
+                Method::POST,
+                "/api/v2/silences",
+                Some(&app.viewer),
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{b:?}: viewers may not silence");
+        for (patch, field) in [
+            (json!({"matchers": []}), "$.matchers"),
+            (
+                json!({"matchers": [{"name": "service", "value": ".*", "isRegex": true}]}),
+                "$.matchers",
+            ),
+            (json!({"endsAt": "tomorrow"}), "$.endsAt"),
+            (json!({"endsAt": "2026-01-12T13:00:00Z"}), "$.endsAt"),
+            (
+                json!({"startsAt": "2026-01-12T10:00:00Z", "endsAt": "2026-01-12T11:00:00Z"}),
+                "$.endsAt",
+            ),
+            (json!({"comment": " "}), "$.comment"),
+            (json!({"id": "abc"}), "$.id"),
+        ] {
+            let mut bad = body.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                bad[k] = v.clone();
+            }
+            let (st, v) = app.post("/api/v2/silences", bad).await;
+            assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b:?} {field}: {v}");
+            assert_eq!(v["details"]["field"], field, "{b:?}: {v}");
+        }
+        let (st, v) = app.post("/api/v2/silences", body).await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        let id = v["silenceID"].as_str().unwrap().to_owned();
+
+        let (st, list) = app
+            .call(Method::GET, "/api/v2/silences", Some(&app.viewer), None)
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let list = list.as_array().unwrap();
+        assert_eq!(list.len(), 2, "{b:?}: the config's and the API's: {list:?}");
+        assert_eq!(list[0]["id"], "config-1");
+        assert_eq!(list[1]["id"], id.as_str());
+        assert_eq!(list[1]["status"]["state"], "active", "{b:?}");
+        assert_eq!(list[1]["createdBy"], "rita");
+
+        app.post(
+            "/api/v2/alerts",
+            json!([alert("ReplicationBroken", "db", "critical", None)]),
+        )
+        .await;
+        app.settle().await;
+        assert!(
+            incidents(&app).await.is_empty(),
+            "{b:?}: muted by the API's silence"
+        );
+
+        let (st, _) = app
+            .call(
+                Method::DELETE,
+                "/api/v2/silence/config-1",
+                Some(&app.responder),
+                None,
+            )
+            .await;
+        assert_eq!(
+            st,
+            StatusCode::CONFLICT,
+            "{b:?}: the config's are changed in the config"
+        );
+        let (st, _) = app
+            .call(
+                Method::DELETE,
+                "/api/v2/silence/nope",
+                Some(&app.responder),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+        let (st, v) = app
+            .call(
+                Method::DELETE,
+                &format!("/api/v2/silence/{id}"),
+                Some(&app.responder),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        assert_eq!(v["status"]["state"], "expired", "{b:?}: {v}");
+
+        // The failover is over but replication is still broken: the incident opens now.
+        app.clock.advance(Duration::seconds(2));
+        let mut list = vec![];
+        for _ in 0..100 {
+            list = incidents(&app).await;
+            if !list.is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert_eq!(list.len(), 1, "{b:?}");
+        assert_eq!(list[0]["services"], json!(["db"]), "{b:?}");
+        let (_, one) = app
+            .call(
+                Method::GET,
+                &format!("/api/v2/silence/{id}"),
+                Some(&app.viewer),
+                None,
+            )
+            .await;
+        assert_eq!(one["status"]["state"], "expired", "{b:?}: {one}");
+    }
+}
