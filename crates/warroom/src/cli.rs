@@ -298,6 +298,13 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Silences and maintenance windows (the config's and the API's); add or expire API ones.
+    Silences {
+        #[command(subcommand)]
+        command: Option<SilencesCommand>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Post-mortems: draft, parse follow-ups, mark items.
     Postmortem {
         #[command(subcommand)]
@@ -378,6 +385,26 @@ pub enum MonitorsCommand {
     Add { file: PathBuf },
     /// Delete an API monitor (config monitors are changed in the config file).
     Rm { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilencesCommand {
+    /// Mute matching alerts from now on: `warroom silences add service=db --for 2h --comment
+    /// "failover"`. Matchers as in Alertmanager: `name=value`, `name!=value`, `name=~regex`,
+    /// `name!~regex`; all must match.
+    Add {
+        /// One or more matchers.
+        #[arg(required = true)]
+        matchers: Vec<String>,
+        /// How long: `90s`, `30m`, `2h`, `1d`.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: String,
+        /// Why; shown next to the muted alerts.
+        #[arg(long)]
+        comment: String,
+    },
+    /// End a silence now; the firing alerts it held back are acted on within a second.
+    Expire { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -78,6 +78,46 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// One monitor from a file, as the API's JSON. TOML is parsed here only into a value: the
 /// server validates it, so its errors (`$.interval_secs: ...`) are the same for every client.
+/// `name=value`, `name!=value`, `name=~regex`, `name!~regex` as Alertmanager's wire matcher.
+fn matcher_arg(arg: &str) -> anyhow::Result<Value> {
+    let (name, is_equal, is_regex, value) = if let Some((n, v)) = arg.split_once("!~") {
+        (n, false, true, v)
+    } else if let Some((n, v)) = arg.split_once("=~") {
+        (n, true, true, v)
+    } else if let Some((n, v)) = arg.split_once("!=") {
+        (n, false, false, v)
+    } else if let Some((n, v)) = arg.split_once('=') {
+        (n, true, false, v)
+    } else {
+        bail!("matcher `{arg}`: write it as name=value (or name!=value, name=~regex, name!~regex)");
+    };
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("matcher `{arg}`: the label name is missing before the operator");
+    }
+    let value = value.trim().trim_matches('"');
+    Ok(json!({ "name": name, "value": value, "isEqual": is_equal, "isRegex": is_regex }))
+}
+
+/// `90s`, `30m`, `2h`, `1d`.
+fn duration_arg(arg: &str) -> anyhow::Result<time::Duration> {
+    let bad = || anyhow!("--for `{arg}`: give a number and a unit, e.g. 90s, 30m, 2h or 1d");
+    let unit = arg.chars().last().ok_or_else(bad)?;
+    let n: i64 = arg[..arg.len() - unit.len_utf8()]
+        .parse()
+        .map_err(|_| bad())?;
+    if n <= 0 {
+        return Err(bad());
+    }
+    Ok(match unit {
+        's' => time::Duration::seconds(n),
+        'm' => time::Duration::minutes(n),
+        'h' => time::Duration::hours(n),
+        'd' => time::Duration::days(n),
+        _ => return Err(bad()),
+    })
+}
+
 fn monitor_file(path: &std::path::Path) -> anyhow::Result<Value> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the monitor file {}", path.display()))?;
@@ -396,6 +436,38 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                 None,
             ),
         },
+        Command::Silences { command, client } => match command {
+            None => (client, Method::GET, "/api/v2/silences".to_owned(), None),
+            Some(crate::cli::SilencesCommand::Add {
+                matchers,
+                duration,
+                comment,
+            }) => {
+                let specs = matchers
+                    .iter()
+                    .map(|m| matcher_arg(m))
+                    .collect::<anyhow::Result<Vec<Value>>>()?;
+                let length = duration_arg(duration)?;
+                let now = time::OffsetDateTime::now_utc();
+                (
+                    client,
+                    Method::POST,
+                    "/api/v2/silences".to_owned(),
+                    Some(json!({
+                        "matchers": specs,
+                        "startsAt": warroom_domain::timefmt::rfc3339(now),
+                        "endsAt": warroom_domain::timefmt::rfc3339(now + length),
+                        "comment": comment,
+                    })),
+                )
+            }
+            Some(crate::cli::SilencesCommand::Expire { id }) => (
+                client,
+                Method::DELETE,
+                format!("/api/v2/silence/{id}"),
+                None,
+            ),
+        },
         Command::Oncall { at, client } => {
             let q = at.as_ref().map(|a| format!("?at={a}")).unwrap_or_default();
             (client, Method::GET, format!("/api/v1/oncall{q}"), None)
@@ -555,6 +627,59 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                     println!("{}: {sug}", s(a, "name"));
                 }
             }
+        }
+        Command::Silences {
+            command: Some(crate::cli::SilencesCommand::Add { .. }),
+            ..
+        } => println!(
+            "silence {} created; matching alerts are muted",
+            s(&v, "silenceID")
+        ),
+        Command::Silences {
+            command: Some(crate::cli::SilencesCommand::Expire { id }),
+            ..
+        } => println!(
+            "silence {id} expired; the firing alerts it held back are acted on within a second"
+        ),
+        Command::Silences { .. } => {
+            let rows: Vec<Vec<String>> = v
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| {
+                    let matchers: Vec<String> = x["matchers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|m| {
+                            let op = match (m["isEqual"].as_bool(), m["isRegex"].as_bool()) {
+                                (Some(false), Some(true)) => "!~",
+                                (_, Some(true)) => "=~",
+                                (Some(false), _) => "!=",
+                                _ => "=",
+                            };
+                            format!("{}{op}{}", s(m, "name"), s(m, "value"))
+                        })
+                        .collect();
+                    vec![
+                        s(x, "id"),
+                        s(&x["status"], "state"),
+                        if matchers.is_empty() {
+                            "(see config)".into()
+                        } else {
+                            matchers.join(",")
+                        },
+                        s(x, "startsAt"),
+                        s(x, "endsAt"),
+                        s(x, "createdBy"),
+                        s(x, "comment"),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["ID", "STATE", "MATCHERS", "STARTS", "ENDS", "BY", "COMMENT"],
+                &rows,
+            );
         }
         Command::Monitors {
             command: Some(crate::cli::MonitorsCommand::Add { .. }),

@@ -458,3 +458,77 @@ async fn a_stopped_server_leaves_the_sqlite_file_whole() {
         "every alert merged, in the file itself"
     );
 }
+
+#[tokio::test]
+async fn silences_are_added_listed_and_expired_from_the_cli() {
+    for b in backends() {
+        let db = fresh_database(b).await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path();
+        let token = create_token(dir, &db.url, "responder", "rita");
+        let server = Server::start(&db.url, dir);
+        let env = server.client_env(&token);
+
+        let bad = run(
+            dir,
+            &env,
+            &[
+                "silences",
+                "add",
+                "service",
+                "--for",
+                "2h",
+                "--comment",
+                "x",
+            ],
+        );
+        assert!(!bad.status.success(), "{b:?}");
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(err.contains("name=value"), "{b:?}: {err}");
+        let bad = run(
+            dir,
+            &env,
+            &[
+                "silences",
+                "add",
+                "service=db",
+                "--for",
+                "soon",
+                "--comment",
+                "x",
+            ],
+        );
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("30m"),
+            "{b:?}"
+        );
+
+        let out = ok(&run(
+            dir,
+            &env,
+            &[
+                "silences",
+                "add",
+                "service=db",
+                "env!~dev|test",
+                "--for",
+                "2h",
+                "--comment",
+                "failover",
+            ],
+        ));
+        let id = out.split_whitespace().nth(1).unwrap_or_default().to_owned();
+        assert!(out.contains("created"), "{b:?}: {out}");
+        let list = ok(&run(dir, &env, &["silences"]));
+        assert!(
+            list.contains(&id)
+                && list.contains("active")
+                && list.contains("service=db,env!~dev|test"),
+            "{b:?}: {list}"
+        );
+        let out = ok(&run(dir, &env, &["silences", "expire", &id]));
+        assert!(out.contains("expired"), "{b:?}: {out}");
+        let list = ok(&run(dir, &env, &["silences"]));
+        assert!(list.contains("expired"), "{b:?}: {list}");
+    }
+}
