@@ -173,7 +173,9 @@ fn judge(
     let Some(old) = old else {
         return (Verdict::New, next);
     };
-    if a.expiry && !(old.firing && old.ends_at == a.alert.ends_at) {
+    // Compared as stored, to the millisecond: the expiry is built from the row, while memory
+    // keeps the sighting's end as sent (Prometheus sends nanoseconds).
+    if a.expiry && !(old.firing && old.ends_at.map(millis) == a.alert.ends_at.map(millis)) {
         // Resolved meanwhile, or sighted again with a later end: nothing has expired.
         return (Verdict::Duplicate, *old);
     }

@@ -139,7 +139,7 @@ async fn an_alert_no_longer_sent_resolves_at_its_end_calms_its_incident_and_a_re
                 "Down",
                 "api",
                 "critical",
-                Some("2026-01-12T14:34:00Z")
+                Some("2026-01-12T14:34:00.123456789Z")
             )]),
         )
         .await;
