@@ -220,9 +220,10 @@ pub trait AlertStore: Send + Sync {
     ) -> Result<()>;
     /// The alerts linked to an incident.
     async fn alerts_for_incident(&self, number: IncidentNumber) -> Result<Vec<StoredAlert>>;
-    /// Firing alerts linked to no incident (silenced, or below the auto-declare severity), up to
-    /// `limit`: what a maintenance window that just ended may have held back.
-    async fn unlinked_firing_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>>;
+    /// Firing alerts linked to no incident (silenced, or below the auto-declare severity), by
+    /// fingerprint after `after` (`""` for the first page), up to `limit`: what a maintenance
+    /// window that just ended may have held back.
+    async fn unlinked_firing_alerts(&self, after: &str, limit: i64) -> Result<Vec<StoredAlert>>;
     /// Marks firing alerts linked to no incident pending again, so the processor acts on them
     /// as if they had just arrived (a silence that muted them ended). Returns how many.
     async fn reconsider_alerts(&self, fingerprints: &[String]) -> Result<u64>;

@@ -1024,11 +1024,12 @@ impl AlertStore for SqlStore {
         })
     }
 
-    async fn unlinked_firing_alerts(&self, limit: i64) -> Result<Vec<StoredAlert>> {
+    async fn unlinked_firing_alerts(&self, after: &str, limit: i64) -> Result<Vec<StoredAlert>> {
         self.catch_up_intake().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE incident IS NULL AND status = 'firing' AND pending = 0 ORDER BY fingerprint LIMIT $1"
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE incident IS NULL AND status = 'firing' AND pending = 0 AND fingerprint > $1 ORDER BY fingerprint LIMIT $2"
         )))
+        .bind(after.to_owned())
         .bind(limit.clamp(1, 10_000))
         .fetch_all(&self.pool)
         .await?;

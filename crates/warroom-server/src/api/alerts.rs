@@ -199,12 +199,16 @@ async fn look_for_endings(state: &AppState, looked: &mut Option<time::OffsetDate
     }
 }
 
+/// How far before the last look a window's end still counts as new. An API expiry takes its
+/// end from the clock before its commit, so a look between the two saw it still active and
+/// the next look must not miss it; looking at an ended window again only repeats a no-op.
+const ENDED_LOOK_BACK: time::Duration = time::Duration::seconds(10);
+
 /// Firing alerts held back by a silence or maintenance window that ended since the last look
-/// at `since` (every one that ended, at the first look after a start), and that nothing mutes
-/// now, are acted on as if they had just arrived: an outage still going on when the window
-/// closes opens its incident and pages then, as Alertmanager notifies once a silence expires.
-/// A window that ended at the very instant of the last look counts too (it was active then);
-/// looking at it twice only repeats a no-op.
+/// at `since` (within [`ENDED_LOOK_BACK`] before it; every one that ended, at the first look
+/// after a start), and that nothing mutes now, are acted on as if they had just arrived: an
+/// outage still going on when the window closes opens its incident and pages then, as
+/// Alertmanager notifies once a silence expires.
 async fn reconsider_after_silences(
     state: &AppState,
     since: Option<time::OffsetDateTime>,
@@ -213,23 +217,31 @@ async fn reconsider_after_silences(
     let silences = state.silences.current();
     let ended: Vec<&alert::Silence> = silences
         .iter()
-        .filter(|s| s.ends_at <= now && since.is_none_or(|t| t <= s.ends_at))
+        .filter(|s| s.ends_at <= now && since.is_none_or(|t| t - ENDED_LOOK_BACK <= s.ends_at))
         .collect();
     if ended.is_empty() {
         return Ok(());
     }
-    let held: Vec<String> = state
-        .store
-        .unlinked_firing_alerts(10_000)
-        .await?
-        .into_iter()
-        .filter(|a| {
-            ended.iter().any(|s| s.matchers.matches(&a.labels))
-                && !silences.iter().any(|s| s.mutes(&a.labels, now))
-        })
-        .map(|a| a.fingerprint)
-        .collect();
-    let marked = state.store.reconsider_alerts(&held).await?;
+    let mut marked = 0;
+    let mut after = String::new();
+    loop {
+        let page = state.store.unlinked_firing_alerts(&after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.fingerprint.clone();
+        let full = page.len() >= 10_000;
+        let held: Vec<String> = page
+            .into_iter()
+            .filter(|a| {
+                ended.iter().any(|s| s.matchers.matches(&a.labels))
+                    && !silences.iter().any(|s| s.mutes(&a.labels, now))
+            })
+            .map(|a| a.fingerprint)
+            .collect();
+        marked += state.store.reconsider_alerts(&held).await?;
+        if !full {
+            break;
+        }
+    }
     if marked > 0 {
         tracing::info!(
             alerts = marked,

@@ -82,7 +82,7 @@ fn check_view(c: &Check, reveal: bool) -> Value {
         Check::Http(h) => {
             let url = match reveal {
                 true => None,
-                false => redact_password(&h.url),
+                false => redact_url(&h.url),
             };
             json!({ "kind": "http", "method": h.method, "url": url.as_deref().unwrap_or(&h.url) })
         }
@@ -97,7 +97,7 @@ fn check_view(c: &Check, reveal: bool) -> Value {
 const REDACTED: &str = "[redacted]";
 
 /// A monitor's headers carry credentials (`Authorization`, API keys) as often as not, and a URL
-/// may carry a password: viewers see that they are there, not what they are. Responders, who
+/// may carry a password or a token: viewers see that they are there, not what they are. Responders, who
 /// may replace the monitor with PUT, see the spec they would send.
 fn redact_spec(spec: &mut Value) {
     let check = &mut spec["check"];
@@ -109,23 +109,44 @@ fn redact_spec(spec: &mut Value) {
     if let Some(url) = check
         .get("url")
         .and_then(Value::as_str)
-        .and_then(redact_password)
+        .and_then(redact_url)
     {
         check["url"] = json!(url);
     }
 }
 
-/// `https://user:secret@host/` → `https://user:[redacted]@host/`; `None` when the URL has no
-/// password.
-fn redact_password(url: &str) -> Option<String> {
+/// A URL as a viewer may see it: the user info (`user:secret@`, or a token used as the user
+/// name) and every query value (`?token=…`) replaced; `None` when there is nothing to hide.
+fn redact_url(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let (userinfo, host) = authority.rsplit_once('@')?;
-    let (user, _password) = userinfo.split_once(':')?;
-    Some(format!(
-        "{scheme}://{user}:{REDACTED}@{host}{}",
-        &rest[authority.len()..]
-    ))
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{REDACTED}@{host}"),
+        None => authority.to_owned(),
+    };
+    let (before_fragment, fragment) = match tail.split_once('#') {
+        Some((t, f)) => (t, Some(f)),
+        None => (tail, None),
+    };
+    let tail = match before_fragment.split_once('?') {
+        Some((path, query)) => {
+            let pairs: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) => format!("{k}={REDACTED}"),
+                    None => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", pairs.join("&"))
+        }
+        None => before_fragment.to_owned(),
+    };
+    let out = match fragment {
+        Some(f) => format!("{scheme}://{host}{tail}#{f}"),
+        None => format!("{scheme}://{host}{tail}"),
+    };
+    (out != url).then_some(out)
 }
 
 /// Whether the caller may see a monitor's secrets: anyone who may change the monitor.
@@ -352,5 +373,31 @@ pub async fn delete_monitor(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn a_viewer_sees_no_user_info_and_no_query_values() {
+        let r = |u: &str| redact_url(u);
+        assert_eq!(
+            r("https://ghp_abc@api.github.com/repos").as_deref(),
+            Some("https://[redacted]@api.github.com/repos"),
+            "a token used as the user name"
+        );
+        assert_eq!(
+            r("https://u:p@h:8443/x?token=t0k&debug#top").as_deref(),
+            Some("https://[redacted]@h:8443/x?token=[redacted]&debug#top")
+        );
+        assert_eq!(r("https://shop.example.com/health"), None);
+        assert_eq!(r("not a url"), None);
+        assert_eq!(
+            r("http://h/p@q?a=1").as_deref(),
+            Some("http://h/p@q?a=[redacted]"),
+            "an @ in the path is not user info"
+        );
     }
 }

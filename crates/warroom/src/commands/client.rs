@@ -106,16 +106,21 @@ fn duration_arg(arg: &str) -> anyhow::Result<time::Duration> {
     let n: i64 = arg[..arg.len() - unit.len_utf8()]
         .parse()
         .map_err(|_| bad())?;
-    if n <= 0 {
-        return Err(bad());
-    }
-    Ok(match unit {
-        's' => time::Duration::seconds(n),
-        'm' => time::Duration::minutes(n),
-        'h' => time::Duration::hours(n),
-        'd' => time::Duration::days(n),
+    let per_unit: i64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
         _ => return Err(bad()),
-    })
+    };
+    // Ten years at most: a longer silence is a disabled alert, and the arithmetic must not
+    // overflow on a typo.
+    match n.checked_mul(per_unit) {
+        Some(secs) if n > 0 && secs <= 10 * 366 * 86_400 => Ok(time::Duration::seconds(secs)),
+        _ => Err(anyhow!(
+            "--for `{arg}`: give a positive length up to 10 years, e.g. 90s, 30m, 2h or 1d"
+        )),
+    }
 }
 
 fn monitor_file(path: &std::path::Path) -> anyhow::Result<Value> {

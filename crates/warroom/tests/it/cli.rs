@@ -502,6 +502,24 @@ async fn silences_are_added_listed_and_expired_from_the_cli() {
             String::from_utf8_lossy(&bad.stderr).contains("30m"),
             "{b:?}"
         );
+        let bad = run(
+            dir,
+            &env,
+            &[
+                "silences",
+                "add",
+                "service=db",
+                "--for",
+                "99999999999999d",
+                "--comment",
+                "x",
+            ],
+        );
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            !bad.status.success() && err.contains("10 years"),
+            "{b:?}: {err}"
+        );
 
         let out = ok(&run(
             dir,
