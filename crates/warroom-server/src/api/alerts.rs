@@ -918,14 +918,17 @@ async fn on_firing(
         let number = incident.number;
         let mut events: Vec<EventKind> = evidence(firing, Some(number));
         let policies = state.settings.policies.clone();
+        // Label values have no length limit, timeline notes do: a note that fails its check
+        // would fail the whole pass, again and again.
+        let short = |v: &str| v.chars().take(200).collect::<String>();
         let reason = format!(
             "alert {} has {}={}",
-            first.name,
-            state.settings.alerts.mapping.label,
-            raw.clone().unwrap_or_default()
+            short(&first.name),
+            short(&state.settings.alerts.mapping.label),
+            short(&raw.clone().unwrap_or_default())
         );
         let labelled = raw.is_some();
-        let relapse = first.name.clone();
+        let relapse = short(&first.name);
         // Judged against the incident as stored when the join commits, which may be after
         // another group of this pass raised it.
         deferred.joins.push(warroom_store::AlertJoin {

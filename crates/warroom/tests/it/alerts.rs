@@ -1244,3 +1244,36 @@ async fn silences_made_through_alertmanagers_api_mute_and_expiring_one_acts_on_w
         assert_eq!(one["status"]["state"], "expired", "{b:?}: {one}");
     }
 }
+
+#[tokio::test]
+async fn an_alert_with_a_huge_name_is_acted_on_and_never_stalls_the_processor() {
+    // Label values have no length limit; the notes they end up in do.
+    let app = TestApp::spawn(backends()[0]).await;
+    let long = "X".repeat(5000);
+    app.post(
+        "/api/v2/alerts",
+        json!([alert(&long, "api", "warning", None)]),
+    )
+    .await;
+    app.settle().await;
+    assert_eq!(incidents(&app).await.len(), 1);
+    // Resolved: monitoring. Fires again, more severe: a relapse and a raise, both naming it.
+    app.clock.advance(Duration::minutes(10));
+    app.post(
+        "/api/v2/alerts",
+        json!([alert(&long, "api", "warning", Some("2026-01-12T14:39:00Z"))]),
+    )
+    .await;
+    app.settle().await;
+    let (_, i) = app.get("/api/v1/incidents/1").await;
+    assert_eq!(i["status"], "monitoring", "{i}");
+    let mut again = alert(&long, "api", "critical", None);
+    again["startsAt"] = json!("2026-01-12T14:40:00Z");
+    app.post("/api/v2/alerts", json!([again])).await;
+    app.settle().await;
+    let (_, i) = app.get("/api/v1/incidents/1").await;
+    assert_eq!(i["status"], "investigating");
+    assert_eq!(i["severity"], 1);
+    let pending = app.store.pending_alerts(10).await.unwrap();
+    assert!(pending.is_empty(), "nothing is left pending: {pending:?}");
+}
