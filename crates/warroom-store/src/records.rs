@@ -282,6 +282,23 @@ pub struct StoredAlert {
     pub incident: Option<i64>,
 }
 
+impl StoredAlert {
+    /// The alert as received (the generator URL is not kept with it).
+    pub fn into_alert(self) -> warroom_domain::alert::Alert {
+        warroom_domain::alert::Alert {
+            fingerprint: self
+                .fingerprint
+                .parse()
+                .unwrap_or_else(|_| warroom_domain::alert::fingerprint(&self.labels)),
+            labels: self.labels,
+            annotations: self.annotations,
+            starts_at: self.starts_at,
+            ends_at: self.ends_at,
+            generator_url: None,
+        }
+    }
+}
+
 /// A service's current health.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceHealth {

@@ -148,22 +148,12 @@ pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
     }
     let alerts: Vec<AlertIn> = due
         .into_iter()
-        .filter_map(|a| {
-            let fingerprint = u64::from_str_radix(&a.fingerprint, 16).ok()?;
-            Some(AlertIn {
-                state: AlertState::Resolved,
-                group_key: a.group_key,
-                service: a.service,
-                expiry: true,
-                alert: Alert {
-                    fingerprint: alert::Fingerprint(fingerprint),
-                    labels: a.labels,
-                    annotations: a.annotations,
-                    starts_at: a.starts_at,
-                    ends_at: a.ends_at,
-                    generator_url: None,
-                },
-            })
+        .map(|a| AlertIn {
+            state: AlertState::Resolved,
+            group_key: a.group_key.clone(),
+            service: a.service.clone(),
+            expiry: true,
+            alert: a.into_alert(),
         })
         .collect();
     let outcome = state.store.ingest_alerts(alerts, now).await?;
@@ -589,15 +579,7 @@ fn playbook_notes(alerts: &[StoredAlert]) -> Vec<EventKind> {
     let mut seen = Vec::new();
     let mut out = Vec::new();
     for a in alerts {
-        let al = Alert {
-            fingerprint: a.fingerprint.parse().unwrap_or(alert::Fingerprint(0)),
-            labels: a.labels.clone(),
-            annotations: a.annotations.clone(),
-            starts_at: a.starts_at,
-            ends_at: a.ends_at,
-            generator_url: None,
-        };
-        if let Some(r) = alert::recognise(&al)
+        if let Some(r) = alert::recognise(&a.clone().into_alert())
             && !seen.contains(&r.incident_type)
         {
             seen.push(r.incident_type);
@@ -618,18 +600,10 @@ fn playbook_notes(alerts: &[StoredAlert]) -> Vec<EventKind> {
 }
 
 fn severity_of(state: &AppState, alerts: &[StoredAlert]) -> (Severity, Option<String>) {
-    let mapping = &state.settings.alerts.mapping;
     let mut best: Option<(Severity, String)> = None;
     for a in alerts {
-        let own = warroom_domain::detection::monitor_alert_severity(&a.labels)
-            .map(|s| (s, a.labels.get("severity")));
-        let mapped = || {
-            mapping
-                .severity_of(&a.labels)
-                .map(|s| (s, a.labels.get(&mapping.label)))
-        };
-        if let Some((s, raw)) = own.or_else(mapped) {
-            let raw = raw.cloned().unwrap_or_default();
+        if let Some((s, raw)) = labelled_severity(state, a) {
+            let raw = raw.to_owned();
             if best.as_ref().is_none_or(|(b, _)| s.is_more_severe_than(*b)) {
                 best = Some((s, raw));
             }
@@ -803,10 +777,21 @@ fn health_rank(status: &str) -> u8 {
     }
 }
 
+/// The severity an alert's labels say, and the label value that said it: a monitor's own
+/// alert by the label monitors write, any other through the operator's mapping.
+fn labelled_severity<'a>(state: &AppState, a: &'a StoredAlert) -> Option<(Severity, &'a str)> {
+    let value = |label: &str| a.labels.get(label).map_or("", String::as_str);
+    if let Some(s) = warroom_domain::detection::monitor_alert_severity(&a.labels) {
+        return Some((s, value("severity")));
+    }
+    let mapping = &state.settings.alerts.mapping;
+    mapping
+        .severity_of(&a.labels)
+        .map(|s| (s, value(&mapping.label)))
+}
+
 fn alert_severity(state: &AppState, a: &StoredAlert) -> Severity {
-    warroom_domain::detection::monitor_alert_severity(&a.labels)
-        .or_else(|| state.settings.alerts.mapping.severity_of(&a.labels))
-        .unwrap_or(state.settings.alerts.default_severity)
+    labelled_severity(state, a).map_or(state.settings.alerts.default_severity, |(s, _)| s)
 }
 
 /// Recomputes a service's health from its firing alerts (monitors' included) and records a

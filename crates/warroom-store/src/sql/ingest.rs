@@ -1598,7 +1598,6 @@ fn hand_off<'r, 'a: 'r>(
     Ok(())
 }
 
-/// Everything one group commit needs to know.
 /// Appends one group commit's alerts to the intake file and commits (SQLite): the
 /// transaction, the insert and the commit in one statement list, so the group waits for one
 /// round trip to the connection's thread instead of three (a fifth of a single-alert commit's
@@ -1632,6 +1631,7 @@ async fn append_to_intake(pool: &AnyPool, alerts: usize, body: String) -> Result
     }
 }
 
+/// Everything one group commit needs to know.
 pub(super) struct Writer {
     pub(super) pool: AnyPool,
     pub(super) dialect: Dialect,
