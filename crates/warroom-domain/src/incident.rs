@@ -274,6 +274,13 @@ pub struct NewIncident {
 /// The longest summary accepted; titles go into channel topics and subject lines.
 pub const MAX_SUMMARY_LEN: usize = 200;
 
+/// Text warroom writes itself from what senders sent (an alert's name, labels, summary), cut to
+/// `max` characters: people's text that is too long is refused, but a pass that acts on alerts
+/// must not fail on a sender's long label.
+pub fn clip(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
 /// Validates free text: not blank, one line, bounded.
 pub fn check_text(field: &str, value: &str, max: usize) -> Result<String, DomainError> {
     let v = value.trim();
@@ -341,7 +348,8 @@ pub struct IncidentPatch {
     pub public: Option<bool>,
 }
 
-const MAX_FIELD_LEN: usize = 4000;
+/// The longest note, reason or recorded field accepted.
+pub const MAX_FIELD_LEN: usize = 4000;
 
 impl Incident {
     /// Declares an incident with an already-allocated number.

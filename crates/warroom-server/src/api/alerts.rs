@@ -905,15 +905,24 @@ async fn on_firing(
         let policies = state.settings.policies.clone();
         // Label values have no length limit, timeline notes do: a note that fails its check
         // would fail the whole pass, again and again.
-        let short = |v: &str| v.chars().take(200).collect::<String>();
-        let reason = format!(
-            "alert {} has {}={}",
-            short(&first.name),
-            short(&state.settings.alerts.mapping.label),
-            short(&raw.clone().unwrap_or_default())
+        use warroom_domain::incident::{MAX_FIELD_LEN, clip};
+        let reason = clip(
+            &format!(
+                "alert {} has {}={}",
+                first.name,
+                state.settings.alerts.mapping.label,
+                raw.clone().unwrap_or_default()
+            ),
+            MAX_FIELD_LEN,
         );
         let labelled = raw.is_some();
-        let relapse = short(&first.name);
+        let relapse = clip(
+            &format!(
+                "{} fired again while monitoring: the fix did not hold",
+                first.name
+            ),
+            MAX_FIELD_LEN,
+        );
         // Judged against the incident as stored when the join commits, which may be after
         // another group of this pass raised it.
         deferred.joins.push(warroom_store::AlertJoin {
@@ -926,9 +935,7 @@ async fn on_firing(
                     events.extend(i.transition(
                         IncidentStatus::Investigating,
                         Default::default(),
-                        Some(format!(
-                            "{relapse} fired again while monitoring: the fix did not hold"
-                        )),
+                        Some(relapse),
                         &policies,
                         now,
                     )?);
@@ -978,10 +985,10 @@ async fn on_firing(
             basis: SeverityBasis::Explicit,
             trace: vec![step],
         };
-        let summary: String = summary_of(first)
-            .chars()
-            .take(warroom_domain::incident::MAX_SUMMARY_LEN)
-            .collect();
+        let summary = warroom_domain::incident::clip(
+            &summary_of(first),
+            warroom_domain::incident::MAX_SUMMARY_LEN,
+        );
         let new = NewIncident {
             services: vec![slug],
             primary_service_name: service.name.clone(),
