@@ -1356,6 +1356,62 @@ fn yes() -> bool {
     true
 }
 
+impl MatcherSpec {
+    /// The operator the two flags stand for.
+    pub fn op(&self) -> MatchOp {
+        match (self.is_regex, self.is_equal) {
+            (false, true) => MatchOp::Equal,
+            (false, false) => MatchOp::NotEqual,
+            (true, true) => MatchOp::Regex,
+            (true, false) => MatchOp::NotRegex,
+        }
+    }
+
+    /// Alertmanager's matcher syntax on a command line: `name=value`, `name!=value`,
+    /// `name=~regex`, `name!~regex` (a value may be quoted).
+    pub fn parse(text: &str) -> Result<Self, DomainError> {
+        // Two-character operators first: `a!=b` also contains `=`.
+        let found = [
+            MatchOp::NotRegex,
+            MatchOp::Regex,
+            MatchOp::NotEqual,
+            MatchOp::Equal,
+        ]
+        .into_iter()
+        .find_map(|op| text.split_once(op.as_str()).map(|(n, v)| (op, n, v)));
+        let Some((op, name, value)) = found else {
+            return Err(DomainError::invalid(
+                "matcher",
+                format!(
+                    "`{text}`: write it as name=value (or name!=value, name=~regex, name!~regex)"
+                ),
+            ));
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(DomainError::invalid(
+                "matcher",
+                format!(
+                    "`{text}`: the label name is missing before `{}`",
+                    op.as_str()
+                ),
+            ));
+        }
+        Ok(MatcherSpec {
+            name: name.to_owned(),
+            value: value.trim().trim_matches('"').to_owned(),
+            is_regex: matches!(op, MatchOp::Regex | MatchOp::NotRegex),
+            is_equal: matches!(op, MatchOp::Equal | MatchOp::Regex),
+        })
+    }
+}
+
+impl std::fmt::Display for MatcherSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}{}", self.name, self.op().as_str(), self.value)
+    }
+}
+
 /// `=`, `!=`, `=~`, `!~`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum MatchOp {
@@ -1428,13 +1484,17 @@ impl Matcher {
 
     /// From the wire form.
     pub fn from_spec(spec: &MatcherSpec, path: &str) -> Result<Self, DomainError> {
-        let op = match (spec.is_regex, spec.is_equal) {
-            (false, true) => MatchOp::Equal,
-            (false, false) => MatchOp::NotEqual,
-            (true, true) => MatchOp::Regex,
-            (true, false) => MatchOp::NotRegex,
-        };
-        Matcher::new(&spec.name, op, &spec.value, path)
+        Matcher::new(&spec.name, spec.op(), &spec.value, path)
+    }
+
+    /// As Alertmanager writes it on the wire.
+    pub fn to_spec(&self) -> MatcherSpec {
+        MatcherSpec {
+            name: self.name.clone(),
+            value: self.value.clone(),
+            is_regex: matches!(self.op, MatchOp::Regex | MatchOp::NotRegex),
+            is_equal: matches!(self.op, MatchOp::Equal | MatchOp::Regex),
+        }
     }
 
     /// The label name.
@@ -1502,6 +1562,11 @@ impl Matchers {
             ));
         }
         Ok(Matchers(matchers))
+    }
+
+    /// As Alertmanager writes them on the wire.
+    pub fn to_specs(&self) -> Vec<MatcherSpec> {
+        self.0.iter().map(Matcher::to_spec).collect()
     }
 
     /// True when every matcher matches.
@@ -1903,6 +1968,24 @@ mod tests {
             "eu-1",
             "no service label: the first present"
         );
+    }
+
+    #[test]
+    fn matchers_read_and_write_alertmanagers_syntax() {
+        for (text, shown) in [
+            ("service=db", "service=db"),
+            ("env!=prod", "env!=prod"),
+            ("env=~dev|test", "env=~dev|test"),
+            ("env!~dev|test", "env!~dev|test"),
+            (r#"team = "sre""#, "team=sre"),
+        ] {
+            let spec = MatcherSpec::parse(text).unwrap();
+            assert_eq!(spec.to_string(), shown, "{text}");
+            let back = Matcher::from_spec(&spec, "m").unwrap().to_spec();
+            assert_eq!(back, spec, "{text}");
+        }
+        assert!(MatcherSpec::parse("service").is_err());
+        assert!(MatcherSpec::parse("=db").is_err());
     }
 
     #[test]

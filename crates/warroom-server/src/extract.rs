@@ -23,6 +23,20 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// A JSON value read as `T`, a wrong field answered with its path from `$` (`$.check.port`),
+/// so that the error names what to fix the way the config check names a TOML key.
+pub fn typed_body<T: DeserializeOwned>(body: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "$".to_owned()
+        } else {
+            format!("$.{path}")
+        };
+        ApiError::invalid(&field, e.into_inner().to_string())
+    })
+}
+
 fn json_rejection(r: JsonRejection) -> ApiError {
     let status = r.status();
     let text = r.body_text();

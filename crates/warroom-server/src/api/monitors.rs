@@ -62,15 +62,7 @@ fn read_only(id: &str) -> ApiError {
 /// Parses a body into a spec with serde's errors naming the JSON path, then validates it like
 /// a config monitor, with `$` as the root of every field name.
 async fn parse_spec(state: &AppState, body: Value) -> Result<(MonitorSpec, Monitor), ApiError> {
-    let spec: MonitorSpec = serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "$".to_owned()
-        } else {
-            format!("$.{path}")
-        };
-        ApiError::invalid(&field, e.into_inner().to_string())
-    })?;
+    let spec: MonitorSpec = crate::extract::typed_body(body)?;
     check_id(&spec.id, "$.id")?;
     let monitor = spec.validate("$")?;
     super::incidents::resolve_service(state, &spec.service, "$.service").await?;

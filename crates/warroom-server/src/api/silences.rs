@@ -130,15 +130,7 @@ pub async fn create_silence(
     c: Caller<Responder>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let p: PostableSilence = serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." {
-            "$".to_owned()
-        } else {
-            format!("$.{path}")
-        };
-        ApiError::invalid(&field, e.into_inner().to_string())
-    })?;
+    let p: PostableSilence = crate::extract::typed_body(body)?;
     if p.id.as_deref().is_some_and(|id| !id.is_empty()) {
         return Err(ApiError::invalid(
             "$.id",
@@ -198,6 +190,7 @@ pub async fn list_silences(
             json!({
                 "id": format!("{CONFIG_PREFIX}{}", i + 1),
                 "status": { "state": state_of(s.starts_at, s.ends_at, now) },
+                "matchers": s.matchers.to_specs(),
                 "startsAt": warroom_domain::timefmt::rfc3339(s.starts_at),
                 "endsAt": warroom_domain::timefmt::rfc3339(s.ends_at),
                 "createdBy": "config",
@@ -252,10 +245,10 @@ pub async fn expire_silence(
             ),
         ));
     }
-    if state.store.silence(&id).await?.is_none() {
-        return Err(not_found(&id));
-    }
-    let s = state.store.expire_silence(&id, state.clock.now()).await?;
+    let s = match state.store.expire_silence(&id, state.clock.now()).await {
+        Err(warroom_store::StoreError::NotFound { .. }) => return Err(not_found(&id)),
+        other => other?,
+    };
     state.silences.refresh(&state).await?;
     tracing::info!(silence.id = %id, by = %c.name(), "silence expired through the API");
     Ok(Json(stored_view(&s, state.clock.now())))

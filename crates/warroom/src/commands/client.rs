@@ -78,27 +78,6 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// One monitor from a file, as the API's JSON. TOML is parsed here only into a value: the
 /// server validates it, so its errors (`$.interval_secs: ...`) are the same for every client.
-/// `name=value`, `name!=value`, `name=~regex`, `name!~regex` as Alertmanager's wire matcher.
-fn matcher_arg(arg: &str) -> anyhow::Result<Value> {
-    let (name, is_equal, is_regex, value) = if let Some((n, v)) = arg.split_once("!~") {
-        (n, false, true, v)
-    } else if let Some((n, v)) = arg.split_once("=~") {
-        (n, true, true, v)
-    } else if let Some((n, v)) = arg.split_once("!=") {
-        (n, false, false, v)
-    } else if let Some((n, v)) = arg.split_once('=') {
-        (n, true, false, v)
-    } else {
-        bail!("matcher `{arg}`: write it as name=value (or name!=value, name=~regex, name!~regex)");
-    };
-    let name = name.trim();
-    if name.is_empty() {
-        bail!("matcher `{arg}`: the label name is missing before the operator");
-    }
-    let value = value.trim().trim_matches('"');
-    Ok(json!({ "name": name, "value": value, "isEqual": is_equal, "isRegex": is_regex }))
-}
-
 /// `90s`, `30m`, `2h`, `1d`.
 fn duration_arg(arg: &str) -> anyhow::Result<time::Duration> {
     let bad = || anyhow!("--for `{arg}`: give a number and a unit, e.g. 90s, 30m, 2h or 1d");
@@ -450,8 +429,8 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
             }) => {
                 let specs = matchers
                     .iter()
-                    .map(|m| matcher_arg(m))
-                    .collect::<anyhow::Result<Vec<Value>>>()?;
+                    .map(|m| warroom_domain::alert::MatcherSpec::parse(m))
+                    .collect::<Result<Vec<_>, _>>()?;
                 let length = duration_arg(duration)?;
                 let now = time::OffsetDateTime::now_utc();
                 (
@@ -652,28 +631,17 @@ pub async fn run(cmd: Command) -> anyhow::Result<()> {
                 .into_iter()
                 .flatten()
                 .map(|x| {
-                    let matchers: Vec<String> = x["matchers"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|m| {
-                            let op = match (m["isEqual"].as_bool(), m["isRegex"].as_bool()) {
-                                (Some(false), Some(true)) => "!~",
-                                (_, Some(true)) => "=~",
-                                (Some(false), _) => "!=",
-                                _ => "=",
-                            };
-                            format!("{}{op}{}", s(m, "name"), s(m, "value"))
-                        })
-                        .collect();
+                    let matchers: Vec<String> = serde_json::from_value::<
+                        Vec<warroom_domain::alert::MatcherSpec>,
+                    >(x["matchers"].clone())
+                    .unwrap_or_default()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
                     vec![
                         s(x, "id"),
                         s(&x["status"], "state"),
-                        if matchers.is_empty() {
-                            "(see config)".into()
-                        } else {
-                            matchers.join(",")
-                        },
+                        matchers.join(","),
                         s(x, "startsAt"),
                         s(x, "endsAt"),
                         s(x, "createdBy"),

@@ -1173,6 +1173,7 @@ async fn silences_made_through_alertmanagers_api_mute_and_expiring_one_acts_on_w
         let list = list.as_array().unwrap();
         assert_eq!(list.len(), 2, "{b:?}: the config's and the API's: {list:?}");
         assert_eq!(list[0]["id"], "config-1");
+        assert_eq!(list[0]["matchers"][0]["value"], "batch", "{b:?}: {:?}", list[0]);
         assert_eq!(list[1]["id"], id.as_str());
         assert_eq!(list[1]["status"]["state"], "active", "{b:?}");
         assert_eq!(list[1]["createdBy"], "rita");
