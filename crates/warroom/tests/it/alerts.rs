@@ -18,6 +18,24 @@ fn alert(name: &str, service: &str, severity: &str, ends: Option<&str>) -> Value
     a
 }
 
+/// A maintenance window on one service, open since an hour before the test clock's start.
+fn window(
+    service: &str,
+    ends_at: time::OffsetDateTime,
+    comment: &str,
+) -> warroom_domain::alert::Silence {
+    warroom_domain::alert::Silence {
+        matchers: warroom_domain::alert::Matchers::from_specs(
+            &[warroom_domain::alert::MatcherSpec::parse(&format!("service={service}")).unwrap()],
+            "silences[0].matchers",
+        )
+        .unwrap(),
+        starts_at: T0 - Duration::hours(1),
+        ends_at,
+        comment: comment.into(),
+    }
+}
+
 async fn incidents(app: &TestApp) -> Vec<Value> {
     app.get("/api/v1/incidents").await.1["incidents"]
         .as_array()
@@ -475,21 +493,7 @@ async fn repeats_count_without_a_write_and_changes_are_acted_on() {
 
 #[tokio::test]
 async fn a_maintenance_window_mutes_matching_alerts_only() {
-    let silence = warroom_domain::alert::Silence {
-        matchers: warroom_domain::alert::Matchers::from_specs(
-            &[warroom_domain::alert::MatcherSpec {
-                name: "service".into(),
-                value: "db".into(),
-                is_regex: false,
-                is_equal: true,
-            }],
-            "silences[0].matchers",
-        )
-        .unwrap(),
-        starts_at: T0 - Duration::hours(1),
-        ends_at: T0 + Duration::hours(1),
-        comment: "planned failover".into(),
-    };
+    let silence = window("db", T0 + Duration::hours(1), "planned failover");
     let alerts = warroom_server::api::alerts::AlertSettings {
         silences: vec![silence],
         ..Default::default()
@@ -535,28 +539,14 @@ async fn a_maintenance_window_mutes_matching_alerts_only() {
 
 #[tokio::test]
 async fn an_outage_still_firing_when_its_maintenance_window_ends_opens_its_incident_then() {
-    let matching = |service: &str| {
-        warroom_domain::alert::Matchers::from_specs(
-            &[warroom_domain::alert::MatcherSpec {
-                name: "service".into(),
-                value: service.into(),
-                is_regex: false,
-                is_equal: true,
-            }],
-            "silences[0].matchers",
-        )
-        .unwrap()
-    };
-    let window = |service: &str, minutes: i64| warroom_domain::alert::Silence {
-        matchers: matching(service),
-        starts_at: T0 - Duration::hours(1),
-        ends_at: T0 + Duration::minutes(minutes),
-        comment: "planned failover".into(),
-    };
     for b in backends() {
         let alerts = warroom_server::api::alerts::AlertSettings {
             // `cache` is in both windows: the first ends, the second still mutes it.
-            silences: vec![window("db", 30), window("cache", 30), window("cache", 120)],
+            silences: vec![
+                window("db", T0 + Duration::minutes(30), "planned failover"),
+                window("cache", T0 + Duration::minutes(30), "planned failover"),
+                window("cache", T0 + Duration::minutes(120), "planned failover"),
+            ],
             ..Default::default()
         };
         let settings = warroom_server::Settings {
@@ -1099,21 +1089,7 @@ async fn a_monitor_alert_keeps_its_severity_under_a_custom_severity_label() {
 
 #[tokio::test]
 async fn silences_made_through_alertmanagers_api_mute_and_expiring_one_acts_on_what_it_held() {
-    let config_window = warroom_domain::alert::Silence {
-        matchers: warroom_domain::alert::Matchers::from_specs(
-            &[warroom_domain::alert::MatcherSpec {
-                name: "service".into(),
-                value: "batch".into(),
-                is_regex: false,
-                is_equal: true,
-            }],
-            "silences[0].matchers",
-        )
-        .unwrap(),
-        starts_at: T0 - Duration::hours(1),
-        ends_at: T0 + Duration::hours(1),
-        comment: "nightly jobs".into(),
-    };
+    let config_window = window("batch", T0 + Duration::hours(1), "nightly jobs");
     for b in backends() {
         let settings = warroom_server::Settings {
             alerts: warroom_server::api::alerts::AlertSettings {
@@ -1173,7 +1149,11 @@ async fn silences_made_through_alertmanagers_api_mute_and_expiring_one_acts_on_w
         let list = list.as_array().unwrap();
         assert_eq!(list.len(), 2, "{b:?}: the config's and the API's: {list:?}");
         assert_eq!(list[0]["id"], "config-1");
-        assert_eq!(list[0]["matchers"][0]["value"], "batch", "{b:?}: {:?}", list[0]);
+        assert_eq!(
+            list[0]["matchers"][0]["value"], "batch",
+            "{b:?}: {:?}",
+            list[0]
+        );
         assert_eq!(list[1]["id"], id.as_str());
         assert_eq!(list[1]["status"]["state"], "active", "{b:?}");
         assert_eq!(list[1]["createdBy"], "rita");
