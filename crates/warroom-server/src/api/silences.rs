@@ -236,7 +236,11 @@ pub async fn expire_silence(
     c: Caller<Responder>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    if id.starts_with(CONFIG_PREFIX) {
+    let in_config = id
+        .strip_prefix(CONFIG_PREFIX)
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| (1..=state.settings.alerts.silences.len()).contains(&n));
+    if in_config {
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
             "config_silence",

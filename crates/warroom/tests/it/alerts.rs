@@ -1182,15 +1182,17 @@ async fn silences_made_through_alertmanagers_api_mute_and_expiring_one_acts_on_w
             StatusCode::CONFLICT,
             "{b:?}: the config's are changed in the config"
         );
-        let (st, _) = app
-            .call(
-                Method::DELETE,
-                "/api/v2/silence/nope",
-                Some(&app.responder),
-                None,
-            )
-            .await;
-        assert_eq!(st, StatusCode::NOT_FOUND);
+        for unknown in ["nope", "config-2"] {
+            let (st, _) = app
+                .call(
+                    Method::DELETE,
+                    &format!("/api/v2/silence/{unknown}"),
+                    Some(&app.responder),
+                    None,
+                )
+                .await;
+            assert_eq!(st, StatusCode::NOT_FOUND, "{b:?} {unknown}");
+        }
         let (st, v) = app
             .call(
                 Method::DELETE,
