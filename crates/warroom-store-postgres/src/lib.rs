@@ -95,6 +95,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "silences",
         sql: include_str!("../migrations/0017_silences.sql"),
     },
+    Migration {
+        version: 18,
+        name: "alert_keys",
+        sql: include_str!("../migrations/0018_alert_keys.sql"),
+    },
 ];
 
 /// Connects to and migrates a PostgreSQL database.

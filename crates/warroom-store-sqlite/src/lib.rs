@@ -98,6 +98,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "silences",
         sql: include_str!("../migrations/0017_silences.sql"),
     },
+    Migration {
+        version: 18,
+        name: "alert_keys",
+        sql: include_str!("../migrations/0018_alert_keys.sql"),
+    },
 ];
 
 /// Normalises `sqlite://file.db` and `sqlite:file.db` so that a missing file is created.

@@ -428,8 +428,8 @@ impl SqlStore {
             let ph = ingest::placeholders(dialect, 2, chunk.len());
             let first = ingest::placeholders(dialect, 1, 1).remove(0);
             let sql = format!(
-                "UPDATE alerts SET pending = 0, incident = COALESCE({first}, incident) WHERE fingerprint IN ({})",
-                ph.join(", ")
+                "UPDATE alerts SET pending = 0, incident = COALESCE({first}, incident) WHERE {}",
+                ingest::with_fingerprint_in(dialect, &ph.join(", "))
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(incident);
             for fp in chunk {
@@ -1047,8 +1047,11 @@ impl AlertStore for SqlStore {
             let mut tx = self.pool.begin_with(self.dialect.begin_write()).await?;
             for chunk in fingerprints.chunks(500) {
                 let sql = format!(
-                    "UPDATE alerts SET pending = 1 WHERE incident IS NULL AND status = 'firing' AND fingerprint IN ({})",
-                    ingest::placeholders(self.dialect, 1, chunk.len()).join(", ")
+                    "UPDATE alerts SET pending = 1 WHERE incident IS NULL AND status = 'firing' AND {}",
+                    ingest::with_fingerprint_in(
+                        self.dialect,
+                        &ingest::placeholders(self.dialect, 1, chunk.len()).join(", ")
+                    )
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for fp in chunk {
