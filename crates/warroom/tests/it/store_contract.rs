@@ -1559,10 +1559,7 @@ async fn sqlite_alerts_are_found_by_fingerprint_before_and_after_their_keys_move
             later,
         )
     }));
-    let o = store
-        .ingest_alerts(resolving, later)
-        .await
-        .unwrap();
+    let o = store.ingest_alerts(resolving, later).await.unwrap();
     assert_eq!((o.new, o.changed), (0, 5), "resolutions: {o:?}");
     let stored = store.list_alerts(None, 1000).await.unwrap();
     assert_eq!(stored.len(), 305);
@@ -1581,7 +1578,10 @@ async fn sqlite_alerts_are_found_by_fingerprint_before_and_after_their_keys_move
     store.flush_alert_counts().await.unwrap();
     let stored = store.list_alerts(None, 1000).await.unwrap();
     let batch_9 = stored.iter().find(|a| a.name == "Batch_9").unwrap();
-    assert_eq!(batch_9.received, 2, "the repeat is counted on the moved row");
+    assert_eq!(
+        batch_9.received, 2,
+        "the repeat is counted on the moved row"
+    );
     assert_eq!(
         sqlite_count(
             &db.url,
@@ -1643,11 +1643,7 @@ async fn sqlite_alerts_stored_before_the_key_tables_are_found_after_the_migratio
     assert_eq!((o.new, o.changed), (0, 3), "found and resolved: {o:?}");
     let stored = store.list_alerts(None, 100).await.unwrap();
     assert_eq!(stored.len(), 3);
-    assert!(
-        stored
-            .iter()
-            .all(|a| a.status == "resolved")
-    );
+    assert!(stored.iter().all(|a| a.status == "resolved"));
     assert_eq!(
         sqlite_count(&db.url, "SELECT count(*) FROM alert_key").await,
         3
