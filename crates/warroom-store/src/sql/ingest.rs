@@ -1002,15 +1002,21 @@ async fn exec_chunks(
     let rows = match dialect {
         Dialect::Postgres => rows,
         Dialect::Sqlite => {
+            // `rows` come in fingerprint order (`prepare_rows`), which the new ones keep, so
+            // that their keys land on neighbouring pages.
             let (stored, mut new): (Vec<RowBinds>, Vec<RowBinds>) =
                 rows.into_iter().partition(|r| r.existed);
+            let update: Arc<str> = format!(
+                "UPDATE alerts SET status = ?, starts_at = ?, ends_at = ?, annotations = ?, last_seen = ?, received = received + ?, \
+                 pending = CASE WHEN ? = 1 THEN 1 ELSE pending END WHERE {}",
+                with_fingerprint_in(Dialect::Sqlite, "?")
+            )
+            .into();
             for r in stored {
-                if !update_stored(tx, &r).await? {
+                if !update_stored(tx, &update, &r).await? {
                     new.push(r);
                 }
             }
-            // Fingerprint order, so that the new keys land on neighbouring pages.
-            new.sort_unstable_by_key(|r| r.fp);
             new
         }
     };
@@ -1071,18 +1077,14 @@ async fn exec_chunks(
     Ok(())
 }
 
-/// Updates a stored alert as the upsert on PostgreSQL does (SQLite): false when it is not
-/// stored.
+/// Updates a stored alert with `update` as the upsert on PostgreSQL does (SQLite): false when
+/// it is not stored.
 async fn update_stored(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    update: &Arc<str>,
     r: &RowBinds,
 ) -> Result<bool> {
-    let sql = format!(
-        "UPDATE alerts SET status = ?, starts_at = ?, ends_at = ?, annotations = ?, last_seen = ?, received = received + ?, \
-         pending = CASE WHEN ? = 1 THEN 1 ELSE pending END WHERE {}",
-        with_fingerprint_in(Dialect::Sqlite, "?")
-    );
-    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let done = sqlx::query(sqlx::AssertSqlSafe(update.clone()))
         .bind(status_of(r.firing))
         .bind(r.starts_at.clone())
         .bind(r.ends_at.clone())
@@ -1108,12 +1110,13 @@ pub(super) async fn write_counts(
     }
     let _gate = gate.enter().await;
     let mut tx = pool.begin_with(dialect.begin_write()).await?;
+    let sql: Arc<str> = format!(
+        "UPDATE alerts SET received = received + $1, last_seen = CASE WHEN last_seen < $2 THEN $2 ELSE last_seen END WHERE {}",
+        with_fingerprint_in(dialect, "$3")
+    )
+    .into();
     for (fp, n, last_seen) in counts {
-        let sql = format!(
-            "UPDATE alerts SET received = received + $1, last_seen = CASE WHEN last_seen < $2 THEN $2 ELSE last_seen END WHERE {}",
-            with_fingerprint_in(dialect, "$3")
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .bind(i64::from(*n))
             .bind(ts(*last_seen))
             .bind(format!("{fp:016x}"))

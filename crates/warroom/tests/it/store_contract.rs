@@ -1547,8 +1547,7 @@ async fn sqlite_alerts_are_found_by_fingerprint_before_and_after_their_keys_move
         5
     );
     assert_eq!(store.list_alerts(None, 1000).await.unwrap().len(), 305);
-    // After a restart every fingerprint is looked up until the scan is done; wait for it, so
-    // the judging below is the memory's, and once more without it (the lookups' own answer).
+    // Judged against `alerts` (this store's memory of alerts started empty at the restart).
     let o = store.ingest_alerts(batch(300, None, T0), T0).await.unwrap();
     assert_eq!((o.new, o.changed, o.duplicates), (0, 0, 300));
     // Resolutions of moved and of recent alerts: updates, one row each.
