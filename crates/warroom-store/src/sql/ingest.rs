@@ -1152,6 +1152,24 @@ pub(super) struct Intake {
     lock: Arc<tokio::sync::Mutex<()>>,
     /// Intake rows read for the alert processor's pass, merged by its first settle.
     staged: Mutex<Option<Staged>>,
+    /// The rows after those staged for a pass, being read while that pass settles: the read
+    /// took a fifth of a drain's time ahead of the merge, which only one pass at a time can
+    /// do. Keyed by the merged row it follows; it is used only if the merge got exactly there.
+    prefetch: Mutex<Option<Prefetch>>,
+}
+
+/// Intake rows read ahead, after row `after`.
+struct Prefetch {
+    after: i64,
+    read: tokio::task::JoinHandle<Result<Option<ReadRows>>>,
+}
+
+impl std::fmt::Debug for Prefetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetch")
+            .field("after", &self.after)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Intake {
@@ -1163,6 +1181,7 @@ impl Default for Intake {
             deleted: 0.into(),
             lock: Arc::new(tokio::sync::Mutex::new(())),
             staged: Mutex::new(None),
+            prefetch: Mutex::new(None),
         }
     }
 }
@@ -1176,6 +1195,61 @@ impl Intake {
     fn take_staged(&self) -> Option<Staged> {
         self.staged.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
+
+    fn take_prefetch(&self) -> Option<Prefetch> {
+        self.prefetch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+}
+
+/// Intake rows read, parsed, folded and rendered: what a [`Staged`] holds besides the lock.
+struct ReadRows {
+    last: i64,
+    alerts: usize,
+    intake_rows: usize,
+    rows: Vec<RowOut<'static>>,
+    binds: Vec<RowBinds>,
+}
+
+/// Reads the oldest intake rows after row `after` until `want` alerts (at least one row), and
+/// makes them ready to merge; `None` when there is none. Needs no lock: only a holder of the
+/// intake lock deletes intake rows, and only rows already merged, and rows are appended in id
+/// order, so what is read stays as read.
+async fn read_rows(pool: AnyPool, after: i64, want: usize) -> Result<Option<ReadRows>> {
+    let mut alerts = 0usize;
+    let mut intake_rows = 0usize;
+    let mut rows: Vec<RowOut<'static>> = Vec::new();
+    let mut last = after;
+    // Rows are at most a group commit (GROUP_COMMIT_MAX_ALERTS), so a few rows cover `want`.
+    'rows: loop {
+        let batch = intake_after::<RowOut<'static>>(&pool, last, 4).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for mut row in batch {
+            rows.append(&mut row.rows);
+            alerts += usize::try_from(row.alerts).unwrap_or(0);
+            intake_rows += 1;
+            last = row.id;
+            if rows.len() >= want {
+                break 'rows;
+            }
+        }
+    }
+    if intake_rows == 0 {
+        return Ok(None);
+    }
+    let rows = fold_by_fingerprint(rows);
+    let binds = prepare_rows(&rows)?;
+    Ok(Some(ReadRows {
+        last,
+        alerts,
+        intake_rows,
+        rows,
+        binds,
+    }))
 }
 
 /// Intake rows read, parsed, folded and rendered outside the write gate, waiting to be merged.
@@ -1422,6 +1496,15 @@ impl Applier {
                 one = self.merge_plain(staged).await?;
                 continue;
             }
+            // Only while more waits: an empty intake is known to be so without reading.
+            if self
+                .intake
+                .waiting
+                .load(std::sync::atomic::Ordering::Acquire)
+                > i64::try_from(staged.alerts).unwrap_or(i64::MAX)
+            {
+                self.read_ahead(staged.last, want.clamp(1, APPLY_MAX));
+            }
             *self.intake.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some(staged);
             return Ok(fresh);
         }
@@ -1433,9 +1516,9 @@ impl Applier {
     }
 
     /// Reads, parses, folds and renders the oldest intake rows, until `want` alerts (at least
-    /// one row), without the write gate: only a holder of the intake lock deletes intake rows,
-    /// and rows are appended in id order, so what is read stays as read. When the intake is
-    /// empty (then known to be), the lock is given back instead.
+    /// one row), without the write gate ([`read_rows`]), or takes them from the read ahead when
+    /// it starts where the merge is. When the intake is empty (then known to be), the lock is
+    /// given back instead.
     async fn stage(
         &self,
         want: usize,
@@ -1443,32 +1526,29 @@ impl Applier {
         taken: bool,
     ) -> Result<std::result::Result<Staged, tokio::sync::OwnedMutexGuard<()>>> {
         use std::sync::atomic::Ordering::Release;
-        let mut counts = 0usize;
-        let mut intake_rows = 0usize;
-        let mut rows: Vec<RowOut<'static>> = Vec::new();
         // Only a holder of the intake lock merges, so this stays the newest merged row.
         let from = self
             .intake
             .merged
             .load(std::sync::atomic::Ordering::Acquire);
-        let mut last = from;
-        // Rows are at most a group commit (GROUP_COMMIT_MAX_ALERTS), so a few rows cover `want`.
-        'rows: loop {
-            let batch = intake_after::<RowOut<'static>>(&self.intake_pool, last, 4).await?;
-            if batch.is_empty() {
-                break;
+        let ahead = match self.intake.take_prefetch() {
+            Some(p) if p.after == from => match p.read.await {
+                Ok(Ok(read)) => read,
+                // Read again below: a real failure shows itself there.
+                Ok(Err(_)) | Err(_) => None,
+            },
+            Some(p) => {
+                p.read.abort();
+                None
             }
-            for mut row in batch {
-                rows.append(&mut row.rows);
-                counts += usize::try_from(row.alerts).unwrap_or(0);
-                intake_rows += 1;
-                last = row.id;
-                if rows.len() >= want {
-                    break 'rows;
-                }
-            }
-        }
-        if intake_rows == 0 {
+            None => None,
+        };
+        let read = match ahead {
+            Some(read) => Some(read),
+            // The read ahead found nothing: rows may have come since.
+            None => read_rows(self.intake_pool.clone(), from, want).await?,
+        };
+        let Some(read) = read else {
             // Under the intake's gate, and writers count what they append before they leave
             // it: an empty intake there means nothing is waiting.
             let _gate = self.intake_gate.enter().await;
@@ -1482,19 +1562,31 @@ impl Applier {
                 self.intake.unknown.store(false, Release);
             }
             return Ok(Err(one));
-        }
-        let rows = fold_by_fingerprint(rows);
-        let binds = prepare_rows(&rows)?;
+        };
         Ok(Ok(Staged {
             _one: one,
             from,
-            last,
-            alerts: counts,
-            intake_rows,
-            rows,
-            binds,
+            last: read.last,
+            alerts: read.alerts,
+            intake_rows: read.intake_rows,
+            rows: read.rows,
+            binds: read.binds,
             taken,
         }))
+    }
+
+    /// Starts reading the rows after `after` while a pass settles the rows up to it.
+    fn read_ahead(&self, after: i64, want: usize) {
+        let read = tokio::spawn(read_rows(self.intake_pool.clone(), after, want));
+        if let Some(old) = self
+            .intake
+            .prefetch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(Prefetch { after, read })
+        {
+            old.read.abort();
+        }
     }
 
     /// Merges staged rows in a transaction of their own, new alerts pending.

@@ -1648,3 +1648,84 @@ async fn sqlite_alerts_stored_before_the_key_tables_are_found_after_the_migratio
         3
     );
 }
+
+/// Passes that take the intake a bite at a time (on SQLite the rows after each bite are read
+/// ahead while it settles) settle every alert exactly once, also when a pass fails
+/// and is taken again, and when a read merges everything in between.
+#[tokio::test]
+async fn passes_taken_in_small_bites_settle_every_alert_once() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        // Ten group commits of three alerts: ten intake rows on SQLite.
+        let mut all = Vec::new();
+        for commit in 0..10 {
+            let batch: Vec<_> = (0..3)
+                .map(|k| {
+                    alert_in(
+                        serde_json::json!({"labels": {"alertname": format!("Bite{commit}_{k}"), "service": "api"}}),
+                        T0,
+                    )
+                })
+                .collect();
+            all.extend(batch.iter().map(|a| a.alert.fingerprint.to_string()));
+            store.ingest_alerts(batch, T0).await.unwrap();
+        }
+        let mut settled: Vec<String> = Vec::new();
+        let mut passes = 0;
+        loop {
+            let taken = store.take_pending(3).await.unwrap();
+            if taken.is_empty() {
+                store.pass_done(true);
+                break;
+            }
+            passes += 1;
+            let fps: Vec<String> = taken.iter().map(|a| a.fingerprint.clone()).collect();
+            match passes {
+                // A pass that fails leaves its alerts to be taken again, whatever was read
+                // after them meanwhile.
+                2 => {
+                    store.pass_done(false);
+                    let again = store.take_pending(3).await.unwrap();
+                    let mut again: Vec<String> =
+                        again.iter().map(|a| a.fingerprint.clone()).collect();
+                    let mut first = fps.clone();
+                    again.sort();
+                    first.sort();
+                    assert_eq!(again, first, "{b:?}: the failed pass's alerts come back");
+                    store.settle_pass("alertmanager", T0, vec![], &fps).await.unwrap();
+                }
+                // A read between passes merges what waits; the next pass still gets the rest.
+                4 => {
+                    store.settle_pass("alertmanager", T0, vec![], &fps).await.unwrap();
+                    store.pass_done(true);
+                    let waiting = store.pending_alerts(1000).await.unwrap().len();
+                    assert_eq!(waiting, 30 - settled.len() - fps.len(), "{b:?}");
+                    settled.extend(fps);
+                    continue;
+                }
+                _ => store.settle_pass("alertmanager", T0, vec![], &fps).await.unwrap(),
+            }
+            store.pass_done(true);
+            settled.extend(fps);
+        }
+        let mut sorted = settled.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), settled.len(), "{b:?}: an alert settled twice: {settled:?}");
+        let mut expected = all.clone();
+        expected.sort();
+        assert_eq!(sorted, expected, "{b:?}: every alert settled");
+        assert!(store.pending_alerts(1000).await.unwrap().is_empty(), "{b:?}");
+        let stored = store.list_alerts(None, 1000).await.unwrap();
+        assert_eq!(stored.len(), 30, "{b:?}: each alert stored once");
+        if b == Backend::Sqlite {
+            assert_eq!(
+                sqlite_count(&db.url, "SELECT count(*) FROM alerts").await,
+                30,
+                "no fingerprint stored twice"
+            );
+        }
+    })
+    .await;
+}
