@@ -7,6 +7,7 @@ pub mod ack_link;
 pub mod api;
 pub mod error;
 pub mod extract;
+mod home;
 pub mod openapi;
 pub mod pipeline;
 pub mod postmortems;

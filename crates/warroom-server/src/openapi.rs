@@ -37,6 +37,7 @@ pub async fn document() -> Json<Value> {
 pub fn build() -> Value {
     let inc = "incidents";
     let mut paths = json!({
+        "/": { "get": op("health", "Where to find things: post-mortems, the API, metrics (HTML)", None, None, ("200", "HTML")) },
         "/healthz": { "get": op("health", "Process is up", None, None, ("200", "ok")) },
         "/readyz": { "get": op("health", "Database is reachable", None, None, ("200", "ready")) },
         "/api/v1/openapi.json": { "get": op("meta", "This document", None, None, ("200", "OpenAPI document")) },

@@ -17,6 +17,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v2/silences"),
     ("GET", "/api/v2/silence/{id}"),
     ("DELETE", "/api/v2/silence/{id}"),
+    ("GET", "/"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/api/v1/openapi.json"),
@@ -153,6 +154,7 @@ pub fn router(state: AppState) -> Router {
         .route("/pipeline/runs/{id}", get(crate::pipeline::show_run))
         .route("/pipeline/approvals", post(crate::pipeline::approve));
     Router::new()
+        .route("/", get(crate::home::page))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::services::ready))
         .route("/metrics", get(api::metrics::metrics))

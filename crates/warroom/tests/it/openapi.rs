@@ -56,3 +56,39 @@ async fn openapi_document_matches_the_handlers() {
         assert!(!st.is_server_error(), "{method} {path}: {st} {v}");
     }
 }
+
+/// A browser pointed at warroom's address gets a page, not a JSON 404, and every link on it
+/// leads to a route that answers without a token.
+#[tokio::test]
+async fn the_root_page_links_to_routes_that_answer() {
+    let app = TestApp::spawn(backends()[0]).await;
+    let resp = reqwest::get(format!("{}/", app.url)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let kind = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(kind.starts_with("text/html"), "{kind}");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains(env!("CARGO_PKG_VERSION")), "{page}");
+    let links: Vec<&str> = page
+        .split("href=\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    for wanted in [
+        "/postmortems/",
+        "/api/v1/openapi.json",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(links.contains(&wanted), "no link to {wanted} in {links:?}");
+    }
+    for link in links {
+        let (st, v) = app.call(Method::GET, link, None, None).await;
+        assert!(
+            !v.to_string().contains("no such route"),
+            "{link} is not a route: {st} {v}"
+        );
+        assert!(!st.is_server_error(), "{link}: {st} {v}");
+        assert_ne!(st, StatusCode::UNAUTHORIZED, "{link} needs a token: {v}");
+    }
+}
