@@ -507,7 +507,13 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate a config file; errors name the key.
-    Check { file: PathBuf },
+    Check {
+        #[arg(value_name = "FILE", required_unless_present = "config")]
+        file: Option<PathBuf>,
+        /// The file as `serve --config` takes it (the same as giving FILE).
+        #[arg(long, value_name = "FILE", conflicts_with = "file")]
+        config: Option<PathBuf>,
+    },
     /// Print the commented example config.
     Example,
 }

@@ -340,6 +340,17 @@ fn config_check_reports_the_key() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../warroom.example.toml");
     let out = ok(&run(dir.path(), &[], &["config", "check", example]));
     assert!(out.contains(": ok (listen 127.0.0.1:8080"), "{out}");
+    // `serve --config FILE` is how the file is named elsewhere; the check takes that too.
+    let out = ok(&run(
+        dir.path(),
+        &[],
+        &["config", "check", "--config", example],
+    ));
+    assert!(out.contains(": ok (listen 127.0.0.1:8080"), "{out}");
+    let o = run(dir.path(), &[], &["config", "check"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("<FILE>"), "{err}");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[[services]]\nslug = \"Has Spaces\"\n").unwrap();
     let o = run(dir.path(), &[], &["config", "check", bad.to_str().unwrap()]);
