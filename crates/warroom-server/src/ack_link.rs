@@ -7,14 +7,14 @@
 use axum::{
     extract::{Path, State},
     http::StatusCode,
-    response::{Html, IntoResponse, Response},
+    response::Response,
 };
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use std::fmt;
 use time::{Duration, OffsetDateTime};
 
-use crate::AppState;
+use crate::{AppState, html::page};
 
 /// How long a link works: a page is acted on within minutes; a day covers slow mail.
 pub const LINK_LIFETIME: Duration = Duration::hours(24);
@@ -104,16 +104,6 @@ impl AckLinks {
         }
         Ok(())
     }
-}
-
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\">\
-         <title>{t}</title><style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}\
-         button{{font-size:1.2rem;padding:.6rem 1.4rem}}</style></head><body><h1>{t}</h1>{body}</body></html>",
-        t = warroom_postmortem::escape_html(title)
-    );
-    (status, Html(html)).into_response()
 }
 
 type LinkParts = (i64, String, i64, String);

@@ -1,16 +1,10 @@
 //! `GET /`: what a person who opens warroom's address in a browser needs to find their way.
 //! It shows no incident or alert data, since reads of those need a token and a browser has none.
 
-use axum::response::Html;
+use axum::{http::StatusCode, response::Response};
 
-const PAGE: &str = concat!(
-    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n",
-    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n",
-    "<title>warroom</title>\n<style>body{font-family:system-ui,sans-serif;max-width:48rem;",
-    "margin:2rem auto;padding:0 1rem;line-height:1.5;color:#1f2328}code{background:#f6f8fa;",
-    "padding:0 .2rem}</style>\n</head>\n<body>\n<h1>warroom ",
-    env!("CARGO_PKG_VERSION"),
-    "</h1>\n<ul>\n",
+const LINKS: &str = concat!(
+    "<ul>\n",
     "<li><a href=\"/postmortems/\">Published post-mortems</a></li>\n",
     "<li><a href=\"/api/v1/openapi.json\">API reference</a> (OpenAPI 3.1). Calls need ",
     "<code>Authorization: Bearer &lt;token&gt;</code>; create a token with ",
@@ -23,10 +17,14 @@ const PAGE: &str = concat!(
     "Alertmanager: in the receiver's <code>http_config</code>)</li>\n",
     "<li><a href=\"/metrics\">Metrics</a> (Prometheus text format), ",
     "<a href=\"/healthz\">liveness</a>, <a href=\"/readyz\">readiness</a></li>\n",
-    "</ul>\n</body>\n</html>\n",
+    "</ul>\n",
 );
 
 /// `GET /`.
-pub async fn page() -> Html<&'static str> {
-    Html(PAGE)
+pub async fn page() -> Response {
+    crate::html::page(
+        StatusCode::OK,
+        concat!("warroom ", env!("CARGO_PKG_VERSION")),
+        LINKS,
+    )
 }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 mod home;
+mod html;
 pub mod openapi;
 pub mod pipeline;
 pub mod postmortems;

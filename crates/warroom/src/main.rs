@@ -9,7 +9,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
+    tune_malloc();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -32,11 +32,11 @@ fn main() -> ExitCode {
 /// The mmap threshold is fixed as well: by default glibc raises it to the size of each large
 /// block freed (up to 32 MB), after which the drain's pass buffers (a few MB each, one set per
 /// pass and one read ahead) come from the heap and leave it fragmented. Peak RSS over 30 s of new
-/// batches went from 166-208 MB to 120-156 MB (`bench/flood.sh BIN 30 100 16`). A
+/// batches went from 181-208 MB to 143-160 MB (`bench/flood.sh BIN 30 100 16`). A
 /// `MALLOC_MMAP_THRESHOLD_` set by the operator wins.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
-fn limit_malloc_arenas() {
+fn tune_malloc() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // SAFETY: mallopt only changes malloc's tuning parameters, and no other thread exists yet.
         unsafe {
@@ -52,7 +52,7 @@ fn limit_malloc_arenas() {
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn limit_malloc_arenas() {}
+fn tune_malloc() {}
 
 async fn run() -> ExitCode {
     // reqwest is built without a default TLS provider so that no C crypto is compiled; https

@@ -71,9 +71,8 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
 pub fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
     match cmd {
         ConfigCommand::Check { file, config } => {
-            let Some(file) = file.or(config) else {
-                anyhow::bail!("name the config file to check: warroom config check FILE");
-            };
+            // clap requires one of the two.
+            let file = file.or(config).context("name the config file to check")?;
             let cfg = config::load(Some(&file))
                 .with_context(|| format!("{} is not valid", file.display()))?;
             let checked =
