@@ -107,7 +107,7 @@ impl TryFrom<String> for Fingerprint {
 // Wire types
 
 /// Go's zero `time.Time`, which Alertmanager writes for "no end time" on firing alerts.
-const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+pub const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// Serde for optional times as Alertmanager writes them: `None` is Go's zero time.
 mod go_time {
@@ -1579,6 +1579,9 @@ impl Matchers {
 /// recorded but open no incident and page nobody.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Silence {
+    /// How Alertmanager's API names it: `config-N` for the config file's N-th, else the id
+    /// the API gave it.
+    pub id: String,
     /// Which alerts.
     pub matchers: Matchers,
     /// From.
@@ -1599,6 +1602,53 @@ impl Silence {
     pub fn mutes(&self, labels: &LabelSet, now: OffsetDateTime) -> bool {
         self.is_active(now) && self.matchers.matches(labels)
     }
+}
+
+/// Whether a listing filter selects a silence with these matchers. As in Alertmanager's
+/// `GET /api/v2/silences?filter=`, each filter matcher has to be one of the silence's own
+/// (same name, operator and value), not merely overlap with them: `amtool silence query
+/// service=api` finds the silences written for `service=api`.
+pub fn silence_listed_by(matchers: &[MatcherSpec], filter: &[Matcher]) -> bool {
+    filter.iter().all(|f| {
+        matchers
+            .iter()
+            .any(|m| m.op() == f.op() && m.name == f.name && m.value == f.value)
+    })
+}
+
+/// The ids of the silences that mute an alert with these labels at `now`, in their order.
+pub fn silenced_by<'a>(
+    silences: &'a [Silence],
+    labels: &LabelSet,
+    now: OffsetDateTime,
+) -> Vec<&'a str> {
+    silences
+        .iter()
+        .filter(|s| s.mutes(labels, now))
+        .map(|s| s.id.as_str())
+        .collect()
+}
+
+/// The `filter` parameters of Alertmanager's listing endpoints, one matcher each
+/// (`alertname="DiskFull"`, `service=~"api|web"`); errors name the parameter and its place.
+pub fn parse_filter<S: AsRef<str>>(filters: &[S]) -> Result<Vec<Matcher>, DomainError> {
+    filters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let path = format!("filter[{i}]");
+            let text = f.as_ref().trim();
+            let text = text
+                .strip_prefix('{')
+                .and_then(|t| t.strip_suffix('}'))
+                .unwrap_or(text);
+            let spec = MatcherSpec::parse(text).map_err(|e| match e {
+                DomainError::Invalid { message, .. } => DomainError::invalid(&path, message),
+                other => other,
+            })?;
+            Matcher::from_spec(&spec, &path)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -2242,6 +2292,7 @@ mod tests {
             .to_string();
         assert!(e.starts_with("matchers[0].name:"), "{e}");
         let silence = Silence {
+            id: "config-1".into(),
             matchers: Matchers::from_specs(
                 &[
                     spec("service", "api", false, true),

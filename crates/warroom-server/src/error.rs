@@ -1,6 +1,8 @@
 //! The one place where errors become HTTP responses.
 //!
-//! Every error leaves as `{ "error": code, "message": text, "details": ... }`. A client's
+//! Every error leaves as `{ "error": code, "message": text, "details": ... }`, except on the
+//! Alertmanager read routes, whose clients (amtool) read a 400's body as one JSON string and
+//! get the message that way ([`ApiError::as_alertmanager`]). A client's
 //! mistake is always a 4xx whose message names the field; only our own failures are 5xx, and
 //! those are logged here, once.
 
@@ -20,6 +22,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Value,
+    alertmanager: bool,
 }
 
 impl ApiError {
@@ -30,7 +33,15 @@ impl ApiError {
             code,
             message: message.into(),
             details: Value::Null,
+            alertmanager: false,
         }
+    }
+
+    /// Sends a client error's message as Alertmanager does: the body is the message alone, as
+    /// a JSON string.
+    pub fn as_alertmanager(mut self) -> Self {
+        self.alertmanager = true;
+        self
     }
 
     /// Adds machine-readable details.
@@ -119,6 +130,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if self.status.is_server_error() && self.code == "internal" {
             tracing::error!(error.message = %self.message, "internal error");
+        }
+        if self.alertmanager && self.status.is_client_error() {
+            return (self.status, Json(Value::String(self.message))).into_response();
         }
         let mut body = json!({ "error": self.code, "message": self.message });
         if !self.details.is_null() {

@@ -93,6 +93,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The silences in force: the config's and the API's.
     pub silences: Arc<api::silences::SilenceBoard>,
+    /// When this state was made: the server's start, for Alertmanager's `uptime`.
+    pub started: time::OffsetDateTime,
 }
 
 impl AppState {
@@ -102,6 +104,7 @@ impl AppState {
             settings.alerts.silences.clone(),
         ));
         AppState {
+            started: clock.now(),
             store,
             clock,
             settings: Arc::new(settings),

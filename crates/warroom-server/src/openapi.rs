@@ -81,9 +81,14 @@ pub fn build() -> Value {
             "get": op("paging", "Signed one-click acknowledgement: the confirmation page (HTML)", None, None, ("200", "HTML")),
             "post": op("paging", "Signed one-click acknowledgement: acknowledge (HTML)", None, None, ("200", "HTML"))
         },
-        "/api/v2/alerts": { "post": op("alerts", "Alertmanager API v2: a JSON array of alerts (Prometheus can send here directly). The bearer may also be an [[alert_sources]] secret", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },
+        "/api/v2/alerts": {
+            "post": op("alerts", "Alertmanager API v2: a JSON array of alerts (Prometheus can send here directly). The bearer may also be an [[alert_sources]] secret", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")),
+            "get": op("alerts", "Firing alerts in Alertmanager's `gettableAlert` shape, sorted by fingerprint (`amtool alert query` works): `filter=` label matchers (repeatable), `active`, `silenced`, `inhibited`, `unprocessed`, `receiver`; `limit=` (default 25000, at most 100000; a cut listing carries the `warroom-truncated` header). `status.silencedBy` names the silences muting each; the receiver is always `warroom`", Some("viewer"), None, ("200", "An array of alerts"))
+        },
+        "/api/v2/status": { "get": op("alerts", "Alertmanager's status shape (cluster disabled, version, uptime), for clients that check it first: Grafana's data source test, `amtool config show`", Some("viewer"), None, ("200", "Status")) },
+        "/api/v2/receivers": { "get": op("alerts", "The one receiver alerts are listed with, `warroom`", Some("viewer"), None, ("200", "`[{\"name\": \"warroom\"}]`")) },
         "/api/v2/silences": {
-            "get": op("alerts", "Silences and maintenance windows, Alertmanager's shape: the config's (`config-N`) and the API's, those that ended within 5 days too", Some("viewer"), None, ("200", "An array of silences with `status.state` active, pending or expired")),
+            "get": op("alerts", "Silences and maintenance windows, Alertmanager's shape: the config's (`config-N`) and the API's, those that ended within 5 days too; `filter=` keeps those that have each matcher given (`amtool silence query` works)", Some("viewer"), None, ("200", "An array of silences with `status.state` active, pending or expired")),
             "post": op("alerts", "Make a silence (Alertmanager's body: matchers, startsAt, endsAt, createdBy, comment; `amtool silence add` works); matching alerts are stored but open no incident while it is active", Some("responder"), None, ("200", "`{\"silenceID\": ...}`"))
         },
         "/api/v2/silence/{id}": {

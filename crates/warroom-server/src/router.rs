@@ -44,6 +44,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v1/incidents/{number}/notifications"),
     ("GET", "/metrics"),
     ("POST", "/api/v2/alerts"),
+    ("GET", "/api/v2/alerts"),
+    ("GET", "/api/v2/status"),
+    ("GET", "/api/v2/receivers"),
     ("POST", "/hooks/alertmanager"),
     ("GET", "/api/v1/alerts"),
     ("GET", "/api/v1/health"),
@@ -158,7 +161,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(api::services::ready))
         .route("/metrics", get(api::metrics::metrics))
-        .route("/api/v2/alerts", post(api::alerts::post_alerts))
+        .route("/api/v2/alerts", post(api::alerts::post_alerts).get(api::alertmanager::list_alerts))
+        .route("/api/v2/status", get(api::alertmanager::status))
+        .route("/api/v2/receivers", get(api::alertmanager::receivers))
         .route(
             "/api/v2/silences",
             get(api::silences::list_silences).post(api::silences::create_silence),

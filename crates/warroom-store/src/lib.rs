@@ -30,9 +30,9 @@ pub use pipeline::{
     Approval, ItemClaim, ItemRecord, ItemState, LogLine, PipelineStore, RunRecord, RunStatus,
 };
 pub use records::{
-    AlertIn, ApiToken, Change, CheckRecord, HealthChange, IncidentFilter, IngestOutcome,
-    NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus, Retention, ServiceHealth, StoredAlert,
-    TokenRole, Uptime,
+    AlertIn, ApiToken, Change, CheckRecord, FiringPage, HealthChange, IncidentFilter,
+    IngestOutcome, ListedAlert, NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus, Retention,
+    ServiceHealth, StoredAlert, TokenRole, Uptime,
 };
 pub use rooms::{ChatRoom, ChatRoomStore};
 
@@ -229,6 +229,10 @@ pub trait AlertStore: Send + Sync {
     async fn reconsider_alerts(&self, fingerprints: &[String]) -> Result<u64>;
     /// Firing alerts whose `endsAt` is at or before `now`, soonest ended first, up to `limit`.
     async fn expired_alerts(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<StoredAlert>>;
+    /// Every firing alert, a page at a time: `after` is `""` for the first page, else the
+    /// `next` of the page before. The order is the store's own (callers sort), so that a
+    /// walk over millions of alerts reads each row once.
+    async fn firing_alerts_page(&self, after: &str, limit: i64) -> Result<FiringPage>;
     /// Alerts, optionally only `firing` or `resolved`, most recently seen first.
     async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>>;
     /// Firing alerts counted up to `limit`, and alerts accepted but still waiting in the

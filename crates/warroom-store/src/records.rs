@@ -299,6 +299,26 @@ impl StoredAlert {
     }
 }
 
+/// A firing alert with what Alertmanager's `GET /api/v2/alerts` also shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedAlert {
+    /// The alert.
+    pub alert: StoredAlert,
+    /// When it was last received (repeats reach the database up to a second late).
+    pub last_seen: OffsetDateTime,
+    /// Link back to the rule that produced it.
+    pub generator_url: Option<String>,
+}
+
+/// One page of [`crate::AlertStore::firing_alerts_page`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FiringPage {
+    /// Firing alerts, in the store's own order.
+    pub alerts: Vec<ListedAlert>,
+    /// Where the next page starts; `None` when this was the last.
+    pub next: Option<String>,
+}
+
 /// A service's current health.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceHealth {

@@ -20,9 +20,9 @@ use warroom_domain::{
 
 use crate::{
     AlertGauges, AlertIn, AlertJoin, AlertStore, ApiToken, CheckRecord, CheckStore, DeclareFn,
-    HealthChange, IncidentFilter, IncidentStore, IngestOutcome, MutateFn, NewOutboxMessage,
-    NewToken, OutboxMessage, OutboxStatus, OutboxStore, Result, Retention, ServiceHealth,
-    ServiceStore, Store, StoreError, StoredAlert, TokenRole, TokenStore, Uptime,
+    FiringPage, HealthChange, IncidentFilter, IncidentStore, IngestOutcome, ListedAlert, MutateFn,
+    NewOutboxMessage, NewToken, OutboxMessage, OutboxStatus, OutboxStore, Result, Retention,
+    ServiceHealth, ServiceStore, Store, StoreError, StoredAlert, TokenRole, TokenStore, Uptime,
     row::{is_unique_violation, parse_ts},
 };
 
@@ -1034,6 +1034,60 @@ impl AlertStore for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(alert_from_row).collect()
+    }
+
+    async fn firing_alerts_page(&self, after: &str, limit: i64) -> Result<FiringPage> {
+        if after.is_empty() {
+            self.catch_up_intake().await?;
+        }
+        let limit = limit.clamp(1, 10_000);
+        // SQLite's alerts are keyed by row id (fingerprints live in the key tables), so its
+        // walk follows the row ids; PostgreSQL's are keyed by fingerprint.
+        let rows = match self.dialect {
+            Dialect::Sqlite => {
+                let after: i64 = if after.is_empty() {
+                    0
+                } else {
+                    after.parse().map_err(|_| {
+                        StoreError::Failed(format!("`{after}` is not a page of firing alerts"))
+                    })?
+                };
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT id AS page_key, {ALERT_COLUMNS}, last_seen, generator_url FROM alerts WHERE id > $1 AND status = 'firing' ORDER BY id LIMIT $2"
+                )))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Dialect::Postgres => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT fingerprint AS page_key, {ALERT_COLUMNS}, last_seen, generator_url FROM alerts WHERE fingerprint > $1 AND status = 'firing' ORDER BY fingerprint LIMIT $2"
+            )))
+            .bind(after.to_owned())
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?,
+        };
+        let next = match (rows.last(), rows.len() as i64 == limit) {
+            (Some(last), true) => Some(match self.dialect {
+                Dialect::Sqlite => last.try_get::<i64, _>("page_key")?.to_string(),
+                Dialect::Postgres => last.try_get::<String, _>("page_key")?,
+            }),
+            _ => None,
+        };
+        let alerts = rows
+            .iter()
+            .map(|r| {
+                Ok(ListedAlert {
+                    alert: alert_from_row(r)?,
+                    last_seen: parse_ts(&r.try_get::<String, _>("last_seen")?)?,
+                    generator_url: r
+                        .try_get::<Option<String>, _>("generator_url")?
+                        .filter(|u| !u.is_empty()),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(FiringPage { alerts, next })
     }
 
     async fn reconsider_alerts(&self, fingerprints: &[String]) -> Result<u64> {

@@ -809,6 +809,7 @@ fn check_silences(
             warroom_domain::alert::Matchers::from_specs(&s.matchers, &format!("{key}.matchers"));
         match (start, end, matchers) {
             (Some(a), Some(b), Ok(m)) if a < b => out.push(warroom_domain::alert::Silence {
+                id: format!("config-{}", i + 1),
                 matchers: m,
                 starts_at: a,
                 ends_at: b,

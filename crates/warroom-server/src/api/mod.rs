@@ -1,6 +1,7 @@
 //! JSON API handlers, one module per resource.
 
 pub mod alert_auth;
+pub mod alertmanager;
 pub mod alerts;
 pub mod classify;
 pub mod detection;

@@ -5,13 +5,13 @@
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{Path, Query, State},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
-use warroom_domain::alert::{MatcherSpec, Matchers, Silence};
+use warroom_domain::alert::{MatcherSpec, Matchers, Silence, silence_listed_by};
 use warroom_store::silences::StoredSilence;
 
 use crate::{
@@ -53,6 +53,7 @@ impl SilenceBoard {
         for s in state.store.silences_ending_after(since).await? {
             match Matchers::from_specs(&s.matchers, "matchers") {
                 Ok(matchers) => all.push(Silence {
+                    id: s.id,
                     matchers,
                     starts_at: s.starts_at,
                     ends_at: s.ends_at,
@@ -175,10 +176,14 @@ pub async fn create_silence(
 }
 
 /// `GET /api/v2/silences`: the config's and the API's (those that ended within 5 days too).
+/// `filter=` (repeatable) keeps the silences that have each of its matchers, as Alertmanager
+/// does for `amtool silence query service=api`.
 pub async fn list_silences(
     State(state): State<AppState>,
     _c: Caller<Viewer>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
+    let filter = super::alertmanager::filters(&params)?;
     let now = state.clock.now();
     let mut out: Vec<Value> = state
         .settings
@@ -186,6 +191,7 @@ pub async fn list_silences(
         .silences
         .iter()
         .enumerate()
+        .filter(|(_, s)| silence_listed_by(&s.matchers.to_specs(), &filter))
         .map(|(i, s)| {
             json!({
                 "id": format!("{CONFIG_PREFIX}{}", i + 1),
@@ -193,6 +199,8 @@ pub async fn list_silences(
                 "matchers": s.matchers.to_specs(),
                 "startsAt": warroom_domain::timefmt::rfc3339(s.starts_at),
                 "endsAt": warroom_domain::timefmt::rfc3339(s.ends_at),
+                // The config's silences change only with the file: the server's start.
+                "updatedAt": warroom_domain::timefmt::rfc3339(state.started),
                 "createdBy": "config",
                 "comment": s.comment,
                 "source": "config",
@@ -204,7 +212,9 @@ pub async fn list_silences(
         .silences_ending_after(now - LISTED_AFTER_END)
         .await?
     {
-        out.push(stored_view(&s, now));
+        if silence_listed_by(&s.matchers, &filter) {
+            out.push(stored_view(&s, now));
+        }
     }
     Ok(Json(Value::Array(out)))
 }

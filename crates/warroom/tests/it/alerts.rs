@@ -25,6 +25,7 @@ fn window(
     comment: &str,
 ) -> warroom_domain::alert::Silence {
     warroom_domain::alert::Silence {
+        id: "config-1".into(),
         matchers: warroom_domain::alert::Matchers::from_specs(
             &[warroom_domain::alert::MatcherSpec::parse(&format!("service={service}")).unwrap()],
             "silences[0].matchers",

@@ -1230,6 +1230,63 @@ async fn firing_alerts_are_found_by_name_after_a_big_batch_too() {
     .await;
 }
 
+/// `GET /api/v2/alerts` walks every firing alert a page at a time: each exactly once, the
+/// resolved ones never, including alerts still waiting in the SQLite intake, with the time
+/// each was last seen and its generator URL.
+#[tokio::test]
+async fn firing_alerts_are_walked_a_page_at_a_time_each_once() {
+    each_backend(|b| async move {
+        let db = fresh_database(b).await.unwrap();
+        let store = open_store(b, &db).await.unwrap();
+        let alert = |i: usize, ends: Option<&str>| {
+            let mut v = serde_json::json!({"labels": {"alertname": "Walk", "n": i.to_string(), "service": "api"}, "startsAt": "2026-01-12T14:00:00Z", "generatorURL": format!("http://prom/graph?g={i}")});
+            if let Some(e) = ends {
+                v["endsAt"] = e.into();
+            }
+            alert_in(v, T0)
+        };
+        // 250 firing and 50 resolved, in one batch big enough for the SQLite intake.
+        let batch: Vec<_> = (0..300)
+            .map(|i| alert(i, (i % 6 == 5).then_some("2026-01-12T14:05:00Z")))
+            .collect();
+        store.ingest_alerts(batch, T0).await.unwrap();
+        let later = T0 + Duration::minutes(3);
+        // A later state change of one alert: resolved now, so it is no longer walked.
+        store
+            .ingest_alerts(vec![alert(0, Some("2026-01-12T14:01:00Z"))], later)
+            .await
+            .unwrap();
+        let mut seen = BTreeSet::new();
+        let mut after = String::new();
+        let mut pages = 0;
+        loop {
+            let page = store.firing_alerts_page(&after, 40).await.unwrap();
+            pages += 1;
+            assert!(page.alerts.len() <= 40, "{b:?}");
+            for l in &page.alerts {
+                assert_eq!(l.alert.status, "firing", "{b:?}");
+                let n = l.alert.labels["n"].clone();
+                assert_eq!(
+                    l.generator_url.as_deref(),
+                    Some(format!("http://prom/graph?g={n}").as_str()),
+                    "{b:?}"
+                );
+                assert_eq!(l.last_seen, T0, "{b:?}");
+                assert!(seen.insert(n.parse::<usize>().unwrap()), "{b:?}: {n} twice");
+            }
+            match page.next {
+                Some(n) => after = n,
+                None => break,
+            }
+            assert!(pages < 100, "{b:?}: the walk does not end");
+        }
+        let expected: BTreeSet<usize> = (1..300).filter(|i| i % 6 != 5).collect();
+        assert_eq!(seen, expected, "{b:?}");
+        assert!(pages >= 249 / 40, "{b:?}: {pages} pages");
+    })
+    .await;
+}
+
 /// SQLite's own checkpoint is off (it ran inside commits, holding every writer up); the store's
 /// checkpointer must copy what was committed back into the database file by itself. Read with
 /// `immutable=1`, which ignores the WAL: the rows are only there if a checkpoint copied them.

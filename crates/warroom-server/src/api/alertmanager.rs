@@ -1,0 +1,250 @@
+//! Alertmanager's read API (`GET /api/v2/alerts`, `/status`, `/receivers`) over warroom's
+//! alerts, so that `amtool alert query`, `amtool config show` and Grafana's Alertmanager data
+//! source work against warroom as they do against Alertmanager.
+//!
+//! warroom has no receivers or inhibition rules: every alert lists the one receiver
+//! `warroom` (incidents, not routes, decide who hears about it), and none is inhibited.
+
+use axum::{
+    Json,
+    extract::{Query, State},
+    http::{HeaderName, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use warroom_domain::{
+    alert::{self, GO_ZERO_TIME, LabelSet, MatchOp, Matcher},
+    timefmt::rfc3339,
+};
+
+use crate::{
+    AppState,
+    error::ApiError,
+    extract::{Caller, Viewer},
+};
+
+/// The receiver every alert is listed with.
+pub const RECEIVER: &str = "warroom";
+
+/// Alerts listed by default, and at most (`limit=`): the answer is built in memory, and an
+/// alert takes about a kilobyte of it.
+const LIST_DEFAULT: usize = 25_000;
+const LIST_MAX: usize = 100_000;
+/// Firing alerts read from the store at a time while filtering.
+const PAGE: i64 = 2_000;
+
+/// Set on a listing that stopped at its limit; the body holds the first alerts in storage
+/// order, sorted by fingerprint like the rest of the answer.
+pub const TRUNCATED_HEADER: &str = "warroom-truncated";
+
+fn bad_parameter(name: &str, message: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_parameter",
+        format!("{name}: {message}"),
+    )
+    .as_alertmanager()
+}
+
+/// Alertmanager's query flags: `true` or `false` (Go's spellings `1`, `0`, `t`, `f` too).
+fn flag(params: &[(String, String)], name: &str) -> Result<bool, ApiError> {
+    match params.iter().rev().find(|(k, _)| k == name) {
+        None => Ok(true),
+        Some((_, v)) => match v.to_ascii_lowercase().as_str() {
+            "true" | "1" | "t" => Ok(true),
+            "false" | "0" | "f" => Ok(false),
+            _ => Err(bad_parameter(name, format!("`{v}` is not true or false"))),
+        },
+    }
+}
+
+/// `filter=` matchers of a listing request.
+pub fn filters(params: &[(String, String)]) -> Result<Vec<Matcher>, ApiError> {
+    let raw: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "filter")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    alert::parse_filter(&raw).map_err(|e| match e {
+        warroom_domain::DomainError::Invalid { field, message } => bad_parameter(&field, message),
+        other => ApiError::from(other),
+    })
+}
+
+#[derive(Serialize)]
+struct Receiver {
+    name: &'static str,
+}
+
+#[derive(Serialize)]
+struct Status<'a> {
+    state: &'static str,
+    #[serde(rename = "silencedBy")]
+    silenced_by: Vec<&'a str>,
+    #[serde(rename = "inhibitedBy")]
+    inhibited_by: [&'a str; 0],
+}
+
+/// Alertmanager's `gettableAlert`, with the incident the alert belongs to as an extra field.
+#[derive(Serialize)]
+struct GettableAlert<'a> {
+    labels: &'a LabelSet,
+    annotations: &'a LabelSet,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+    #[serde(rename = "endsAt")]
+    ends_at: String,
+    #[serde(rename = "updatedAt")]
+    updated_at: String,
+    #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none")]
+    generator_url: Option<&'a str>,
+    fingerprint: &'a str,
+    receivers: [Receiver; 1],
+    status: Status<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incident: Option<i64>,
+}
+
+/// `GET /api/v2/alerts`: firing alerts in Alertmanager's shape, sorted by fingerprint, with
+/// its parameters: `filter` (label matchers, repeatable), `active`, `silenced`, `inhibited`,
+/// `unprocessed` (each `true` by default) and `receiver` (a regular expression). `limit`
+/// (1-100000, default 25000) is warroom's own.
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    _c: Caller<Viewer>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let matchers = filters(&params)?;
+    let active = flag(&params, "active")?;
+    let silenced = flag(&params, "silenced")?;
+    // Nothing is inhibited and every stored alert has been processed, so `inhibited` and
+    // `unprocessed` select nothing away; they are still checked for their spelling.
+    flag(&params, "inhibited")?;
+    flag(&params, "unprocessed")?;
+    let receiver_matches = match params.iter().rev().find(|(k, _)| k == "receiver") {
+        None => true,
+        Some((_, r)) => Matcher::new(RECEIVER, MatchOp::Regex, r, "receiver")
+            .map_err(|e| match e {
+                warroom_domain::DomainError::Invalid { message, .. } => {
+                    bad_parameter("receiver", message)
+                }
+                other => ApiError::from(other),
+            })?
+            .matches_value(RECEIVER),
+    };
+    let limit = match params.iter().rev().find(|(k, _)| k == "limit") {
+        None => LIST_DEFAULT,
+        Some((_, l)) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=LIST_MAX).contains(l))
+            .ok_or_else(|| bad_parameter("limit", format!("`{l}` is not 1-{LIST_MAX}")))?,
+    };
+
+    let now = state.clock.now();
+    let silences = state.silences.current();
+    let mut listed = Vec::new();
+    let mut truncated = false;
+    let mut after = String::new();
+    // A receiver filter that excludes `warroom` excludes every alert: nothing to read.
+    let mut more = receiver_matches;
+    while more {
+        let page = state.store.firing_alerts_page(&after, PAGE).await?;
+        for l in page.alerts {
+            let a = &l.alert;
+            // Past its end but not yet marked resolved (the expiry runs once a second).
+            if a.ends_at.is_some_and(|end| end <= now)
+                || !matchers.iter().all(|m| m.matches(&a.labels))
+            {
+                continue;
+            }
+            let silenced_ids: Vec<String> = alert::silenced_by(&silences, &a.labels, now)
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            if (silenced_ids.is_empty() && !active) || (!silenced_ids.is_empty() && !silenced) {
+                continue;
+            }
+            if listed.len() == limit {
+                truncated = true;
+                break;
+            }
+            listed.push((l, silenced_ids));
+        }
+        match page.next {
+            Some(next) if !truncated => after = next,
+            _ => more = false,
+        }
+    }
+    listed.sort_by(|(a, _), (b, _)| a.alert.fingerprint.cmp(&b.alert.fingerprint));
+    let body: Vec<GettableAlert<'_>> = listed
+        .iter()
+        .map(|(l, silenced_ids)| GettableAlert {
+            labels: &l.alert.labels,
+            annotations: &l.alert.annotations,
+            starts_at: rfc3339(l.alert.starts_at),
+            ends_at: l
+                .alert
+                .ends_at
+                .map_or_else(|| GO_ZERO_TIME.to_owned(), rfc3339),
+            updated_at: rfc3339(l.last_seen),
+            generator_url: l.generator_url.as_deref(),
+            fingerprint: &l.alert.fingerprint,
+            receivers: [Receiver { name: RECEIVER }],
+            status: Status {
+                state: if silenced_ids.is_empty() {
+                    "active"
+                } else {
+                    "suppressed"
+                },
+                silenced_by: silenced_ids.iter().map(String::as_str).collect(),
+                inhibited_by: [],
+            },
+            incident: l.alert.incident,
+        })
+        .collect();
+    let mut response = Json(body).into_response();
+    if truncated {
+        tracing::warn!(
+            limit,
+            "GET /api/v2/alerts stopped at its limit; narrow it with filter="
+        );
+        response.headers_mut().insert(
+            HeaderName::from_static(TRUNCATED_HEADER),
+            HeaderValue::from_str(&format!(
+                "more than {limit} alerts match; narrow the listing with filter= or raise limit= (at most {LIST_MAX})"
+            ))
+            .unwrap_or_else(|_| HeaderValue::from_static("true")),
+        );
+    }
+    Ok(response)
+}
+
+/// `GET /api/v2/receivers`: the one receiver alerts are listed with.
+pub async fn receivers(_c: Caller<Viewer>) -> Json<Value> {
+    Json(json!([{ "name": RECEIVER }]))
+}
+
+/// What `amtool config show` prints where Alertmanager would print its YAML.
+const CONFIG_NOTE: &str = "# warroom: alerts are routed into incidents, not through an Alertmanager\n\
+# routing tree. Grouping, the severity mapping and silences are in warroom's TOML config\n\
+# (`warroom config check FILE` validates it); the API is described at /api/v1/openapi.json.\n";
+
+/// `GET /api/v2/status`: Alertmanager's `alertmanagerStatus`, so that clients that check it
+/// first (Grafana's data source test, `amtool config show`) accept warroom.
+pub async fn status(State(state): State<AppState>, _c: Caller<Viewer>) -> Json<Value> {
+    Json(json!({
+        "cluster": { "status": "disabled", "peers": [] },
+        "versionInfo": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "revision": "",
+            "branch": "",
+            "buildUser": "",
+            "buildDate": "",
+            "goVersion": "none (warroom)",
+        },
+        "config": { "original": CONFIG_NOTE },
+        "uptime": rfc3339(state.started),
+    }))
+}
