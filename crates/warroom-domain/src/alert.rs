@@ -1370,15 +1370,20 @@ impl MatcherSpec {
     /// Alertmanager's matcher syntax on a command line: `name=value`, `name!=value`,
     /// `name=~regex`, `name!~regex` (a value may be quoted).
     pub fn parse(text: &str) -> Result<Self, DomainError> {
-        // Two-character operators first: `a!=b` also contains `=`.
-        let found = [
-            MatchOp::NotRegex,
-            MatchOp::Regex,
-            MatchOp::NotEqual,
-            MatchOp::Equal,
-        ]
-        .into_iter()
-        .find_map(|op| text.split_once(op.as_str()).map(|(n, v)| (op, n, v)));
+        // The leftmost operator: a label name holds neither `=` nor `!`, while a value may
+        // (`alertname="a=~b"` is an equality). At that place a two-character operator wins.
+        let found = text.find(['=', '!']).and_then(|at| {
+            let rest = &text[at..];
+            let op = [
+                MatchOp::NotRegex,
+                MatchOp::Regex,
+                MatchOp::NotEqual,
+                MatchOp::Equal,
+            ]
+            .into_iter()
+            .find(|op| rest.starts_with(op.as_str()))?;
+            Some((op, &text[..at], &rest[op.as_str().len()..]))
+        });
         let Some((op, name, value)) = found else {
             return Err(DomainError::invalid(
                 "matcher",
@@ -2028,6 +2033,9 @@ mod tests {
             ("env=~dev|test", "env=~dev|test"),
             ("env!~dev|test", "env!~dev|test"),
             (r#"team = "sre""#, "team=sre"),
+            // The leftmost operator is the matcher's; the rest belongs to the value.
+            (r#"alertname="a=~b""#, "alertname=a=~b"),
+            ("url!=http://x/?a=b", "url!=http://x/?a=b"),
         ] {
             let spec = MatcherSpec::parse(text).unwrap();
             assert_eq!(spec.to_string(), shown, "{text}");
@@ -2036,6 +2044,69 @@ mod tests {
         }
         assert!(MatcherSpec::parse("service").is_err());
         assert!(MatcherSpec::parse("=db").is_err());
+    }
+
+    #[test]
+    fn listing_filters_select_alerts_and_silences_as_alertmanagers_do() {
+        let f = parse_filter(&[r#"service="api""#, "{env=~prod|staging}"]).unwrap();
+        assert!(f[0].matches(&labels(&[("service", "api")])));
+        assert!(f[1].matches(&labels(&[("env", "staging")])));
+        assert!(!f[1].matches(&labels(&[("env", "prodx")])), "anchored");
+        let e = parse_filter(&["service=api", "env=~("])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("filter[1].value: invalid regular expression"),
+            "{e}"
+        );
+        let e = parse_filter(&["service"]).unwrap_err().to_string();
+        assert!(
+            e.starts_with("filter[0]: `service`: write it as name=value"),
+            "{e}"
+        );
+
+        // A silence is listed when it has every filter matcher among its own.
+        let own = [
+            MatcherSpec::parse("service=api").unwrap(),
+            MatcherSpec::parse("env!=prod").unwrap(),
+        ];
+        let by = |text: &str| silence_listed_by(&own, &parse_filter(&[text]).unwrap());
+        assert!(by("service=api") && by("env!=prod"));
+        assert!(!by("service=~api"), "the operator counts");
+        assert!(!by("service=web") && !by("env=prod"));
+        assert!(silence_listed_by(&own, &[]), "no filter lists everything");
+
+        let silence = |id: &str, service: &str, from: i64, to: i64| Silence {
+            id: id.into(),
+            matchers: Matchers::from_specs(
+                &[MatcherSpec::parse(&format!("service={service}")).unwrap()],
+                "m",
+            )
+            .unwrap(),
+            starts_at: NOW + Duration::minutes(from),
+            ends_at: NOW + Duration::minutes(to),
+            comment: String::new(),
+        };
+        let all = [
+            silence("a", "api", -10, 10),
+            silence("b", "web", -10, 10),
+            silence("c", "api", 5, 10),
+            silence("d", "api", -10, 10),
+        ];
+        let api = labels(&[("service", "api")]);
+        assert_eq!(
+            silenced_by(&all, &api, NOW),
+            ["a", "d"],
+            "active ones, in order"
+        );
+        assert_eq!(
+            silenced_by(&all, &api, NOW + Duration::minutes(6)),
+            ["a", "c", "d"]
+        );
+        assert!(
+            silenced_by(&all, &api, NOW + Duration::minutes(10)).is_empty(),
+            "ended"
+        );
     }
 
     #[test]

@@ -1261,3 +1261,227 @@ async fn an_alert_with_a_huge_name_is_acted_on_and_never_stalls_the_processor() 
     let pending = app.store.pending_alerts(10).await.unwrap();
     assert!(pending.is_empty(), "nothing is left pending: {pending:?}");
 }
+
+/// `GET /api/v2/alerts` as a client of Alertmanager reads it: the firing alerts only, sorted by
+/// fingerprint, each with its receiver and the silences muting it, narrowed by `filter=` and
+/// the state flags; a bad parameter is a 400 whose body is the message as one JSON string
+/// (what amtool prints).
+#[tokio::test]
+async fn alertmanagers_alert_listing_filters_and_names_the_silences() {
+    let config_window = window("batch", T0 + Duration::hours(1), "nightly jobs");
+    for b in backends() {
+        let settings = warroom_server::Settings {
+            alerts: warroom_server::api::alerts::AlertSettings {
+                silences: vec![config_window.clone()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let app = TestApp::spawn_with(b, settings).await;
+        let mut with_url = alert("HighErrorRate", "api", "critical", None);
+        with_url["generatorURL"] = json!("http://prometheus:9090/graph?g0.expr=errors");
+        let (st, v) = app
+            .post(
+                "/api/v2/alerts",
+                json!([
+                    with_url,
+                    alert("DiskFull", "db", "warning", Some("2026-01-12T14:35:00Z")),
+                    alert("NightlyJob", "batch", "warning", None),
+                    alert("Gone", "api", "warning", Some("2026-01-12T14:29:30Z")),
+                ]),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        app.settle().await;
+        let list = |query: &'static str| {
+            let app = &app;
+            async move {
+                let (st, v) = app
+                    .call(
+                        Method::GET,
+                        &format!("/api/v2/alerts{query}"),
+                        Some(&app.viewer),
+                        None,
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::OK, "{b:?} {query}: {v}");
+                v.as_array().unwrap().clone()
+            }
+        };
+        let names = |alerts: &[Value]| -> Vec<String> {
+            alerts
+                .iter()
+                .map(|a| a["labels"]["alertname"].as_str().unwrap().to_owned())
+                .collect()
+        };
+
+        let all = list("").await;
+        let mut fingerprints: Vec<&str> = all
+            .iter()
+            .map(|a| a["fingerprint"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            all.len(),
+            3,
+            "{b:?}: the resolved one is not listed: {all:?}"
+        );
+        let sorted = {
+            let mut f = fingerprints.clone();
+            f.sort();
+            f
+        };
+        assert_eq!(fingerprints, sorted, "{b:?}: sorted by fingerprint");
+        fingerprints.dedup();
+        assert_eq!(fingerprints.len(), 3);
+        let by_name = |name: &str| {
+            all.iter()
+                .find(|a| a["labels"]["alertname"] == name)
+                .unwrap()
+        };
+        let api = by_name("HighErrorRate");
+        assert_eq!(
+            api["status"],
+            json!({"state": "active", "silencedBy": [], "inhibitedBy": []})
+        );
+        assert_eq!(api["receivers"], json!([{"name": "warroom"}]));
+        assert_eq!(api["startsAt"], "2026-01-12T14:29:00.000Z");
+        assert_eq!(api["endsAt"], "0001-01-01T00:00:00Z", "{b:?}: no end known");
+        assert_eq!(api["updatedAt"], "2026-01-12T14:30:00.000Z");
+        assert_eq!(
+            api["generatorURL"],
+            "http://prometheus:9090/graph?g0.expr=errors"
+        );
+        assert_eq!(api["annotations"]["summary"], "HighErrorRate on api");
+        assert_eq!(api["incident"], 1, "{b:?}: the incident it opened");
+        assert_eq!(by_name("DiskFull")["endsAt"], "2026-01-12T14:35:00.000Z");
+        let batch = by_name("NightlyJob");
+        assert_eq!(
+            batch["status"],
+            json!({"state": "suppressed", "silencedBy": ["config-1"], "inhibitedBy": []}),
+            "{b:?}"
+        );
+
+        let mut unsilenced = names(&list("?silenced=false").await);
+        unsilenced.sort();
+        assert_eq!(unsilenced, ["DiskFull", "HighErrorRate"], "{b:?}");
+        assert_eq!(names(&list("?active=false").await), ["NightlyJob"], "{b:?}");
+        assert_eq!(
+            names(&list("?filter=service%3D%22api%22").await),
+            ["HighErrorRate"]
+        );
+        assert_eq!(
+            names(&list("?filter=alertname%3D~Disk.*").await),
+            ["DiskFull"]
+        );
+        assert_eq!(
+            names(&list("?filter=severity%3Dwarning&filter=service!%3Ddb").await),
+            ["NightlyJob"],
+            "{b:?}: every filter has to match"
+        );
+        assert_eq!(list("?receiver=war.*").await.len(), 3);
+        assert!(list("?receiver=pagerduty").await.is_empty());
+
+        let r = app
+            .http
+            .get(format!("{}/api/v2/alerts?limit=2", app.url))
+            .bearer_auth(&app.viewer)
+            .send()
+            .await
+            .unwrap();
+        let cut = r
+            .headers()
+            .get("warroom-truncated")
+            .map(|h| h.to_str().unwrap().to_owned());
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body.as_array().unwrap().len(), 2, "{b:?}");
+        assert!(
+            cut.as_deref()
+                .is_some_and(|c| c.contains("more than 2 alerts match")),
+            "{b:?}: {cut:?}"
+        );
+        let r = app
+            .http
+            .get(format!("{}/api/v2/alerts?limit=3", app.url))
+            .bearer_auth(&app.viewer)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.headers().get("warroom-truncated").is_none(),
+            "{b:?}: all 3 fit"
+        );
+
+        // Past its end the alert is gone from the listing, whether or not the expiry has
+        // marked it resolved yet.
+        app.clock.advance(Duration::minutes(6));
+        let mut left = names(&list("").await);
+        left.sort();
+        assert_eq!(left, ["HighErrorRate", "NightlyJob"], "{b:?}");
+
+        for (query, names_it) in [
+            (
+                "?filter=foo%3D~(",
+                "filter[0].value: invalid regular expression",
+            ),
+            (
+                "?filter=service",
+                "filter[0]: `service`: write it as name=value",
+            ),
+            ("?active=maybe", "active: `maybe` is not true or false"),
+            ("?limit=0", "limit: `0` is not 1-100000"),
+            ("?receiver=(", "receiver: invalid regular expression"),
+        ] {
+            let (st, v) = app
+                .call(
+                    Method::GET,
+                    &format!("/api/v2/alerts{query}"),
+                    Some(&app.viewer),
+                    None,
+                )
+                .await;
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{b:?} {query}: {v}");
+            assert!(
+                v.as_str().is_some_and(|m| m.starts_with(names_it)),
+                "{b:?} {query}: the body is the message, as a JSON string: {v}"
+            );
+        }
+        let (st, _) = app.call(Method::GET, "/api/v2/alerts", None, None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{b:?}: reads need a token");
+
+        // Silences listed by filter: each matcher has to be one of the silence's own.
+        let (_, v) = app
+            .call(
+                Method::GET,
+                "/api/v2/silences?filter=service%3Dbatch",
+                Some(&app.viewer),
+                None,
+            )
+            .await;
+        assert_eq!(v.as_array().map(Vec::len), Some(1), "{b:?}: {v}");
+        assert_eq!(v[0]["id"], "config-1");
+        assert_eq!(v[0]["updatedAt"], "2026-01-12T14:30:00.000Z", "{b:?}: {v}");
+        for other in ["service%3Ddb", "service%3D~batch"] {
+            let (_, v) = app
+                .call(
+                    Method::GET,
+                    &format!("/api/v2/silences?filter={other}"),
+                    Some(&app.viewer),
+                    None,
+                )
+                .await;
+            assert_eq!(v, json!([]), "{b:?} {other}");
+        }
+
+        let (st, v) = app
+            .call(Method::GET, "/api/v2/status", Some(&app.viewer), None)
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v["cluster"]["status"], "disabled");
+        assert_eq!(v["versionInfo"]["version"], env!("CARGO_PKG_VERSION"));
+        assert_eq!(v["uptime"], "2026-01-12T14:30:00.000Z");
+        let (_, v) = app
+            .call(Method::GET, "/api/v2/receivers", Some(&app.viewer), None)
+            .await;
+        assert_eq!(v, json!([{"name": "warroom"}]));
+    }
+}

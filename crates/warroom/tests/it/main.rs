@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too; a panic fails the test.
 
 mod alerts;
+mod amtool;
 mod api;
 mod cli;
 mod detection;
