@@ -783,6 +783,27 @@ impl Grouping {
     }
 }
 
+impl Grouping {
+    /// The labels that put an alert in its group (those of [`Grouping::group`]'s key), as
+    /// Alertmanager shows a group's labels.
+    pub fn group_labels(&self, labels: &LabelSet) -> LabelSet {
+        let present: LabelSet = self
+            .by
+            .iter()
+            .filter_map(|n| labels.get_key_value(n))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if !present.is_empty() {
+            return present;
+        }
+        labels
+            .get_key_value(&self.fallback)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .into_iter()
+            .collect()
+    }
+}
+
 /// `{a="1", b="2"}` as Alertmanager prints label sets (values escaped like Go's `%q`).
 pub fn label_set_string(labels: &LabelSet) -> String {
     pairs_string(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -2044,6 +2065,26 @@ mod tests {
         }
         assert!(MatcherSpec::parse("service").is_err());
         assert!(MatcherSpec::parse("=db").is_err());
+    }
+
+    #[test]
+    fn a_groups_labels_are_those_of_its_key() {
+        let g = Grouping {
+            by: vec!["service".into(), "cluster".into()],
+            fallback: ALERTNAME.into(),
+        };
+        let both = labels(&[("service", "api"), ("cluster", "eu"), ("pod", "p1")]);
+        assert_eq!(
+            g.group_labels(&both),
+            labels(&[("cluster", "eu"), ("service", "api")])
+        );
+        assert_eq!(label_set_string(&g.group_labels(&both)), g.group(&both).key);
+        let neither = labels(&[("alertname", "Down"), ("pod", "p1")]);
+        assert_eq!(g.group_labels(&neither), labels(&[("alertname", "Down")]));
+        assert_eq!(
+            label_set_string(&g.group_labels(&neither)),
+            g.group(&neither).key
+        );
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub fn build() -> Value {
             "post": op("alerts", "Alertmanager API v2: a JSON array of alerts (Prometheus can send here directly). The bearer may also be an [[alert_sources]] secret", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")),
             "get": op("alerts", "Firing alerts in Alertmanager's `gettableAlert` shape, sorted by fingerprint (`amtool alert query` works): `filter=` label matchers (repeatable), `active`, `silenced`, `inhibited`, `unprocessed`, `receiver`; `limit=` (default 25000, at most 100000; a cut listing carries the `warroom-truncated` header). `status.silencedBy` names the silences muting each; the receiver is always `warroom`", Some("viewer"), None, ("200", "An array of alerts"))
         },
+        "/api/v2/alerts/groups": { "get": op("alerts", "The same firing alerts and parameters as GET /api/v2/alerts, gathered into groups as warroom groups alerts into incidents (`[alerts] group_by`), each with its grouping labels and the receiver `warroom` (Grafana's alert-group view)", Some("viewer"), None, ("200", "An array of `{labels, receiver, alerts}`")) },
         "/api/v2/status": { "get": op("alerts", "Alertmanager's status shape (cluster disabled, version, uptime), for clients that check it first: Grafana's data source test, `amtool config show`", Some("viewer"), None, ("200", "Status")) },
         "/api/v2/receivers": { "get": op("alerts", "The one receiver alerts are listed with, `warroom`", Some("viewer"), None, ("200", "`[{\"name\": \"warroom\"}]`")) },
         "/api/v2/silences": {

@@ -45,6 +45,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("POST", "/api/v2/alerts"),
     ("GET", "/api/v2/alerts"),
+    ("GET", "/api/v2/alerts/groups"),
     ("GET", "/api/v2/status"),
     ("GET", "/api/v2/receivers"),
     ("POST", "/hooks/alertmanager"),
@@ -162,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(api::services::ready))
         .route("/metrics", get(api::metrics::metrics))
         .route("/api/v2/alerts", post(api::alerts::post_alerts).get(api::alertmanager::list_alerts))
+        .route("/api/v2/alerts/groups", get(api::alertmanager::list_groups))
         .route("/api/v2/status", get(api::alertmanager::status))
         .route("/api/v2/receivers", get(api::alertmanager::receivers))
         .route(

@@ -13,10 +13,12 @@ use axum::{
 };
 use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use warroom_domain::{
     alert::{self, GO_ZERO_TIME, LabelSet, MatchOp, Matcher},
     timefmt::rfc3339,
 };
+use warroom_store::ListedAlert;
 
 use crate::{
     AppState,
@@ -106,22 +108,26 @@ struct GettableAlert<'a> {
     incident: Option<i64>,
 }
 
-/// `GET /api/v2/alerts`: firing alerts in Alertmanager's shape, sorted by fingerprint, with
-/// its parameters: `filter` (label matchers, repeatable), `active`, `silenced`, `inhibited`,
-/// `unprocessed` (each `true` by default) and `receiver` (a regular expression). `limit`
-/// (1-100000, default 25000) is warroom's own.
-pub async fn list_alerts(
-    State(state): State<AppState>,
-    _c: Caller<Viewer>,
-    Query(params): Query<Vec<(String, String)>>,
-) -> Result<Response, ApiError> {
-    let matchers = filters(&params)?;
-    let active = flag(&params, "active")?;
-    let silenced = flag(&params, "silenced")?;
+/// The alerts a listing request selects, each with the silences muting it, sorted by
+/// fingerprint; `truncated` when more matched than `limit`.
+struct Selection {
+    alerts: Vec<(ListedAlert, Vec<String>)>,
+    truncated: bool,
+    limit: usize,
+}
+
+/// Reads Alertmanager's listing parameters: `filter` (label matchers, repeatable), `active`,
+/// `silenced`, `inhibited`, `unprocessed` (each `true` by default) and `receiver` (a regular
+/// expression); `limit` (1-100000, default 25000) is warroom's own. Then walks the firing
+/// alerts and keeps those selected.
+async fn select(state: &AppState, params: &[(String, String)]) -> Result<Selection, ApiError> {
+    let matchers = filters(params)?;
+    let active = flag(params, "active")?;
+    let silenced = flag(params, "silenced")?;
     // Nothing is inhibited and every stored alert has been processed, so `inhibited` and
     // `unprocessed` select nothing away; they are still checked for their spelling.
-    flag(&params, "inhibited")?;
-    flag(&params, "unprocessed")?;
+    flag(params, "inhibited")?;
+    flag(params, "unprocessed")?;
     let receiver_matches = match params.iter().rev().find(|(k, _)| k == "receiver") {
         None => true,
         Some((_, r)) => Matcher::new(RECEIVER, MatchOp::Regex, r, "receiver")
@@ -178,47 +184,107 @@ pub async fn list_alerts(
         }
     }
     listed.sort_by(|(a, _), (b, _)| a.alert.fingerprint.cmp(&b.alert.fingerprint));
-    let body: Vec<GettableAlert<'_>> = listed
-        .iter()
-        .map(|(l, silenced_ids)| GettableAlert {
-            labels: &l.alert.labels,
-            annotations: &l.alert.annotations,
-            starts_at: rfc3339(l.alert.starts_at),
-            ends_at: l
-                .alert
-                .ends_at
-                .map_or_else(|| GO_ZERO_TIME.to_owned(), rfc3339),
-            updated_at: rfc3339(l.last_seen),
-            generator_url: l.generator_url.as_deref(),
-            fingerprint: &l.alert.fingerprint,
-            receivers: [Receiver { name: RECEIVER }],
-            status: Status {
-                state: if silenced_ids.is_empty() {
-                    "active"
-                } else {
-                    "suppressed"
-                },
-                silenced_by: silenced_ids.iter().map(String::as_str).collect(),
-                inhibited_by: [],
-            },
-            incident: l.alert.incident,
-        })
-        .collect();
-    let mut response = Json(body).into_response();
     if truncated {
-        tracing::warn!(
-            limit,
-            "GET /api/v2/alerts stopped at its limit; narrow it with filter="
-        );
+        tracing::warn!(limit, "an Alertmanager listing stopped at its limit");
+    }
+    Ok(Selection {
+        alerts: listed,
+        truncated,
+        limit,
+    })
+}
+
+fn gettable<'a>(l: &'a ListedAlert, silenced_ids: &'a [String]) -> GettableAlert<'a> {
+    GettableAlert {
+        labels: &l.alert.labels,
+        annotations: &l.alert.annotations,
+        starts_at: rfc3339(l.alert.starts_at),
+        ends_at: l
+            .alert
+            .ends_at
+            .map_or_else(|| GO_ZERO_TIME.to_owned(), rfc3339),
+        updated_at: rfc3339(l.last_seen),
+        generator_url: l.generator_url.as_deref(),
+        fingerprint: &l.alert.fingerprint,
+        receivers: [Receiver { name: RECEIVER }],
+        status: Status {
+            state: if silenced_ids.is_empty() {
+                "active"
+            } else {
+                "suppressed"
+            },
+            silenced_by: silenced_ids.iter().map(String::as_str).collect(),
+            inhibited_by: [],
+        },
+        incident: l.alert.incident,
+    }
+}
+
+/// The answer, with [`TRUNCATED_HEADER`] when the selection stopped at its limit.
+fn answer(body: impl Serialize, selection: &Selection) -> Response {
+    let mut response = Json(body).into_response();
+    if selection.truncated {
         response.headers_mut().insert(
             HeaderName::from_static(TRUNCATED_HEADER),
             HeaderValue::from_str(&format!(
-                "more than {limit} alerts match; narrow the listing with filter= or raise limit= (at most {LIST_MAX})"
+                "more than {} alerts match; narrow the listing with filter= or raise limit= (at most {LIST_MAX})",
+                selection.limit
             ))
             .unwrap_or_else(|_| HeaderValue::from_static("true")),
         );
     }
-    Ok(response)
+    response
+}
+
+/// `GET /api/v2/alerts`: firing alerts in Alertmanager's shape, sorted by fingerprint, with
+/// its parameters (see [`select`]).
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    _c: Caller<Viewer>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let selection = select(&state, &params).await?;
+    let body: Vec<GettableAlert<'_>> = selection
+        .alerts
+        .iter()
+        .map(|(l, ids)| gettable(l, ids))
+        .collect();
+    Ok(answer(body, &selection))
+}
+
+#[derive(Serialize)]
+struct AlertGroup<'a> {
+    labels: LabelSet,
+    receiver: Receiver,
+    alerts: Vec<GettableAlert<'a>>,
+}
+
+/// `GET /api/v2/alerts/groups`: the same selection gathered as warroom groups alerts into
+/// incidents (the `[alerts] group_by` labels), each group with those labels, as Grafana's
+/// alert-group view reads an Alertmanager. Groups are sorted by their labels.
+pub async fn list_groups(
+    State(state): State<AppState>,
+    _c: Caller<Viewer>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let selection = select(&state, &params).await?;
+    let grouping = &state.settings.alerts.grouping;
+    let mut groups: BTreeMap<String, AlertGroup<'_>> = BTreeMap::new();
+    for (l, ids) in &selection.alerts {
+        // By the grouping in force, so that each group's labels are what made it.
+        let labels = grouping.group_labels(&l.alert.labels);
+        groups
+            .entry(alert::label_set_string(&labels))
+            .or_insert_with(|| AlertGroup {
+                labels,
+                receiver: Receiver { name: RECEIVER },
+                alerts: Vec::new(),
+            })
+            .alerts
+            .push(gettable(l, ids));
+    }
+    let body: Vec<AlertGroup<'_>> = groups.into_values().collect();
+    Ok(answer(body, &selection))
 }
 
 /// `GET /api/v2/receivers`: the one receiver alerts are listed with.

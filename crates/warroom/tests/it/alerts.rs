@@ -1361,6 +1361,49 @@ async fn alertmanagers_alert_listing_filters_and_names_the_silences() {
             "{b:?}"
         );
 
+        // Grouped as warroom groups alerts into incidents: by `service` here.
+        let (st, groups) = app
+            .call(
+                Method::GET,
+                "/api/v2/alerts/groups",
+                Some(&app.viewer),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {groups}");
+        let shape: Vec<(Value, Vec<String>)> = groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                assert_eq!(g["receiver"], json!({"name": "warroom"}));
+                (g["labels"].clone(), names(g["alerts"].as_array().unwrap()))
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (json!({"service": "api"}), vec!["HighErrorRate".to_owned()]),
+                (json!({"service": "batch"}), vec!["NightlyJob".to_owned()]),
+                (json!({"service": "db"}), vec!["DiskFull".to_owned()]),
+            ],
+            "{b:?}"
+        );
+        assert_eq!(
+            groups[1]["alerts"][0]["status"]["silencedBy"],
+            json!(["config-1"])
+        );
+        let (_, groups) = app
+            .call(
+                Method::GET,
+                "/api/v2/alerts/groups?silenced=false&filter=severity%3Dwarning",
+                Some(&app.viewer),
+                None,
+            )
+            .await;
+        assert_eq!(groups.as_array().map(Vec::len), Some(1), "{b:?}: {groups}");
+        assert_eq!(groups[0]["labels"], json!({"service": "db"}));
+
         let mut unsilenced = names(&list("?silenced=false").await);
         unsilenced.sort();
         assert_eq!(unsilenced, ["DiskFull", "HighErrorRate"], "{b:?}");
