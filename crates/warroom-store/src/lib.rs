@@ -231,8 +231,15 @@ pub trait AlertStore: Send + Sync {
     async fn expired_alerts(&self, now: OffsetDateTime, limit: i64) -> Result<Vec<StoredAlert>>;
     /// Every firing alert, a page at a time: `after` is `""` for the first page, else the
     /// `next` of the page before. The order is the store's own (callers sort), so that a
-    /// walk over millions of alerts reads each row once.
-    async fn firing_alerts_page(&self, after: &str, limit: i64) -> Result<FiringPage>;
+    /// walk over millions of alerts reads each row once. `labels` narrows the walk to alerts
+    /// with each of these label values (non-empty), in the database, before rows are read; a
+    /// page may then hold fewer than `limit` alerts while more follow.
+    async fn firing_alerts_page(
+        &self,
+        after: &str,
+        limit: i64,
+        labels: &[(&str, &str)],
+    ) -> Result<FiringPage>;
     /// Alerts, optionally only `firing` or `resolved`, most recently seen first.
     async fn list_alerts(&self, status: Option<&str>, limit: i64) -> Result<Vec<StoredAlert>>;
     /// Firing alerts counted up to `limit`, and alerts accepted but still waiting in the

@@ -299,15 +299,25 @@ impl StoredAlert {
     }
 }
 
-/// A firing alert with what Alertmanager's `GET /api/v2/alerts` also shows.
+/// A firing alert as Alertmanager's `GET /api/v2/alerts` shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListedAlert {
-    /// The alert.
-    pub alert: StoredAlert,
+    /// Fingerprint, 16 hex digits.
+    pub fingerprint: String,
+    /// Labels.
+    pub labels: warroom_domain::alert::LabelSet,
+    /// Annotations.
+    pub annotations: warroom_domain::alert::LabelSet,
+    /// Started.
+    pub starts_at: OffsetDateTime,
+    /// Ends, when the sender said.
+    pub ends_at: Option<OffsetDateTime>,
     /// When it was last received (repeats reach the database up to a second late).
     pub last_seen: OffsetDateTime,
     /// Link back to the rule that produced it.
     pub generator_url: Option<String>,
+    /// The incident it belongs to.
+    pub incident: Option<i64>,
 }
 
 /// One page of [`crate::AlertStore::firing_alerts_page`].

@@ -1036,38 +1036,57 @@ impl AlertStore for SqlStore {
         rows.iter().map(alert_from_row).collect()
     }
 
-    async fn firing_alerts_page(&self, after: &str, limit: i64) -> Result<FiringPage> {
+    async fn firing_alerts_page(
+        &self,
+        after: &str,
+        limit: i64,
+        labels: &[(&str, &str)],
+    ) -> Result<FiringPage> {
         if after.is_empty() {
             self.catch_up_intake().await?;
         }
         let limit = limit.clamp(1, 10_000);
         // SQLite's alerts are keyed by row id (fingerprints live in the key tables), so its
-        // walk follows the row ids; PostgreSQL's are keyed by fingerprint.
-        let rows = match self.dialect {
-            Dialect::Sqlite => {
-                let after: i64 = if after.is_empty() {
-                    0
-                } else {
-                    after.parse().map_err(|_| {
-                        StoreError::Failed(format!("`{after}` is not a page of firing alerts"))
-                    })?
-                };
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "SELECT id AS page_key, {ALERT_COLUMNS}, last_seen, generator_url FROM alerts WHERE id > $1 AND status = 'firing' ORDER BY id LIMIT $2"
-                )))
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            Dialect::Postgres => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT fingerprint AS page_key, {ALERT_COLUMNS}, last_seen, generator_url FROM alerts WHERE fingerprint > $1 AND status = 'firing' ORDER BY fingerprint LIMIT $2"
-            )))
-            .bind(after.to_owned())
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
+        // walk follows the row ids; PostgreSQL's are keyed by fingerprint. Label values are
+        // compared in the database, so that rows of other alerts are never decoded here.
+        let (key, label) = match self.dialect {
+            Dialect::Sqlite => ("id", "json_extract(labels, ${n})"),
+            Dialect::Postgres => ("fingerprint", "(labels::jsonb ->> ${n})"),
         };
+        let mut sql = format!(
+            "SELECT {key} AS page_key, fingerprint, labels, annotations, starts_at, ends_at, last_seen, generator_url, incident \
+             FROM alerts WHERE {key} > $1 AND status = 'firing'"
+        );
+        for i in 0..labels.len() {
+            let n = 3 + 2 * i;
+            sql.push_str(&format!(
+                " AND {} = ${}",
+                label.replace("{n}", &n.to_string()),
+                n + 1
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY {key} LIMIT $2"));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        q = match self.dialect {
+            Dialect::Sqlite => q.bind(if after.is_empty() {
+                0
+            } else {
+                after.parse::<i64>().map_err(|_| {
+                    StoreError::Failed(format!("`{after}` is not a page of firing alerts"))
+                })?
+            }),
+            Dialect::Postgres => q.bind(after.to_owned()),
+        };
+        q = q.bind(limit);
+        for (name, value) in labels {
+            q = match self.dialect {
+                // A JSON path; label names are letters, digits and underscores.
+                Dialect::Sqlite => q.bind(format!("$.\"{name}\"")),
+                Dialect::Postgres => q.bind((*name).to_owned()),
+            };
+            q = q.bind((*value).to_owned());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         let next = match (rows.last(), rows.len() as i64 == limit) {
             (Some(last), true) => Some(match self.dialect {
                 Dialect::Sqlite => last.try_get::<i64, _>("page_key")?.to_string(),
@@ -1078,12 +1097,18 @@ impl AlertStore for SqlStore {
         let alerts = rows
             .iter()
             .map(|r| {
+                let ends: Option<String> = r.try_get("ends_at")?;
                 Ok(ListedAlert {
-                    alert: alert_from_row(r)?,
+                    fingerprint: r.try_get("fingerprint")?,
+                    labels: from_json(&r.try_get::<String, _>("labels")?)?,
+                    annotations: from_json(&r.try_get::<String, _>("annotations")?)?,
+                    starts_at: parse_ts(&r.try_get::<String, _>("starts_at")?)?,
+                    ends_at: ends.as_deref().map(parse_ts).transpose()?,
                     last_seen: parse_ts(&r.try_get::<String, _>("last_seen")?)?,
                     generator_url: r
                         .try_get::<Option<String>, _>("generator_url")?
                         .filter(|u| !u.is_empty()),
+                    incident: r.try_get("incident")?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
