@@ -293,7 +293,45 @@ pub struct SilenceConfig {
     pub starts_at: String,
     /// RFC 3339.
     pub ends_at: String,
-    pub matchers: Vec<warroom_domain::alert::MatcherSpec>,
+    pub matchers: Vec<ConfigMatcher>,
+}
+
+/// A matcher in the config: Alertmanager's text (`"service=payments-db"`, `"env=~prod|dr"`),
+/// as its own config files write them, or the API's table (`{ name = "service", value = ... }`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct ConfigMatcher(pub warroom_domain::alert::MatcherSpec);
+
+impl<'de> Deserialize<'de> for ConfigMatcher {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> serde::de::Visitor<'de> for Either {
+            type Value = ConfigMatcher;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a matcher: \"name=value\" (or !=, =~, !~), or { name = ..., value = ... }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ConfigMatcher, E> {
+                warroom_domain::alert::MatcherSpec::parse(v)
+                    .map(ConfigMatcher)
+                    .map_err(|e| match e {
+                        warroom_domain::DomainError::Invalid { message, .. } => E::custom(message),
+                        other => E::custom(other),
+                    })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<ConfigMatcher, A::Error> {
+                warroom_domain::alert::MatcherSpec::deserialize(
+                    serde::de::value::MapAccessDeserializer::new(m),
+                )
+                .map(ConfigMatcher)
+            }
+        }
+        d.deserialize_any(Either)
+    }
 }
 
 /// How alerts from Prometheus/Alertmanager become incidents.
@@ -805,8 +843,10 @@ fn check_silences(
             at("starts_at", &s.starts_at, problems),
             at("ends_at", &s.ends_at, problems),
         );
-        let matchers =
-            warroom_domain::alert::Matchers::from_specs(&s.matchers, &format!("{key}.matchers"));
+        let matchers = warroom_domain::alert::Matchers::from_specs(
+            &s.matchers.iter().map(|m| m.0.clone()).collect::<Vec<_>>(),
+            &format!("{key}.matchers"),
+        );
         match (start, end, matchers) {
             (Some(a), Some(b), Ok(m)) if a < b => out.push(warroom_domain::alert::Silence {
                 id: format!("config-{}", i + 1),
@@ -1654,6 +1694,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("secret"), "secrets never sit in the file: {e}");
+    }
+
+    #[test]
+    fn silences_take_alertmanagers_matcher_text_or_tables() {
+        let silence = |matchers: &str| {
+            format!(
+                "[[silences]]\ncomment = \"c\"\nstarts_at = \"2026-01-01T00:00:00Z\"\nends_at = \"2027-01-01T00:00:00Z\"\nmatchers = {matchers}\n"
+            )
+        };
+        let c = parse(&silence(
+            r#"["service=\"billing\"", "env!~dev|test", { name = "team", value = "sre" }]"#,
+        ))
+        .unwrap();
+        let parsed = |t: &str| warroom_domain::alert::MatcherSpec::parse(t).unwrap();
+        assert_eq!(
+            c.alerts.silences[0].matchers.to_specs(),
+            [
+                parsed("service=billing"),
+                parsed("env!~dev|test"),
+                parsed("team=sre")
+            ]
+        );
+        assert_eq!(c.alerts.silences[0].id, "config-1");
+        for (bad, says) in [
+            (
+                r#"["service"]"#,
+                "silences.0.matchers.0: `service`: write it as name=value",
+            ),
+            ("[42]", "silences.0.matchers.0: invalid type"),
+            (
+                r#"["bad-name=x"]"#,
+                "silences[0].matchers[0].name: `bad-name` is not a valid label name",
+            ),
+        ] {
+            let e = parse(&silence(bad)).unwrap_err().to_string();
+            assert!(e.starts_with(says), "{bad}: {e}");
+        }
     }
 
     #[test]
