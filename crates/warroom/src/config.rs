@@ -595,11 +595,33 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
     })
 }
 
+/// Tables of the config whose keys are names the user chose, possibly digits
+/// (`[severity.1]`): their keys stay dotted.
+const KEYED_TABLES: &[&str] = &["severity", "severity_values", "headers", "contacts", "env"];
+
+/// A key path as the semantic checks write it (`silences[0].matchers[1]`): figment writes a
+/// list's place as a dotted key (`silences.0.matchers.1`), which reads like a table key.
+fn key_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for (i, seg) in path.iter().enumerate() {
+        let in_table = i > 0 && KEYED_TABLES.contains(&path[i - 1].as_str());
+        if i > 0 && !in_table && !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+            out.push_str(&format!("[{seg}]"));
+        } else {
+            if i > 0 {
+                out.push('.');
+            }
+            out.push_str(seg);
+        }
+    }
+    out
+}
+
 fn describe(e: &figment::Error) -> String {
     let key = if e.path.is_empty() {
         String::new()
     } else {
-        format!("{}: ", e.path.join("."))
+        format!("{}: ", key_path(&e.path))
     };
     let source = match &e.metadata {
         Some(m) => match &m.source {
@@ -1368,6 +1390,20 @@ mod tests {
         assert!(e.contains("bogus"), "{e}");
         let e = parse("listen = \"nope\"").unwrap_err().to_string();
         assert!(e.starts_with("listen:"), "{e}");
+        // A list's place in brackets, as the semantic checks write it; a table's keys dotted,
+        // digits or not.
+        let e = parse("[[monitors]]\nname = \"a\"\ninterval = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("monitors[0]."), "{e}");
+        assert_eq!(
+            key_path(&["severity".into(), "2".into(), "x".into()]),
+            "severity.2.x"
+        );
+        assert_eq!(
+            key_path(&["services".into(), "3".into(), "headers".into(), "10".into()]),
+            "services[3].headers.10"
+        );
         let e = parse("listen = [").unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
     }
@@ -1480,7 +1516,7 @@ mod tests {
         let e = parse(&format!("{email}tls = \"ssl\"\n"))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("channels.0.tls") && e.contains("ssl"), "{e}");
+        assert!(e.contains("channels[0].tls") && e.contains("ssl"), "{e}");
         let e = parse(&format!(
             "{email}\n[[people]]\nname = \"ana\"\nslack_user = \"ana\"\nemail = \"nope\"\n"
         ))
@@ -1720,9 +1756,9 @@ mod tests {
         for (bad, says) in [
             (
                 r#"["service"]"#,
-                "silences.0.matchers.0: `service`: write it as name=value",
+                "silences[0].matchers[0]: `service`: write it as name=value",
             ),
-            ("[42]", "silences.0.matchers.0: invalid type"),
+            ("[42]", "silences[0].matchers[0]: invalid type"),
             (
                 r#"["bad-name=x"]"#,
                 "silences[0].matchers[0].name: `bad-name` is not a valid label name",
