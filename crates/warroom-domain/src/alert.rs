@@ -1642,6 +1642,26 @@ pub fn silence_listed_by(matchers: &[MatcherSpec], filter: &[Matcher]) -> bool {
     })
 }
 
+/// Whether a change to a silence keeps its id, as Alertmanager decides: the matchers stay the
+/// same, and an active silence keeps its start and does not end in the past, while a pending
+/// one may move anywhere that has not begun. An ended silence never changes: the change
+/// becomes a new silence (and an active one it replaces is expired).
+pub fn silence_changes_in_place(
+    old: (&[MatcherSpec], OffsetDateTime, OffsetDateTime),
+    new: (&[MatcherSpec], OffsetDateTime, OffsetDateTime),
+    now: OffsetDateTime,
+) -> bool {
+    let ((old_m, old_start, old_end), (new_m, new_start, new_end)) = (old, new);
+    if old_m != new_m || old_end <= now {
+        return false;
+    }
+    if old_start <= now {
+        new_start == old_start && new_end >= now
+    } else {
+        new_start >= now
+    }
+}
+
 /// The ids of the silences that mute an alert with these labels at `now`, in their order.
 pub fn silenced_by<'a>(
     silences: &'a [Silence],
@@ -2140,6 +2160,37 @@ mod tests {
             ["a", "d"],
             "active ones, in order"
         );
+
+        // Changes that keep the silence's id, as Alertmanager decides.
+        let m = [MatcherSpec::parse("service=api").unwrap()];
+        let other = [MatcherSpec::parse("service=web").unwrap()];
+        let at = |min: i64| NOW + Duration::minutes(min);
+        let active = (&m[..], at(-10), at(10));
+        assert!(
+            silence_changes_in_place(active, (&m, at(-10), at(60)), NOW),
+            "extended"
+        );
+        assert!(
+            silence_changes_in_place(active, (&m, at(-10), at(1)), NOW),
+            "shortened"
+        );
+        assert!(
+            !silence_changes_in_place(active, (&m, at(-5), at(60)), NOW),
+            "start moved"
+        );
+        assert!(!silence_changes_in_place(
+            active,
+            (&other, at(-10), at(60)),
+            NOW
+        ));
+        let pending = (&m[..], at(10), at(20));
+        assert!(silence_changes_in_place(pending, (&m, at(5), at(30)), NOW));
+        assert!(
+            !silence_changes_in_place(pending, (&m, at(-1), at(30)), NOW),
+            "started"
+        );
+        let ended = (&m[..], at(-20), at(-10));
+        assert!(!silence_changes_in_place(ended, (&m, at(-20), at(30)), NOW));
         assert_eq!(
             silenced_by(&all, &api, NOW + Duration::minutes(6)),
             ["a", "c", "d"]

@@ -90,10 +90,10 @@ pub fn build() -> Value {
         "/api/v2/receivers": { "get": op("alerts", "The one receiver alerts are listed with, `warroom`", Some("viewer"), None, ("200", "`[{\"name\": \"warroom\"}]`")) },
         "/api/v2/silences": {
             "get": op("alerts", "Silences and maintenance windows, Alertmanager's shape: the config's (`config-N`) and the API's, those that ended within 5 days too; `filter=` keeps those that have each matcher given (`amtool silence query` works)", Some("viewer"), None, ("200", "An array of silences with `status.state` active, pending or expired")),
-            "post": op("alerts", "Make a silence (Alertmanager's body: matchers, startsAt, endsAt, createdBy, comment; `amtool silence add` works); matching alerts are stored but open no incident while it is active", Some("responder"), None, ("200", "`{\"silenceID\": ...}`"))
+            "post": op("alerts", "Make a silence (Alertmanager's body: matchers, startsAt, endsAt, createdBy, comment; `amtool silence add` works); matching alerts are stored but open no incident while it is active. With the `id` of an existing silence it changes it as Alertmanager does (`amtool silence update`): in place when the matchers stay and an active one keeps its start, else the old one expires and the answer names a new id (409 for a config silence)", Some("responder"), None, ("200", "`{\"silenceID\": ...}`"))
         },
         "/api/v2/silence/{id}": {
-            "get": op("alerts", "One silence made through the API", Some("viewer"), None, ("200", "The silence")),
+            "get": op("alerts", "One silence, made through the API or the config's `config-N`", Some("viewer"), None, ("200", "The silence")),
             "delete": op("alerts", "Expire a silence now; the firing alerts it held back are acted on within a second (409 for a config silence)", Some("responder"), None, ("200", "The silence, expired"))
         },
         "/hooks/alertmanager": { "post": op("alerts", "Alertmanager webhook payload, version 4. The bearer may also be an [[alert_sources]] secret", Some("responder"), None, ("200", "Stored; deduplicated by fingerprint")) },

@@ -45,6 +45,19 @@ pub trait SilenceStore: Send + Sync {
     /// Ends a silence at `now` if it had not ended yet; [`StoreError::NotFound`] when there is no
     /// such silence. Returns it as it is afterwards.
     async fn expire_silence(&self, id: &str, now: OffsetDateTime) -> Result<StoredSilence>;
+    /// Changes a silence in place (same id): its matchers, times, author and comment become
+    /// `silence`'s. [`StoreError::Conflict`] when it has ended meanwhile, [`StoreError::NotFound`]
+    /// when there is no such silence.
+    async fn update_silence(&self, silence: &StoredSilence, now: OffsetDateTime) -> Result<()>;
+    /// Replaces silence `old` by `new` (a new id) in one transaction, as Alertmanager does with
+    /// a change it cannot make in place: `old` is expired at `now` (if it had not ended) and
+    /// `new` stored. [`StoreError::NotFound`] when there is no silence `old`.
+    async fn replace_silence(
+        &self,
+        old: &str,
+        new: &StoredSilence,
+        now: OffsetDateTime,
+    ) -> Result<()>;
 }
 
 fn silence_from_row(row: &AnyRow) -> Result<StoredSilence> {
@@ -67,29 +80,7 @@ const COLUMNS: &str = "id, matchers, starts_at, ends_at, created_by, comment, up
 impl SilenceStore for SqlStore {
     async fn create_silence(&self, s: &StoredSilence) -> Result<()> {
         let (_gate, mut tx) = self.begin_write_tx().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(&s.id)
-        .bind(
-            serde_json::to_string(&s.matchers)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        )
-        .bind(rfc3339(s.starts_at))
-        .bind(rfc3339(s.ends_at))
-        .bind(&s.created_by)
-        .bind(&s.comment)
-        .bind(rfc3339(s.updated_at))
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
-            return Err(StoreError::Conflict(format!(
-                "a silence with id `{}` exists; leave the id out to make a new one",
-                s.id
-            )));
-        }
+        insert_silence(&mut tx, s).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -116,16 +107,7 @@ impl SilenceStore for SqlStore {
 
     async fn expire_silence(&self, id: &str, now: OffsetDateTime) -> Result<StoredSilence> {
         let (_gate, mut tx) = self.begin_write_tx().await?;
-        let ts = rfc3339(now);
-        // A silence that has not started ends at its start: it never muted anything.
-        sqlx::query(
-            "UPDATE silences SET ends_at = CASE WHEN starts_at > $2 THEN starts_at ELSE $2 END, updated_at = $2 \
-             WHERE id = $1 AND ends_at > $2",
-        )
-        .bind(id)
-        .bind(&ts)
-        .execute(&mut *tx)
-        .await?;
+        end_silence(&mut tx, id, now).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM silences WHERE id = $1"
         )))
@@ -135,10 +117,122 @@ impl SilenceStore for SqlStore {
         tx.commit().await?;
         match row {
             Some(r) => silence_from_row(&r),
-            None => Err(StoreError::NotFound {
-                what: "silence",
-                key: id.to_owned(),
-            }),
+            None => Err(not_found(id)),
         }
     }
+
+    async fn update_silence(&self, s: &StoredSilence, now: OffsetDateTime) -> Result<()> {
+        let (_gate, mut tx) = self.begin_write_tx().await?;
+        let changed = sqlx::query(
+            "UPDATE silences SET matchers = $2, starts_at = $3, ends_at = $4, created_by = $5, comment = $6, updated_at = $7 \
+             WHERE id = $1 AND ends_at > $8",
+        )
+        .bind(&s.id)
+        .bind(matchers_json(&s.matchers)?)
+        .bind(rfc3339(s.starts_at))
+        .bind(rfc3339(s.ends_at))
+        .bind(&s.created_by)
+        .bind(&s.comment)
+        .bind(rfc3339(s.updated_at))
+        .bind(rfc3339(now))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            let exists = sqlx::query("SELECT id FROM silences WHERE id = $1")
+                .bind(&s.id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            return Err(if exists {
+                StoreError::Conflict(format!(
+                    "silence `{}` has ended meanwhile; make a new one (leave the id out)",
+                    s.id
+                ))
+            } else {
+                not_found(&s.id)
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn replace_silence(
+        &self,
+        old: &str,
+        new: &StoredSilence,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let (_gate, mut tx) = self.begin_write_tx().await?;
+        let exists = sqlx::query("SELECT id FROM silences WHERE id = $1")
+            .bind(old)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(not_found(old));
+        }
+        end_silence(&mut tx, old, now).await?;
+        insert_silence(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn not_found(id: &str) -> StoreError {
+    StoreError::NotFound {
+        what: "silence",
+        key: id.to_owned(),
+    }
+}
+
+fn matchers_json(m: &[MatcherSpec]) -> Result<String> {
+    serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Ends a silence at `now` unless it has ended; one that has not started ends at its start (it
+/// never muted anything).
+async fn end_silence(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<()> {
+    let ts = rfc3339(now);
+    sqlx::query(
+        "UPDATE silences SET ends_at = CASE WHEN starts_at > $2 THEN starts_at ELSE $2 END, updated_at = $2 \
+         WHERE id = $1 AND ends_at > $2",
+    )
+    .bind(id)
+    .bind(&ts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a new silence; [`StoreError::Conflict`] when its id is taken.
+async fn insert_silence(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    s: &StoredSilence,
+) -> Result<()> {
+    let inserted = sqlx::query(
+        "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&s.id)
+    .bind(matchers_json(&s.matchers)?)
+    .bind(rfc3339(s.starts_at))
+    .bind(rfc3339(s.ends_at))
+    .bind(&s.created_by)
+    .bind(&s.comment)
+    .bind(rfc3339(s.updated_at))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(StoreError::Conflict(format!(
+            "a silence with id `{}` exists; leave the id out to make a new one",
+            s.id
+        )));
+    }
+    Ok(())
 }

@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
-use warroom_domain::alert::{MatcherSpec, Matchers, Silence, silence_listed_by};
+use warroom_domain::alert::{
+    MatcherSpec, Matchers, Silence, silence_changes_in_place, silence_listed_by,
+};
 use warroom_store::silences::StoredSilence;
 
 use crate::{
@@ -122,6 +124,22 @@ fn stored_view(s: &StoredSilence, now: OffsetDateTime) -> Value {
     })
 }
 
+/// The config's `index`-th silence (from 0) in Alertmanager's shape.
+fn config_view(state: &AppState, index: usize, s: &Silence, now: OffsetDateTime) -> Value {
+    json!({
+        "id": format!("{CONFIG_PREFIX}{}", index + 1),
+        "status": { "state": state_of(s.starts_at, s.ends_at, now) },
+        "matchers": s.matchers.to_specs(),
+        "startsAt": warroom_domain::timefmt::rfc3339(s.starts_at),
+        "endsAt": warroom_domain::timefmt::rfc3339(s.ends_at),
+        // The config's silences change only with the file: the server's start.
+        "updatedAt": warroom_domain::timefmt::rfc3339(state.started),
+        "createdBy": "config",
+        "comment": s.comment,
+        "source": "config",
+    })
+}
+
 /// Config silences are listed as `config-N`, N their place in the file (from 1).
 const CONFIG_PREFIX: &str = "config-";
 
@@ -132,11 +150,11 @@ pub async fn create_silence(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let p: PostableSilence = crate::extract::typed_body(body)?;
-    if p.id.as_deref().is_some_and(|id| !id.is_empty()) {
-        return Err(ApiError::invalid(
-            "$.id",
-            "changing a silence is not supported; expire it (DELETE /api/v2/silence/{id}) and make a new one without an id",
-        ));
+    let changing = p.id.clone().filter(|id| !id.is_empty());
+    if let Some(id) = &changing
+        && in_config(&state, id)
+    {
+        return Err(config_silence(id));
     }
     Matchers::from_specs(&p.matchers, "$.matchers").map_err(ApiError::from)?;
     let starts_at = time_field(&p.starts_at, "$.startsAt")?;
@@ -157,7 +175,7 @@ pub async fn create_silence(
             "say why, e.g. \"planned database failover\": it is shown next to the muted alerts",
         ));
     }
-    let silence = StoredSilence {
+    let mut silence = StoredSilence {
         id: uuid::Uuid::new_v4().to_string(),
         matchers: p.matchers,
         starts_at,
@@ -169,9 +187,34 @@ pub async fn create_silence(
         comment: p.comment,
         updated_at: now,
     };
-    state.store.create_silence(&silence).await?;
+    match changing {
+        None => {
+            state.store.create_silence(&silence).await?;
+            tracing::info!(silence.id = %silence.id, by = %c.name(), "silence created through the API");
+        }
+        // `amtool silence update`: Alertmanager keeps the id when it can change the silence in
+        // place, and otherwise replaces it with a new one.
+        Some(id) => {
+            let old = state
+                .store
+                .silence(&id)
+                .await?
+                .ok_or_else(|| not_found(&id))?;
+            let in_place = silence_changes_in_place(
+                (&old.matchers, old.starts_at, old.ends_at),
+                (&silence.matchers, silence.starts_at, silence.ends_at),
+                now,
+            );
+            if in_place {
+                silence.id = id;
+                state.store.update_silence(&silence, now).await?;
+            } else {
+                state.store.replace_silence(&id, &silence, now).await?;
+            }
+            tracing::info!(silence.id = %silence.id, replaced = %old.id, in_place, by = %c.name(), "silence changed through the API");
+        }
+    }
     state.silences.refresh(&state).await?;
-    tracing::info!(silence.id = %silence.id, by = %c.name(), "silence created through the API");
     Ok(Json(json!({ "silenceID": silence.id })))
 }
 
@@ -192,20 +235,7 @@ pub async fn list_silences(
         .iter()
         .enumerate()
         .filter(|(_, s)| silence_listed_by(&s.matchers.to_specs(), &filter))
-        .map(|(i, s)| {
-            json!({
-                "id": format!("{CONFIG_PREFIX}{}", i + 1),
-                "status": { "state": state_of(s.starts_at, s.ends_at, now) },
-                "matchers": s.matchers.to_specs(),
-                "startsAt": warroom_domain::timefmt::rfc3339(s.starts_at),
-                "endsAt": warroom_domain::timefmt::rfc3339(s.ends_at),
-                // The config's silences change only with the file: the server's start.
-                "updatedAt": warroom_domain::timefmt::rfc3339(state.started),
-                "createdBy": "config",
-                "comment": s.comment,
-                "source": "config",
-            })
-        })
+        .map(|(i, s)| config_view(&state, i, s, now))
         .collect();
     for s in state
         .store
@@ -225,18 +255,46 @@ fn not_found(id: &str) -> ApiError {
     ))
 }
 
-/// `GET /api/v2/silence/{id}`.
+/// The place (from 0) of a config silence named by its id.
+fn config_index(state: &AppState, id: &str) -> Option<usize> {
+    id.strip_prefix(CONFIG_PREFIX)
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| (1..=state.settings.alerts.silences.len()).contains(n))
+        .map(|n| n - 1)
+}
+
+fn in_config(state: &AppState, id: &str) -> bool {
+    config_index(state, id).is_some()
+}
+
+fn config_silence(id: &str) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "config_silence",
+        format!(
+            "silence `{id}` is defined in the config file's [[silences]]; remove or change it there"
+        ),
+    )
+}
+
+/// `GET /api/v2/silence/{id}`: one made through the API, or the config's `config-N`.
 pub async fn show_silence(
     State(state): State<AppState>,
     _c: Caller<Viewer>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let now = state.clock.now();
+    let config = config_index(&state, &id)
+        .and_then(|i| state.settings.alerts.silences.get(i).map(|s| (i, s)));
+    if let Some((i, s)) = config {
+        return Ok(Json(config_view(&state, i, s, now)));
+    }
     let s = state
         .store
         .silence(&id)
         .await?
         .ok_or_else(|| not_found(&id))?;
-    Ok(Json(stored_view(&s, state.clock.now())))
+    Ok(Json(stored_view(&s, now)))
 }
 
 /// `DELETE /api/v2/silence/{id}`: expires it now (a pending one never starts). The alerts it
@@ -246,18 +304,8 @@ pub async fn expire_silence(
     c: Caller<Responder>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let in_config = id
-        .strip_prefix(CONFIG_PREFIX)
-        .and_then(|n| n.parse::<usize>().ok())
-        .is_some_and(|n| (1..=state.settings.alerts.silences.len()).contains(&n));
-    if in_config {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "config_silence",
-            format!(
-                "silence `{id}` is defined in the config file's [[silences]]; remove or change it there"
-            ),
-        ));
+    if in_config(&state, &id) {
+        return Err(config_silence(&id));
     }
     let s = match state.store.expire_silence(&id, state.clock.now()).await {
         Err(warroom_store::StoreError::NotFound { .. }) => return Err(not_found(&id)),

@@ -1129,7 +1129,6 @@ async fn silences_made_through_alertmanagers_api_mute_and_expiring_one_acts_on_w
                 "$.endsAt",
             ),
             (json!({"comment": " "}), "$.comment"),
-            (json!({"id": "abc"}), "$.id"),
         ] {
             let mut bad = body.clone();
             for (k, v) in patch.as_object().unwrap() {
@@ -1526,5 +1525,139 @@ async fn alertmanagers_alert_listing_filters_and_names_the_silences() {
             .call(Method::GET, "/api/v2/receivers", Some(&app.viewer), None)
             .await;
         assert_eq!(v, json!([{"name": "warroom"}]));
+    }
+}
+
+/// `amtool silence update` posts the silence again with its id. As in Alertmanager, a change
+/// the silence can take keeps the id (an active one extended, a comment reworded); any other
+/// (new matchers, an active one's start moved) replaces it: the old one expires, a new id
+/// mutes. A config silence or an unknown id is refused.
+#[tokio::test]
+async fn silences_change_in_place_or_are_replaced_as_alertmanager_does() {
+    let config_window = window("batch", T0 + Duration::hours(1), "nightly jobs");
+    for b in backends() {
+        let settings = warroom_server::Settings {
+            alerts: warroom_server::api::alerts::AlertSettings {
+                silences: vec![config_window.clone()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let app = TestApp::spawn_with(b, settings).await;
+        let body = json!({
+            "matchers": [{"name": "service", "value": "db", "isRegex": false}],
+            "startsAt": "2026-01-12T14:00:00Z",
+            "endsAt": "2026-01-12T15:00:00Z",
+            "createdBy": "rita",
+            "comment": "planned failover",
+        });
+        let (_, v) = app.post("/api/v2/silences", body.clone()).await;
+        let id = v["silenceID"].as_str().unwrap().to_owned();
+        let show = |id: String| {
+            let app = &app;
+            async move {
+                app.call(
+                    Method::GET,
+                    &format!("/api/v2/silence/{id}"),
+                    Some(&app.viewer),
+                    None,
+                )
+                .await
+                .1
+            }
+        };
+
+        let mut longer = body.clone();
+        longer["id"] = json!(id);
+        longer["endsAt"] = json!("2026-01-12T17:00:00Z");
+        longer["comment"] = json!("failover runs long");
+        let (st, v) = app.post("/api/v2/silences", longer.clone()).await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        assert_eq!(v["silenceID"], id.as_str(), "{b:?}: extended in place");
+        let s = show(id.clone()).await;
+        assert_eq!(s["endsAt"], "2026-01-12T17:00:00.000Z", "{b:?}: {s}");
+        assert_eq!(s["comment"], "failover runs long");
+        assert_eq!(s["status"]["state"], "active");
+
+        let mut moved = longer.clone();
+        moved["startsAt"] = json!("2026-01-12T14:10:00Z");
+        let (st, v) = app.post("/api/v2/silences", moved).await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {v}");
+        let second = v["silenceID"].as_str().unwrap().to_owned();
+        assert_ne!(
+            second, id,
+            "{b:?}: an active silence's start cannot move: replaced"
+        );
+        assert_eq!(
+            show(id.clone()).await["status"]["state"],
+            "expired",
+            "{b:?}"
+        );
+        let s = show(second.clone()).await;
+        assert_eq!(s["startsAt"], "2026-01-12T14:10:00.000Z", "{b:?}: {s}");
+
+        let mut wider = longer.clone();
+        wider["id"] = json!(second);
+        wider["matchers"] = json!([{"name": "service", "value": "db|cache", "isRegex": true}]);
+        let (_, v) = app.post("/api/v2/silences", wider).await;
+        let third = v["silenceID"].as_str().unwrap().to_owned();
+        assert!(
+            third != second && third != id,
+            "{b:?}: new matchers, a new silence"
+        );
+        assert_eq!(
+            show(second.clone()).await["status"]["state"],
+            "expired",
+            "{b:?}"
+        );
+        // The replacement mutes: a cache alert opens no incident.
+        app.post(
+            "/api/v2/alerts",
+            json!([alert("Evictions", "cache", "critical", None)]),
+        )
+        .await;
+        app.settle().await;
+        assert!(incidents(&app).await.is_empty(), "{b:?}");
+
+        // Changing an ended silence makes a new one; it does not bring the old back.
+        let mut again = longer.clone();
+        again["id"] = json!(id);
+        let (_, v) = app.post("/api/v2/silences", again).await;
+        let fourth = v["silenceID"].as_str().unwrap().to_owned();
+        assert_ne!(fourth, id, "{b:?}");
+        assert_eq!(
+            show(id.clone()).await["status"]["state"],
+            "expired",
+            "{b:?}"
+        );
+
+        let s = show("config-1".into()).await;
+        assert_eq!(
+            s["comment"], "nightly jobs",
+            "{b:?}: the config's are shown too: {s}"
+        );
+        assert_eq!(s["createdBy"], "config");
+        for (bad_id, status) in [
+            ("nope", StatusCode::NOT_FOUND),
+            ("config-1", StatusCode::CONFLICT),
+        ] {
+            let mut bad = longer.clone();
+            bad["id"] = json!(bad_id);
+            let (st, v) = app.post("/api/v2/silences", bad).await;
+            assert_eq!(st, status, "{b:?} {bad_id}: {v}");
+        }
+        let (st, _) = app
+            .call(
+                Method::POST,
+                "/api/v2/silences",
+                Some(&app.viewer),
+                Some(longer),
+            )
+            .await;
+        assert_eq!(
+            st,
+            StatusCode::FORBIDDEN,
+            "{b:?}: viewers may not change silences"
+        );
     }
 }

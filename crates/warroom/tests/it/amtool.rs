@@ -69,6 +69,10 @@ impl Amtool {
 #[tokio::test]
 async fn amtool_adds_and_queries_alerts_and_silences_against_warroom() {
     if !Path::new(AMTOOL).exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "amtool is missing on CI: .ci/run installs prometheus-alertmanager"
+        );
         eprintln!(
             "\n!!!!!!!! amtool is not installed: the amtool test is SKIPPED. \
              `apt-get install -y prometheus-alertmanager` (CI does, see .ci/run). !!!!!!!!\n"
@@ -168,6 +172,31 @@ async fn amtool_adds_and_queries_alerts_and_silences_against_warroom() {
             listed.contains("deploying web") && listed.contains("billing is being retired"),
             "{listed}"
         );
+
+        // Extended and reworded in place: the same id, the new end and comment.
+        am.ok(&[
+            "silence",
+            "update",
+            &id,
+            "--duration=3h",
+            "--comment=deploy runs long",
+        ]);
+        let listed: Vec<Value> =
+            serde_json::from_str(&am.ok(&["silence", "query", "-o", "json", "service=web"]))
+                .unwrap();
+        assert_eq!(listed.len(), 1, "{b:?}: {listed:?}");
+        assert_eq!(listed[0]["id"], id.as_str(), "{b:?}");
+        assert_eq!(listed[0]["comment"], "deploy runs long");
+        let ends = time::OffsetDateTime::parse(
+            listed[0]["endsAt"].as_str().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        let left = ends - time::OffsetDateTime::now_utc();
+        assert!(left > time::Duration::minutes(170), "{b:?}: ends in {left}");
+        // A config silence is changed in the config file.
+        let (ok, _, err) = am.run(&["silence", "update", "config-1", "--duration=3h"]);
+        assert!(!ok && err.contains("409"), "{b:?}: {err}");
 
         am.ok(&["silence", "expire", &id]);
         assert_eq!(
