@@ -233,7 +233,9 @@ pub trait AlertStore: Send + Sync {
     /// `next` of the page before. The order is the store's own (callers sort), so that a
     /// walk over millions of alerts reads each row once. `labels` narrows the walk to alerts
     /// with each of these label values (non-empty), in the database, before rows are read; a
-    /// page may then hold fewer than `limit` alerts while more follow.
+    /// page may then hold fewer than `limit` alerts while more follow. It only narrows: a
+    /// value the database cannot compare (one holding a NUL) is not applied, nor is it on rows
+    /// whose labels hold one (PostgreSQL), so callers apply their matchers again.
     async fn firing_alerts_page(
         &self,
         after: &str,

@@ -1049,21 +1049,29 @@ impl AlertStore for SqlStore {
         // SQLite's alerts are keyed by row id (fingerprints live in the key tables), so its
         // walk follows the row ids; PostgreSQL's are keyed by fingerprint. Label values are
         // compared in the database, so that rows of other alerts are never decoded here.
-        let (key, label) = match self.dialect {
-            Dialect::Sqlite => ("id", "json_extract(labels, ${n})"),
-            Dialect::Postgres => ("fingerprint", "(labels::jsonb ->> ${n})"),
+        // PostgreSQL's json types refuse `\u0000` (a NUL in a label value, which the wire
+        // allows): such rows are let through to be judged by the caller instead, and CASE is
+        // what keeps the cast from running on them.
+        let (key, cmp) = match self.dialect {
+            Dialect::Sqlite => ("id", "json_extract(labels, ${n}) = ${v}"),
+            Dialect::Postgres => (
+                "fingerprint",
+                "CASE WHEN strpos(labels, '\\u0000') > 0 THEN TRUE ELSE (labels::jsonb ->> ${n}) = ${v} END",
+            ),
         };
+        // A NUL cannot be a PostgreSQL text parameter: such a value is left to the caller.
+        let labels: Vec<&(&str, &str)> = labels.iter().filter(|(_, v)| !v.contains('\0')).collect();
         let mut sql = format!(
             "SELECT {key} AS page_key, fingerprint, labels, annotations, starts_at, ends_at, last_seen, generator_url, incident \
              FROM alerts WHERE {key} > $1 AND status = 'firing'"
         );
         for i in 0..labels.len() {
             let n = 3 + 2 * i;
-            sql.push_str(&format!(
-                " AND {} = ${}",
-                label.replace("{n}", &n.to_string()),
-                n + 1
-            ));
+            sql.push_str(" AND ");
+            sql.push_str(
+                &cmp.replace("{n}", &n.to_string())
+                    .replace("{v}", &(n + 1).to_string()),
+            );
         }
         sql.push_str(&format!(" ORDER BY {key} LIMIT $2"));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));

@@ -1525,6 +1525,23 @@ async fn alertmanagers_alert_listing_filters_and_names_the_silences() {
             .call(Method::GET, "/api/v2/receivers", Some(&app.viewer), None)
             .await;
         assert_eq!(v, json!([{"name": "warroom"}]));
+
+        // A NUL in a label value (allowed on the wire; PostgreSQL's jsonb refuses it) neither
+        // fails a filtered listing nor slips into it.
+        let mut odd = alert("Odd", "queue", "warning", None);
+        odd["labels"]["note"] = json!("a\u{0}b");
+        app.post("/api/v2/alerts", json!([odd])).await;
+        app.settle().await;
+        assert_eq!(
+            names(&list("?filter=service%3D%22api%22").await),
+            ["HighErrorRate"],
+            "{b:?}"
+        );
+        assert_eq!(
+            names(&list("?filter=service%3Dqueue").await),
+            ["Odd"],
+            "{b:?}"
+        );
     }
 }
 
