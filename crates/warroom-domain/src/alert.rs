@@ -1425,11 +1425,57 @@ impl MatcherSpec {
         }
         Ok(MatcherSpec {
             name: name.to_owned(),
-            value: value.trim().trim_matches('"').to_owned(),
+            value: unquote(value.trim()),
             is_regex: matches!(op, MatchOp::Regex | MatchOp::NotRegex),
             is_equal: matches!(op, MatchOp::Equal | MatchOp::Regex),
         })
     }
+}
+
+/// A matcher's value as written: a double-quoted one loses its quotes and its escapes (`\"`,
+/// `\\`, `\n`), as Go's strconv.Unquote reads Alertmanager's; a bare one is taken as it is.
+fn unquote(v: &str) -> String {
+    let Some(inner) = v
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .filter(|_| v.len() >= 2)
+    else {
+        return v.to_owned();
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// Splits `a="1", b=~"x,y"` at the commas outside quotes.
+fn split_matchers(text: &str) -> Vec<&str> {
+    let (mut parts, mut start, mut quoted, mut escaped) = (Vec::new(), 0, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
 }
 
 impl std::fmt::Display for MatcherSpec {
@@ -1678,23 +1724,24 @@ pub fn silenced_by<'a>(
 /// The `filter` parameters of Alertmanager's listing endpoints, one matcher each
 /// (`alertname="DiskFull"`, `service=~"api|web"`); errors name the parameter and its place.
 pub fn parse_filter<S: AsRef<str>>(filters: &[S]) -> Result<Vec<Matcher>, DomainError> {
-    filters
-        .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            let path = format!("filter[{i}]");
-            let text = f.as_ref().trim();
-            let text = text
-                .strip_prefix('{')
-                .and_then(|t| t.strip_suffix('}'))
-                .unwrap_or(text);
-            let spec = MatcherSpec::parse(text).map_err(|e| match e {
+    let mut out = Vec::new();
+    for (i, f) in filters.iter().enumerate() {
+        let path = format!("filter[{i}]");
+        let text = f.as_ref().trim();
+        // `{a="1", b="2"}`, as newer Alertmanagers take it, is several matchers.
+        let parts = match text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            Some(inner) => split_matchers(inner),
+            None => vec![text],
+        };
+        for part in parts {
+            let spec = MatcherSpec::parse(part.trim()).map_err(|e| match e {
                 DomainError::Invalid { message, .. } => DomainError::invalid(&path, message),
                 other => other,
             })?;
-            Matcher::from_spec(&spec, &path)
-        })
-        .collect()
+            out.push(Matcher::from_spec(&spec, &path)?);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -2109,7 +2156,19 @@ mod tests {
 
     #[test]
     fn listing_filters_select_alerts_and_silences_as_alertmanagers_do() {
-        let f = parse_filter(&[r#"service="api""#, "{env=~prod|staging}"]).unwrap();
+        let f = parse_filter(&[
+            r#"service="api""#,
+            "{env=~prod|staging}",
+            r#"{team="a,b", note="say \"hi\""}"#,
+        ])
+        .unwrap();
+        assert_eq!(f.len(), 4, "the braces hold two matchers");
+        assert_eq!((f[2].name(), f[2].value()), ("team", "a,b"));
+        assert_eq!(
+            (f[3].name(), f[3].value()),
+            ("note", r#"say "hi""#),
+            "unescaped"
+        );
         assert!(f[0].matches(&labels(&[("service", "api")])));
         assert!(f[1].matches(&labels(&[("env", "staging")])));
         assert!(!f[1].matches(&labels(&[("env", "prodx")])), "anchored");

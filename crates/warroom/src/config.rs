@@ -597,7 +597,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
 
 /// Tables of the config whose keys are names the user chose, possibly digits
 /// (`[severity.1]`): their keys stay dotted.
-const KEYED_TABLES: &[&str] = &["severity", "severity_values", "headers", "contacts", "env"];
+const KEYED_TABLES: &[&str] = &["severity", "severity_values", "headers", "env"];
 
 /// A key path as the semantic checks write it (`silences[0].matchers[1]`): figment writes a
 /// list's place as a dotted key (`silences.0.matchers.1`), which reads like a table key.

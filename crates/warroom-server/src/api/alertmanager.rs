@@ -36,6 +36,11 @@ const LIST_MAX: usize = 100_000;
 /// Firing alerts read from the store at a time while filtering.
 const PAGE: i64 = 2_000;
 
+/// Listings built at once; the others wait their turn. Each holds its alerts and its answer in
+/// memory, so a few dashboards asking for 100,000 alerts at the same moment stay within the
+/// process's memory bound.
+static LISTINGS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// Set on a listing that stopped at its limit; the body holds the first alerts in storage
 /// order, sorted by fingerprint like the rest of the answer.
 pub const TRUNCATED_HEADER: &str = "warroom-truncated";
@@ -249,6 +254,7 @@ pub async fn list_alerts(
     _c: Caller<Viewer>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
+    let _turn = LISTINGS.acquire().await;
     let selection = select(&state, &params).await?;
     let body: Vec<GettableAlert<'_>> = selection
         .alerts
@@ -273,6 +279,7 @@ pub async fn list_groups(
     _c: Caller<Viewer>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
+    let _turn = LISTINGS.acquire().await;
     let selection = select(&state, &params).await?;
     let grouping = &state.settings.alerts.grouping;
     let mut groups: BTreeMap<String, AlertGroup<'_>> = BTreeMap::new();

@@ -124,10 +124,10 @@ fn stored_view(s: &StoredSilence, now: OffsetDateTime) -> Value {
     })
 }
 
-/// The config's `index`-th silence (from 0) in Alertmanager's shape.
-fn config_view(state: &AppState, index: usize, s: &Silence, now: OffsetDateTime) -> Value {
+/// A config silence in Alertmanager's shape.
+fn config_view(state: &AppState, s: &Silence, now: OffsetDateTime) -> Value {
     json!({
-        "id": format!("{CONFIG_PREFIX}{}", index + 1),
+        "id": s.id,
         "status": { "state": state_of(s.starts_at, s.ends_at, now) },
         "matchers": s.matchers.to_specs(),
         "startsAt": warroom_domain::timefmt::rfc3339(s.starts_at),
@@ -139,9 +139,6 @@ fn config_view(state: &AppState, index: usize, s: &Silence, now: OffsetDateTime)
         "source": "config",
     })
 }
-
-/// Config silences are listed as `config-N`, N their place in the file (from 1).
-const CONFIG_PREFIX: &str = "config-";
 
 /// `POST /api/v2/silences`: Alertmanager's body; answers `{"silenceID": ...}`.
 pub async fn create_silence(
@@ -233,9 +230,8 @@ pub async fn list_silences(
         .alerts
         .silences
         .iter()
-        .enumerate()
-        .filter(|(_, s)| silence_listed_by(&s.matchers.to_specs(), &filter))
-        .map(|(i, s)| config_view(&state, i, s, now))
+        .filter(|s| silence_listed_by(&s.matchers.to_specs(), &filter))
+        .map(|s| config_view(&state, s, now))
         .collect();
     for s in state
         .store
@@ -255,16 +251,13 @@ fn not_found(id: &str) -> ApiError {
     ))
 }
 
-/// The place (from 0) of a config silence named by its id.
-fn config_index(state: &AppState, id: &str) -> Option<usize> {
-    id.strip_prefix(CONFIG_PREFIX)
-        .and_then(|n| n.parse::<usize>().ok())
-        .filter(|n| (1..=state.settings.alerts.silences.len()).contains(n))
-        .map(|n| n - 1)
+/// The config's silence with this id (`config-N`).
+fn config_named<'a>(state: &'a AppState, id: &str) -> Option<&'a Silence> {
+    state.settings.alerts.silences.iter().find(|s| s.id == id)
 }
 
 fn in_config(state: &AppState, id: &str) -> bool {
-    config_index(state, id).is_some()
+    config_named(state, id).is_some()
 }
 
 fn config_silence(id: &str) -> ApiError {
@@ -284,10 +277,8 @@ pub async fn show_silence(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let now = state.clock.now();
-    let config = config_index(&state, &id)
-        .and_then(|i| state.settings.alerts.silences.get(i).map(|s| (i, s)));
-    if let Some((i, s)) = config {
-        return Ok(Json(config_view(&state, i, s, now)));
+    if let Some(s) = config_named(&state, &id) {
+        return Ok(Json(config_view(&state, s, now)));
     }
     let s = state
         .store
