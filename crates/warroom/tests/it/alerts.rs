@@ -1470,7 +1470,7 @@ async fn alertmanagers_alert_listing_filters_and_names_the_silences() {
                 "filter[0]: `service`: write it as name=value",
             ),
             ("?active=maybe", "active: `maybe` is not true or false"),
-            ("?limit=0", "limit: `0` is not 1-100000"),
+            ("?limit=0", "limit: `0` is not 1-50000"),
             ("?receiver=(", "receiver: invalid regular expression"),
         ] {
             let (st, v) = app
