@@ -123,17 +123,13 @@ impl SilenceStore for SqlStore {
 
     async fn update_silence(&self, s: &StoredSilence, now: OffsetDateTime) -> Result<()> {
         let (_gate, mut tx) = self.begin_write_tx().await?;
-        let changed = sqlx::query(
-            "UPDATE silences SET matchers = $2, starts_at = $3, ends_at = $4, created_by = $5, comment = $6, updated_at = $7 \
-             WHERE id = $1 AND ends_at > $8",
-        )
-        .bind(&s.id)
-        .bind(matchers_json(&s.matchers)?)
-        .bind(rfc3339(s.starts_at))
-        .bind(rfc3339(s.ends_at))
-        .bind(&s.created_by)
-        .bind(&s.comment)
-        .bind(rfc3339(s.updated_at))
+        let changed = bind_columns(
+            sqlx::query(
+                "UPDATE silences SET matchers = $2, starts_at = $3, ends_at = $4, created_by = $5, comment = $6, updated_at = $7 \
+                 WHERE id = $1 AND ends_at > $8",
+            ),
+            s,
+        )?
         .bind(rfc3339(now))
         .execute(&mut *tx)
         .await?
@@ -186,8 +182,19 @@ fn not_found(id: &str) -> StoreError {
     }
 }
 
-fn matchers_json(m: &[MatcherSpec]) -> Result<String> {
-    serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds a silence's columns as `$1`-`$7`, in the order of [`COLUMNS`].
+fn bind_columns<'q>(q: Query<'q>, s: &'q StoredSilence) -> Result<Query<'q>> {
+    let matchers =
+        serde_json::to_string(&s.matchers).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(q.bind(&s.id)
+        .bind(matchers)
+        .bind(rfc3339(s.starts_at))
+        .bind(rfc3339(s.ends_at))
+        .bind(&s.created_by)
+        .bind(&s.comment)
+        .bind(rfc3339(s.updated_at)))
 }
 
 /// Ends a silence at `now` unless it has ended; one that has not started ends at its start (it
@@ -214,17 +221,13 @@ async fn insert_silence(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     s: &StoredSilence,
 ) -> Result<()> {
-    let inserted = sqlx::query(
-        "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&s.id)
-    .bind(matchers_json(&s.matchers)?)
-    .bind(rfc3339(s.starts_at))
-    .bind(rfc3339(s.ends_at))
-    .bind(&s.created_by)
-    .bind(&s.comment)
-    .bind(rfc3339(s.updated_at))
+    let inserted = bind_columns(
+        sqlx::query(
+            "INSERT INTO silences (id, matchers, starts_at, ends_at, created_by, comment, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+        ),
+        s,
+    )?
     .execute(&mut **tx)
     .await?
     .rows_affected();

@@ -37,6 +37,19 @@ fn window(
     }
 }
 
+/// An app whose config holds one silence, `config-1`: the nightly jobs of service `batch`,
+/// for an hour from the test clock's start.
+async fn with_nightly_window(b: warroom_testkit::Backend) -> TestApp {
+    let settings = warroom_server::Settings {
+        alerts: warroom_server::api::alerts::AlertSettings {
+            silences: vec![window("batch", T0 + Duration::hours(1), "nightly jobs")],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    TestApp::spawn_with(b, settings).await
+}
+
 async fn incidents(app: &TestApp) -> Vec<Value> {
     app.get("/api/v1/incidents").await.1["incidents"]
         .as_array()
@@ -1090,16 +1103,8 @@ async fn a_monitor_alert_keeps_its_severity_under_a_custom_severity_label() {
 
 #[tokio::test]
 async fn silences_made_through_alertmanagers_api_mute_and_expiring_one_acts_on_what_it_held() {
-    let config_window = window("batch", T0 + Duration::hours(1), "nightly jobs");
     for b in backends() {
-        let settings = warroom_server::Settings {
-            alerts: warroom_server::api::alerts::AlertSettings {
-                silences: vec![config_window.clone()],
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let app = TestApp::spawn_with(b, settings).await;
+        let app = with_nightly_window(b).await;
         let body = json!({
             "matchers": [{"name": "service", "value": "db", "isRegex": false}],
             "startsAt": "2026-01-12T14:00:00Z",
@@ -1267,16 +1272,8 @@ async fn an_alert_with_a_huge_name_is_acted_on_and_never_stalls_the_processor() 
 /// (what amtool prints).
 #[tokio::test]
 async fn alertmanagers_alert_listing_filters_and_names_the_silences() {
-    let config_window = window("batch", T0 + Duration::hours(1), "nightly jobs");
     for b in backends() {
-        let settings = warroom_server::Settings {
-            alerts: warroom_server::api::alerts::AlertSettings {
-                silences: vec![config_window.clone()],
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let app = TestApp::spawn_with(b, settings).await;
+        let app = with_nightly_window(b).await;
         let mut with_url = alert("HighErrorRate", "api", "critical", None);
         with_url["generatorURL"] = json!("http://prometheus:9090/graph?g0.expr=errors");
         let (st, v) = app
@@ -1551,16 +1548,8 @@ async fn alertmanagers_alert_listing_filters_and_names_the_silences() {
 /// mutes. A config silence or an unknown id is refused.
 #[tokio::test]
 async fn silences_change_in_place_or_are_replaced_as_alertmanager_does() {
-    let config_window = window("batch", T0 + Duration::hours(1), "nightly jobs");
     for b in backends() {
-        let settings = warroom_server::Settings {
-            alerts: warroom_server::api::alerts::AlertSettings {
-                silences: vec![config_window.clone()],
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let app = TestApp::spawn_with(b, settings).await;
+        let app = with_nightly_window(b).await;
         let body = json!({
             "matchers": [{"name": "service", "value": "db", "isRegex": false}],
             "startsAt": "2026-01-12T14:00:00Z",
