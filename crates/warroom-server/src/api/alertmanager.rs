@@ -54,11 +54,31 @@ fn bad_parameter(name: &str, message: impl std::fmt::Display) -> ApiError {
     .as_alertmanager()
 }
 
+/// A domain error about a parameter as a 400: its message, under `name` when given, else under
+/// the field the error names (`filter[1].value`).
+fn bad_domain(name: Option<&str>, e: warroom_domain::DomainError) -> ApiError {
+    match e {
+        warroom_domain::DomainError::Invalid { field, message } => {
+            bad_parameter(name.unwrap_or(&field), message)
+        }
+        other => ApiError::from(other),
+    }
+}
+
+/// The last value given for a query parameter: a later `&limit=` overrides an earlier one.
+fn last<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Alertmanager's query flags: `true` or `false` (Go's spellings `1`, `0`, `t`, `f` too).
 fn flag(params: &[(String, String)], name: &str) -> Result<bool, ApiError> {
-    match params.iter().rev().find(|(k, _)| k == name) {
+    match last(params, name) {
         None => Ok(true),
-        Some((_, v)) => match v.to_ascii_lowercase().as_str() {
+        Some(v) => match v.to_ascii_lowercase().as_str() {
             "true" | "1" | "t" => Ok(true),
             "false" | "0" | "f" => Ok(false),
             _ => Err(bad_parameter(name, format!("`{v}` is not true or false"))),
@@ -73,10 +93,7 @@ pub fn filters(params: &[(String, String)]) -> Result<Vec<Matcher>, ApiError> {
         .filter(|(k, _)| k == "filter")
         .map(|(_, v)| v.as_str())
         .collect();
-    alert::parse_filter(&raw).map_err(|e| match e {
-        warroom_domain::DomainError::Invalid { field, message } => bad_parameter(&field, message),
-        other => ApiError::from(other),
-    })
+    alert::parse_filter(&raw).map_err(|e| bad_domain(None, e))
 }
 
 #[derive(Serialize)]
@@ -129,24 +146,20 @@ async fn select(state: &AppState, params: &[(String, String)]) -> Result<Selecti
     let matchers = filters(params)?;
     let active = flag(params, "active")?;
     let silenced = flag(params, "silenced")?;
-    // Nothing is inhibited and every stored alert has been processed, so `inhibited` and
-    // `unprocessed` select nothing away; they are still checked for their spelling.
+    // Nothing is inhibited, and silences are applied as the listing is read (no alert waits
+    // to be matched against them), so `inhibited` and `unprocessed` select nothing away; they
+    // are still checked for their spelling.
     flag(params, "inhibited")?;
     flag(params, "unprocessed")?;
-    let receiver_matches = match params.iter().rev().find(|(k, _)| k == "receiver") {
+    let receiver_matches = match last(params, "receiver") {
         None => true,
-        Some((_, r)) => Matcher::new(RECEIVER, MatchOp::Regex, r, "receiver")
-            .map_err(|e| match e {
-                warroom_domain::DomainError::Invalid { message, .. } => {
-                    bad_parameter("receiver", message)
-                }
-                other => ApiError::from(other),
-            })?
+        Some(r) => Matcher::new(RECEIVER, MatchOp::Regex, r, "receiver")
+            .map_err(|e| bad_domain(Some("receiver"), e))?
             .matches_value(RECEIVER),
     };
-    let limit = match params.iter().rev().find(|(k, _)| k == "limit") {
+    let limit = match last(params, "limit") {
         None => LIST_DEFAULT,
-        Some((_, l)) => l
+        Some(l) => l
             .parse::<usize>()
             .ok()
             .filter(|l| (1..=LIST_MAX).contains(l))
@@ -253,8 +266,8 @@ fn answer(body: Vec<u8>, truncated: bool, limit: usize) -> Response {
 /// Writes a JSON array of alerts, dropping each as it is written, so that a large listing is
 /// never held twice (as records and as the shape they are sent in).
 fn write_alerts(
-    out: &mut Vec<u8>,
     alerts: impl IntoIterator<Item = (ListedAlert, Vec<String>)>,
+    out: &mut Vec<u8>,
 ) -> Result<(), ApiError> {
     out.push(b'[');
     for (i, (l, ids)) in alerts.into_iter().enumerate() {
@@ -273,6 +286,23 @@ fn write_alerts(
     Ok(())
 }
 
+/// A listing: its turn among [`LISTINGS`], the selection, then the answer `render` writes.
+async fn listing(
+    state: &AppState,
+    params: &[(String, String)],
+    render: impl FnOnce(Vec<(ListedAlert, Vec<String>)>, &mut Vec<u8>) -> Result<(), ApiError>,
+) -> Result<Response, ApiError> {
+    let _turn = LISTINGS.acquire().await;
+    let Selection {
+        alerts,
+        truncated,
+        limit,
+    } = select(state, params).await?;
+    let mut body = Vec::with_capacity(alerts.len() * 400 + 2);
+    render(alerts, &mut body)?;
+    Ok(answer(body, truncated, limit))
+}
+
 /// `GET /api/v2/alerts`: firing alerts in Alertmanager's shape, sorted by fingerprint, with
 /// its parameters (see [`select`]).
 pub async fn list_alerts(
@@ -280,15 +310,7 @@ pub async fn list_alerts(
     _c: Caller<Viewer>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let _turn = LISTINGS.acquire().await;
-    let Selection {
-        alerts,
-        truncated,
-        limit,
-    } = select(&state, &params).await?;
-    let mut body = Vec::with_capacity(alerts.len() * 400 + 2);
-    write_alerts(&mut body, alerts)?;
-    Ok(answer(body, truncated, limit))
+    listing(&state, &params, write_alerts).await
 }
 
 /// `GET /api/v2/alerts/groups`: the same selection gathered as warroom groups alerts into
@@ -299,39 +321,35 @@ pub async fn list_groups(
     _c: Caller<Viewer>,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let _turn = LISTINGS.acquire().await;
-    let Selection {
-        alerts,
-        truncated,
-        limit,
-    } = select(&state, &params).await?;
     let grouping = &state.settings.alerts.grouping;
-    let mut body = Vec::with_capacity(alerts.len() * 400 + 2);
-    type Group = (LabelSet, Vec<(ListedAlert, Vec<String>)>);
-    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
-    for (l, ids) in alerts {
-        // By the grouping in force, so that each group's labels are what made it.
-        let labels = grouping.group_labels(&l.labels);
-        groups
-            .entry(alert::label_set_string(&labels))
-            .or_insert_with(|| (labels, Vec::new()))
-            .1
-            .push((l, ids));
-    }
-    body.push(b'[');
-    for (i, (labels, members)) in groups.into_values().enumerate() {
-        if i > 0 {
-            body.push(b',');
+    listing(&state, &params, |alerts, body| {
+        type Group = (LabelSet, Vec<(ListedAlert, Vec<String>)>);
+        let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+        for (l, ids) in alerts {
+            // By the grouping in force, so that each group's labels are what made it.
+            let labels = grouping.group_labels(&l.labels);
+            groups
+                .entry(alert::label_set_string(&labels))
+                .or_insert_with(|| (labels, Vec::new()))
+                .1
+                .push((l, ids));
         }
-        // `{"labels":...,"receiver":...,"alerts":[...]}`, the alerts written one by one.
-        let head = json!({ "labels": labels, "receiver": { "name": RECEIVER } }).to_string();
-        body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
-        body.extend_from_slice(b",\"alerts\":");
-        write_alerts(&mut body, members)?;
-        body.push(b'}');
-    }
-    body.push(b']');
-    Ok(answer(body, truncated, limit))
+        body.push(b'[');
+        for (i, (labels, members)) in groups.into_values().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            // `{"labels":...,"receiver":...,"alerts":[...]}`, the alerts written one by one.
+            let head = json!({ "labels": labels, "receiver": { "name": RECEIVER } }).to_string();
+            body.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+            body.extend_from_slice(b",\"alerts\":");
+            write_alerts(members, body)?;
+            body.push(b'}');
+        }
+        body.push(b']');
+        Ok(())
+    })
+    .await
 }
 
 /// `GET /api/v2/receivers`: the one receiver alerts are listed with.
