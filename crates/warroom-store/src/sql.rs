@@ -1052,11 +1052,16 @@ impl AlertStore for SqlStore {
         // PostgreSQL's json types refuse `\u0000` (a NUL in a label value, which the wire
         // allows): such rows are let through to be judged by the caller instead, and CASE is
         // what keeps the cast from running on them.
-        let (key, cmp) = match self.dialect {
-            Dialect::Sqlite => ("id", "json_extract(labels, ${n}) = ${v}"),
-            Dialect::Postgres => (
-                "fingerprint",
-                "CASE WHEN strpos(labels, '\\u0000') > 0 THEN TRUE ELSE (labels::jsonb ->> ${n}) = ${v} END",
+        let key = match self.dialect {
+            Dialect::Sqlite => "id",
+            Dialect::Postgres => "fingerprint",
+        };
+        // The label named by parameter `$n` has the value of `$n+1`.
+        let label_is = |n: usize| match self.dialect {
+            Dialect::Sqlite => format!("json_extract(labels, ${n}) = ${}", n + 1),
+            Dialect::Postgres => format!(
+                "CASE WHEN strpos(labels, '\\u0000') > 0 THEN TRUE ELSE (labels::jsonb ->> ${n}) = ${} END",
+                n + 1
             ),
         };
         // A NUL cannot be a PostgreSQL text parameter: such a value is left to the caller.
@@ -1066,12 +1071,8 @@ impl AlertStore for SqlStore {
              FROM alerts WHERE {key} > $1 AND status = 'firing'"
         );
         for i in 0..labels.len() {
-            let n = 3 + 2 * i;
             sql.push_str(" AND ");
-            sql.push_str(
-                &cmp.replace("{n}", &n.to_string())
-                    .replace("{v}", &(n + 1).to_string()),
-            );
+            sql.push_str(&label_is(3 + 2 * i));
         }
         sql.push_str(&format!(" ORDER BY {key} LIMIT $2"));
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
