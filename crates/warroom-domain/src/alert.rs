@@ -749,20 +749,10 @@ const SERVICE_LABEL: &str = "service";
 impl Grouping {
     /// The group of an alert with these labels.
     pub fn group(&self, labels: &LabelSet) -> GroupKey {
-        // Borrowed and sorted by name, as a label set is: this runs for every alert received.
-        let mut present: Vec<(&str, &str)> = self
-            .by
-            .iter()
-            .filter_map(|n| labels.get(n).map(|v| (n.as_str(), v.as_str())))
-            .collect();
-        present.sort_unstable();
-        present.dedup_by_key(|(n, _)| *n);
-        if present.is_empty() {
-            let fallback = labels
-                .get(&self.fallback)
-                .map(|v| (self.fallback.as_str(), v.as_str()));
+        let (pairs, fell_back) = self.key_pairs(labels);
+        if fell_back {
             return GroupKey {
-                key: pairs_string(fallback),
+                key: pairs_string(pairs),
                 service: None,
             };
         }
@@ -777,30 +767,38 @@ impl Grouping {
             .or_else(|| self.by.iter().find_map(|n| labels.get(n)))
             .and_then(|v| slug_candidate(v));
         GroupKey {
-            key: pairs_string(present),
+            key: pairs_string(pairs),
             service,
         }
     }
-}
 
-impl Grouping {
     /// The labels that put an alert in its group (those of [`Grouping::group`]'s key), as
     /// Alertmanager shows a group's labels.
     pub fn group_labels(&self, labels: &LabelSet) -> LabelSet {
-        let present: LabelSet = self
+        self.key_pairs(labels)
+            .0
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// The grouping labels an alert has, sorted by name, else its fallback label; and whether
+    /// it fell back. Borrowed: this runs for every alert received.
+    fn key_pairs<'a>(&'a self, labels: &'a LabelSet) -> (Vec<(&'a str, &'a str)>, bool) {
+        let mut present: Vec<(&str, &str)> = self
             .by
             .iter()
-            .filter_map(|n| labels.get_key_value(n))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter_map(|n| labels.get(n).map(|v| (n.as_str(), v.as_str())))
             .collect();
+        present.sort_unstable();
+        present.dedup_by_key(|(n, _)| *n);
         if !present.is_empty() {
-            return present;
+            return (present, false);
         }
-        labels
-            .get_key_value(&self.fallback)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .into_iter()
-            .collect()
+        let fallback = labels
+            .get(&self.fallback)
+            .map(|v| (self.fallback.as_str(), v.as_str()));
+        (fallback.into_iter().collect(), true)
     }
 }
 
