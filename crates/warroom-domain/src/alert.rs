@@ -316,6 +316,22 @@ pub fn state_at(ends_at: Option<OffsetDateTime>, now: OffsetDateTime) -> AlertSt
     }
 }
 
+/// Alertmanager's default `resolve_timeout`.
+pub const DEFAULT_RESOLVE_TIMEOUT: Duration = Duration::minutes(5);
+
+/// When an alert sent without an end at `now` ends, Alertmanager's `resolve_timeout` rule: it
+/// must be sent again by the first time returned, and it ends at the second, a tenth of the
+/// timeout later. The margin lets a repeat within it keep the stored end (a count, not a
+/// write); the alert then ends between one and 1.1 timeouts after its last sighting, never
+/// before one, so that it does not flap resolved while its sender still sends it.
+pub fn timeout_end(
+    now: OffsetDateTime,
+    resolve_timeout: Duration,
+) -> (OffsetDateTime, OffsetDateTime) {
+    let resend_by = now + resolve_timeout;
+    (resend_by, resend_by + resolve_timeout / 10)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Parsing
 

@@ -238,6 +238,11 @@ pub struct AlertIn {
     /// expired alerts): it resolves the alert only if the stored alert is still firing and
     /// still ends then, so a sighting that moved the end on since wins; it counts as no receipt.
     pub expiry: bool,
+    /// Sent without an end (Alertmanager's API v2 allows it): the alert ends unless it is sent
+    /// again by this time, `resolve_timeout` after this sighting, and `alert.ends_at` holds
+    /// that time plus a margin. A firing alert stored with an end not before this keeps it, so
+    /// a sender repeating the alert every few seconds is counted instead of rewritten each time.
+    pub resend_by: Option<time::OffsetDateTime>,
 }
 
 /// What an ingest did, for the answer and for metrics.

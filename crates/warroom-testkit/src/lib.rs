@@ -160,6 +160,13 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("acting on pending alerts failed: {e:?}"));
     }
 
+    /// Resolves the firing alerts whose end has passed, as the processor's look does; how many.
+    pub async fn expire_due(&self) -> usize {
+        warroom_server::api::alerts::expire_due(&self.state)
+            .await
+            .unwrap_or_else(|e| panic!("resolving expired alerts failed: {e:?}"))
+    }
+
     /// Starts the alert processor of an app spawned without one, as a restart would.
     pub fn start_processor(&mut self) {
         if self.processor.is_none() {

@@ -350,6 +350,9 @@ pub struct AlertsSection {
     pub default_severity: i64,
     /// Declare automatically from this severity up (4 = always); less severe groups are only stored.
     pub auto_declare_from: i64,
+    /// An alert posted to `/api/v2/alerts` without `endsAt` resolves this long after it was
+    /// last sent (Alertmanager's `resolve_timeout`).
+    pub resolve_timeout_secs: i64,
 }
 
 impl Default for AlertsSection {
@@ -361,6 +364,7 @@ impl Default for AlertsSection {
             severity_values: None,
             default_severity: 3,
             auto_declare_from: 4,
+            resolve_timeout_secs: warroom_domain::alert::DEFAULT_RESOLVE_TIMEOUT.whole_seconds(),
         }
     }
 }
@@ -924,7 +928,17 @@ fn check_alerts(
             problems.push(format!("alerts.{key}: `{l}` is not a label name"));
         }
     }
+    // Alertmanager takes any positive duration; under a second would resolve an alert between
+    // two sends of any sender, and more than a day keeps an alert whose sender is gone firing
+    // past any incident it belonged to.
+    if !(1..=86_400).contains(&a.resolve_timeout_secs) {
+        problems.push(format!(
+            "alerts.resolve_timeout_secs: {} is out of range; use 1 to 86400 (Alertmanager's default is 300)",
+            a.resolve_timeout_secs
+        ));
+    }
     warroom_server::api::alerts::AlertSettings {
+        resolve_timeout: time::Duration::seconds(a.resolve_timeout_secs.clamp(1, 86_400)),
         grouping: Grouping {
             by: a.group_by.clone(),
             fallback: a.fallback_label.clone(),
@@ -1688,6 +1702,21 @@ mod tests {
         assert!(e.contains("detection.baseline_secs: 5 is too short"), "{e}");
         let e = parse("[detection]\nwindow = 60\n").unwrap_err().to_string();
         assert!(e.contains("window"), "{e}");
+    }
+
+    #[test]
+    fn the_resolve_timeout_is_alertmanagers_by_default_and_checked() {
+        let c = parse("").unwrap();
+        assert_eq!(c.alerts.resolve_timeout, time::Duration::minutes(5));
+        let c = parse("[alerts]\nresolve_timeout_secs = 60\n").unwrap();
+        assert_eq!(c.alerts.resolve_timeout, time::Duration::minutes(1));
+        let e = parse("[alerts]\nresolve_timeout_secs = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("alerts.resolve_timeout_secs: 0 is out of range; use 1 to 86400"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct AlertSettings {
     pub silences: Vec<alert::Silence>,
     /// Senders that authenticate with their own secret instead of an API token.
     pub sources: Vec<super::alert_auth::AlertSource>,
+    /// How long an alert posted to `/api/v2/alerts` without an end stays firing after its last
+    /// sighting (Alertmanager's `resolve_timeout`).
+    pub resolve_timeout: time::Duration,
 }
 
 impl Default for AlertSettings {
@@ -60,6 +63,7 @@ impl Default for AlertSettings {
             auto_declare_from: Severity::Sev4,
             silences: vec![],
             sources: vec![],
+            resolve_timeout: alert::DEFAULT_RESOLVE_TIMEOUT,
         }
     }
 }
@@ -89,32 +93,53 @@ fn malformed(e: DomainError) -> ApiError {
         .with_details(json!({ "field": field }))
 }
 
-fn to_in(state: &AppState, alerts: Vec<Alert>) -> Vec<AlertIn> {
+/// The alerts as the store takes them. With `resolve_timeout`, one without an end is given
+/// the end Alertmanager gives it (`resolve_timeout` after this sighting).
+fn to_in(
+    state: &AppState,
+    alerts: Vec<Alert>,
+    resolve_timeout: Option<time::Duration>,
+) -> Vec<AlertIn> {
     let now = state.clock.now();
     alerts
         .into_iter()
-        .map(|a| {
+        .map(|mut a| {
             let g = state.settings.alerts.grouping.group(&a.labels);
+            let mut resend_by = None;
+            if let Some(timeout) = resolve_timeout
+                && a.ends_at.is_none()
+            {
+                let (by, end) = alert::timeout_end(now, timeout);
+                resend_by = Some(by);
+                a.ends_at = Some(end);
+            }
             AlertIn {
                 state: a.state_at(now),
                 group_key: g.key,
                 service: g.service.map(|s| s.to_string()),
                 expiry: false,
+                resend_by,
                 alert: a,
             }
         })
         .collect()
 }
 
-/// Stores alerts (committed before this returns); the processor acts on them.
+/// Stores alerts (committed before this returns); the processor acts on them. One without an
+/// end fires until it is resolved: the webhook's and the monitors' alerts are sent again only
+/// when something changes.
 pub async fn ingest(
     state: &AppState,
     alerts: Vec<Alert>,
 ) -> Result<warroom_store::IngestOutcome, ApiError> {
-    let outcome = state
-        .store
-        .ingest_alerts(to_in(state, alerts), state.clock.now())
-        .await?;
+    ingest_in(state, to_in(state, alerts, None)).await
+}
+
+async fn ingest_in(
+    state: &AppState,
+    alerts: Vec<AlertIn>,
+) -> Result<warroom_store::IngestOutcome, ApiError> {
+    let outcome = state.store.ingest_alerts(alerts, state.clock.now()).await?;
     RECEIVED.fetch_add(
         outcome.received as u64,
         std::sync::atomic::Ordering::Relaxed,
@@ -153,6 +178,7 @@ pub async fn expire_due(state: &AppState) -> Result<usize, ApiError> {
             group_key: a.group_key.clone(),
             service: a.service.clone(),
             expiry: true,
+            resend_by: None,
             alert: a.into_alert(),
         })
         .collect();
@@ -346,7 +372,14 @@ pub async fn post_alerts(
 ) -> Result<Json<Value>, ApiError> {
     let body = body_or_error(body)?;
     let posted = alert::parse_postable_alerts(&body, state.clock.now()).map_err(malformed)?;
-    let outcome = ingest(&state, sender.tag(posted.accepted)).await?;
+    // Senders of this API re-send firing alerts (Prometheus every evaluation or so, with an
+    // end): one that comes without an end ends after `resolve_timeout` unless sent again.
+    let alerts = to_in(
+        &state,
+        sender.tag(posted.accepted),
+        Some(state.settings.alerts.resolve_timeout),
+    );
+    let outcome = ingest_in(&state, alerts).await?;
     if !posted.rejected.is_empty() {
         let errors: Vec<String> = posted.rejected.iter().map(|e| e.to_string()).collect();
         return Err(ApiError::new(

@@ -195,6 +195,16 @@ fn judge(
         // Firing again after a resolution: a new occurrence.
         refired = true;
     }
+    // Sent again without an end while the end stored from an earlier such sighting still
+    // lies beyond this one's timeout: that end stands, and the repeat is only counted.
+    if let Some(resend_by) = a.resend_by
+        && firing
+        && old.firing
+        && !refired
+        && old.ends_at.is_some_and(|e| e >= resend_by)
+    {
+        next.ends_at = old.ends_at;
+    }
     let verdict = if old.firing != firing || refired {
         Verdict::Changed {
             detach: refired && !old.firing,
@@ -2280,6 +2290,7 @@ mod tests {
             group_key: "{alertname=\"Down\"}".into(),
             service: None,
             expiry: false,
+            resend_by: None,
         }
     }
 
@@ -2490,5 +2501,39 @@ mod tests {
             judge(Some(&k), &ends, annotations_hash(&ends), T).0,
             Verdict::Updated
         );
+    }
+
+    /// An alert sent without an end, as the API stamps it: ends `resolve_timeout` after `now`.
+    fn timed_out_in(now: OffsetDateTime) -> AlertIn {
+        let (resend_by, end) =
+            warroom_domain::alert::timeout_end(now, warroom_domain::alert::DEFAULT_RESOLVE_TIMEOUT);
+        let mut a = alert_in(now, Some(end), now);
+        a.resend_by = Some(resend_by);
+        a
+    }
+
+    #[test]
+    fn an_alert_sent_without_an_end_keeps_its_end_until_the_margin_is_used_up() {
+        let first = timed_out_in(T);
+        let (v, k) = judge(None, &first, annotations_hash(&first), T);
+        assert_eq!(v, Verdict::New);
+        assert_eq!(k.ends_at, Some(T + time::Duration::seconds(330)));
+        // Within the margin (30 s of 5 min): only counted, the end stays.
+        let soon = T + time::Duration::seconds(30);
+        let again = timed_out_in(soon);
+        let (v, k2) = judge(Some(&k), &again, annotations_hash(&again), soon);
+        assert_eq!(v, Verdict::Duplicate);
+        assert_eq!(k2.ends_at, k.ends_at);
+        // Past it: the end moves on, written without acting (no state change).
+        let later = T + time::Duration::seconds(31);
+        let again = timed_out_in(later);
+        let (v, k3) = judge(Some(&k2), &again, annotations_hash(&again), later);
+        assert_eq!(v, Verdict::Updated);
+        assert_eq!(k3.ends_at, Some(later + time::Duration::seconds(330)));
+        // An end the sender gives is taken as sent, even an earlier one.
+        let given = alert_in(T, Some(later + time::Duration::minutes(1)), later);
+        let (v, k4) = judge(Some(&k3), &given, annotations_hash(&given), later);
+        assert_eq!(v, Verdict::Updated);
+        assert_eq!(k4.ends_at, given.alert.ends_at);
     }
 }

@@ -98,7 +98,8 @@ async fn alerts_open_join_and_calm_incidents() {
             "/api/v2/alerts",
             json!([
                 alert("HighLatency", "api", "warning", None),
-                alert("DiskFull", "db", "warning", None)
+                // Its end an hour ahead: still firing when the others resolve.
+                alert("DiskFull", "db", "warning", Some("2026-01-12T15:30:00Z"))
             ]),
         )
         .await;
@@ -155,6 +156,99 @@ async fn alerts_open_join_and_calm_incidents() {
             "{b:?}: only DiskFull still fires"
         );
         assert_eq!(T0 + Duration::minutes(10), app.clock_now());
+    }
+}
+
+/// Waits for the background processor to move incident `number` to `status`.
+async fn incident_becomes(app: &TestApp, number: i64, status: &str) -> Value {
+    let mut i = Value::Null;
+    for _ in 0..100 {
+        i = app.get(&format!("/api/v1/incidents/{number}")).await.1;
+        if i["status"] == status {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    i
+}
+
+#[tokio::test]
+async fn an_alert_posted_without_an_end_resolves_a_resolve_timeout_after_it_was_last_sent() {
+    // `amtool alert add` and hand-written scripts post no endsAt; Alertmanager then ends the
+    // alert `resolve_timeout` (5 minutes) after it was last sent, and so does warroom. The
+    // webhook's alerts carry no end either, but are resent only every repeat_interval: they
+    // fire until Alertmanager sends the resolution.
+    for b in backends() {
+        let app = TestApp::spawn(b).await;
+        let bare =
+            json!([{"labels": {"alertname": "Stuck", "service": "api", "severity": "critical"}}]);
+        let (_, v) = app.post("/api/v2/alerts", bare.clone()).await;
+        assert_eq!(v["stored"]["new"], 1, "{b:?}: {v}");
+        let hook = json!({"version": "4", "groupKey": "g", "status": "firing", "receiver": "warroom",
+            "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
+            "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull", "service": "db", "severity": "critical"},
+                "annotations": {}, "startsAt": "2026-01-12T14:29:00Z", "endsAt": "0001-01-01T00:00:00Z"}]});
+        let (st, _) = app.post("/hooks/alertmanager", hook).await;
+        assert_eq!(st, StatusCode::OK, "{b:?}");
+        app.settle().await;
+        assert_eq!(incidents(&app).await.len(), 2, "{b:?}");
+        let ends = |a: &Value| {
+            a.as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["labels"]["alertname"] == "Stuck")
+                .map(|x| x["endsAt"].clone())
+                .unwrap()
+        };
+        let (_, listed) = app.get("/api/v2/alerts").await;
+        assert_eq!(
+            ends(&listed),
+            "2026-01-12T14:35:30.000Z",
+            "{b:?}: 5 minutes after the send, and a tenth more: {listed}"
+        );
+
+        // Sent again within the tenth: a repeat, counted, its end unchanged.
+        app.clock.advance(Duration::seconds(20));
+        let (_, v) = app.post("/api/v2/alerts", bare.clone()).await;
+        assert_eq!(v["stored"]["duplicates"], 1, "{b:?}: {v}");
+        assert_eq!(
+            ends(&app.get("/api/v2/alerts").await.1),
+            "2026-01-12T14:35:30.000Z"
+        );
+        // Sent again later: the end moves on, and nothing is acted on again.
+        app.clock.advance(Duration::minutes(4));
+        let (_, v) = app.post("/api/v2/alerts", bare.clone()).await;
+        assert_eq!(v["stored"]["changed"], 0, "{b:?}: {v}");
+        app.settle().await;
+        assert_eq!(
+            ends(&app.get("/api/v2/alerts").await.1),
+            "2026-01-12T14:39:50.000Z",
+            "{b:?}: 5.5 minutes after 14:34:20"
+        );
+
+        // Four minutes past the first end: still firing, as it was sent since.
+        app.clock.advance(Duration::minutes(5));
+        let resolved = app.expire_due().await;
+        assert_eq!(
+            resolved, 0,
+            "{b:?}: resent at 14:34:20, so not ended at 14:39:20"
+        );
+        app.settle().await;
+        let (_, i) = app.get("/api/v1/incidents/1").await;
+        assert_eq!(i["status"], "declared", "{b:?}");
+        // Past the end: the processor resolves it by itself and calms its incident.
+        app.clock.advance(Duration::minutes(1));
+        let i = incident_becomes(&app, 1, "monitoring").await;
+        assert_eq!(i["status"], "monitoring", "{b:?}: {i}");
+        let (_, a) = app.get("/api/v1/alerts?status=firing").await;
+        let firing = a["alerts"].as_array().unwrap();
+        assert_eq!(firing.len(), 1, "{b:?}: {a}");
+        assert_eq!(
+            firing[0]["name"], "DiskFull",
+            "{b:?}: the webhook's alert has no timeout"
+        );
+        let (_, i2) = app.get("/api/v1/incidents/2").await;
+        assert_eq!(i2["status"], "declared", "{b:?}");
     }
 }
 
@@ -568,14 +662,19 @@ async fn an_outage_still_firing_when_its_maintenance_window_ends_opens_its_incid
             ..Default::default()
         };
         let app = TestApp::spawn_with(b, settings).await;
-        app.post(
-            "/api/v2/alerts",
-            json!([
-                alert("DiskFull", "db", "critical", None),
-                alert("Evictions", "cache", "critical", None)
-            ]),
-        )
-        .await;
+        let firing = |name: &str, service: &str| {
+            json!({"status": "firing", "labels": {"alertname": name, "service": service, "severity": "critical"},
+                "annotations": {}, "startsAt": "2026-01-12T14:29:00Z", "endsAt": "0001-01-01T00:00:00Z"})
+        };
+        let (st, _) = app
+            .post(
+                "/hooks/alertmanager",
+                json!({"version": "4", "groupKey": "g", "status": "firing", "receiver": "warroom",
+                    "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
+                    "alerts": [firing("DiskFull", "db"), firing("Evictions", "cache")]}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}");
         app.settle().await;
         assert!(incidents(&app).await.is_empty(), "{b:?}: both muted");
 
@@ -1341,7 +1440,10 @@ async fn alertmanagers_alert_listing_filters_and_names_the_silences() {
         );
         assert_eq!(api["receivers"], json!([{"name": "warroom"}]));
         assert_eq!(api["startsAt"], "2026-01-12T14:29:00.000Z");
-        assert_eq!(api["endsAt"], "0001-01-01T00:00:00Z", "{b:?}: no end known");
+        assert_eq!(
+            api["endsAt"], "2026-01-12T14:35:30.000Z",
+            "{b:?}: sent without one, it ends a resolve_timeout (and a tenth) after it was sent"
+        );
         assert_eq!(api["updatedAt"], "2026-01-12T14:30:00.000Z");
         assert_eq!(
             api["generatorURL"],
@@ -1451,8 +1553,9 @@ async fn alertmanagers_alert_listing_filters_and_names_the_silences() {
         );
 
         // Past its end the alert is gone from the listing, whether or not the expiry has
-        // marked it resolved yet.
-        app.clock.advance(Duration::minutes(6));
+        // marked it resolved yet. 14:35:10: DiskFull ended at 14:35, and the others, sent
+        // without an end at 14:30, end at 14:35:30 (resolve_timeout).
+        app.clock.advance(Duration::seconds(310));
         let mut left = names(&list("").await);
         left.sort();
         assert_eq!(left, ["HighErrorRate", "NightlyJob"], "{b:?}");

@@ -720,6 +720,7 @@ async fn concurrent_ingests_are_grouped_but_each_counted_exactly() {
                     group_key: "{service=\"api\"}".into(),
                     service: Some("api".into()),
                     expiry: false,
+                    resend_by: None,
                     alert: a,
                 };
                 s.ingest_alerts(vec![input], T0).await.unwrap()
@@ -752,6 +753,7 @@ async fn concurrent_ingests_are_grouped_but_each_counted_exactly() {
                     group_key: "{service=\"api\"}".into(),
                     service: Some("api".into()),
                     expiry: false,
+                    resend_by: None,
                     alert: a,
                 }];
                 for i in 0..5 {
@@ -762,6 +764,7 @@ async fn concurrent_ingests_are_grouped_but_each_counted_exactly() {
                         group_key: "{service=\"api\"}".into(),
                         service: Some("api".into()),
                         expiry: false,
+                        resend_by: None,
                         alert: n,
                     });
                 }
@@ -796,6 +799,7 @@ fn alert_in(labels: serde_json::Value, now: time::OffsetDateTime) -> warroom_sto
         group_key: "{service=\"api\"}".into(),
         service: Some("api".into()),
         expiry: false,
+        resend_by: None,
         alert: a,
     }
 }
