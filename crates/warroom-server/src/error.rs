@@ -1,8 +1,9 @@
 //! The one place where errors become HTTP responses.
 //!
 //! Every error leaves as `{ "error": code, "message": text, "details": ... }`, except on the
-//! Alertmanager read routes, whose clients (amtool) read a 400's body as one JSON string and
-//! get the message that way ([`ApiError::as_alertmanager`]). A client's
+//! Alertmanager routes amtool reads and writes (alert listing, silences), whose client errors
+//! leave as Alertmanager's do: a 400 (or 404, 409) whose body is the message as one JSON
+//! string, which amtool prints ([`ApiError::as_alertmanager`]). A client's
 //! mistake is always a 4xx whose message names the field; only our own failures are 5xx, and
 //! those are logged here, once.
 
@@ -38,7 +39,8 @@ impl ApiError {
     }
 
     /// Sends a client error's message as Alertmanager does: the body is the message alone, as
-    /// a JSON string.
+    /// a JSON string, and a refused value is a 400 (Alertmanager has no 422, and amtool shows
+    /// the message only of the statuses its API declares).
     pub fn as_alertmanager(mut self) -> Self {
         self.alertmanager = true;
         self
@@ -132,7 +134,11 @@ impl IntoResponse for ApiError {
             tracing::error!(error.message = %self.message, "internal error");
         }
         if self.alertmanager && self.status.is_client_error() {
-            return (self.status, Json(Value::String(self.message))).into_response();
+            let status = match self.status {
+                StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+                s => s,
+            };
+            return (status, Json(Value::String(self.message))).into_response();
         }
         let mut body = json!({ "error": self.code, "message": self.message });
         if !self.details.is_null() {

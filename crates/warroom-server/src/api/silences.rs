@@ -146,6 +146,16 @@ pub async fn create_silence(
     c: Caller<Responder>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
+    create(state, c, body)
+        .await
+        .map_err(ApiError::as_alertmanager)
+}
+
+async fn create(
+    state: AppState,
+    c: Caller<Responder>,
+    body: Value,
+) -> Result<Json<Value>, ApiError> {
     let p: PostableSilence = crate::extract::typed_body(body)?;
     let changing = p.id.clone().filter(|id| !id.is_empty());
     if let Some(id) = &changing
@@ -284,7 +294,7 @@ pub async fn show_silence(
         .store
         .silence(&id)
         .await?
-        .ok_or_else(|| not_found(&id))?;
+        .ok_or_else(|| not_found(&id).as_alertmanager())?;
     Ok(Json(stored_view(&s, now)))
 }
 
@@ -296,10 +306,12 @@ pub async fn expire_silence(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     if in_config(&state, &id) {
-        return Err(config_silence(&id));
+        return Err(config_silence(&id).as_alertmanager());
     }
     let s = match state.store.expire_silence(&id, state.clock.now()).await {
-        Err(warroom_store::StoreError::NotFound { .. }) => return Err(not_found(&id)),
+        Err(warroom_store::StoreError::NotFound { .. }) => {
+            return Err(not_found(&id).as_alertmanager());
+        }
         other => other?,
     };
     state.silences.refresh(&state).await?;

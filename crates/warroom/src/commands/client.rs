@@ -56,8 +56,10 @@ impl Client {
         if status.is_success() {
             return Ok(value);
         }
+        // Alertmanager's routes answer a client error with the message alone, as a string.
         let message = value
             .get("message")
+            .or(Some(&value).filter(|v| v.is_string()))
             .and_then(Value::as_str)
             .map(str::to_owned)
             .unwrap_or_else(|| value.to_string());

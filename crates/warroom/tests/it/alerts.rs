@@ -1238,9 +1238,14 @@ async fn silences_made_through_alertmanagers_api_mute_and_expiring_one_acts_on_w
             for (k, v) in patch.as_object().unwrap() {
                 bad[k] = v.clone();
             }
+            // As Alertmanager answers (and amtool prints): a 400 whose body is the message,
+            // which names the field.
             let (st, v) = app.post("/api/v2/silences", bad).await;
-            assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b:?} {field}: {v}");
-            assert_eq!(v["details"]["field"], field, "{b:?}: {v}");
+            assert_eq!(st, StatusCode::BAD_REQUEST, "{b:?} {field}: {v}");
+            assert!(
+                v.as_str().is_some_and(|m| m.starts_with(field)),
+                "{b:?}: {v}"
+            );
         }
         let (st, v) = app.post("/api/v2/silences", body).await;
         assert_eq!(st, StatusCode::OK, "{b:?}: {v}");

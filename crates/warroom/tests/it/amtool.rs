@@ -219,6 +219,12 @@ async fn amtool_adds_and_queries_alerts_and_silences_against_warroom() {
             "{b:?}: {err}"
         );
         assert_eq!(am.alerts(&["foo=~("]).0, Vec::<String>::new(), "{b:?}");
+        // A silence warroom refuses: amtool prints why.
+        let (ok, _, err) = am.run(&["silence", "add", "env=\"\"", "--comment=everything"]);
+        assert!(
+            !ok && err.contains("[400]") && err.contains("$.matchers"),
+            "{b:?}: {err}"
+        );
         // And without a valid token nothing is read or written.
         let stranger = Amtool::new(dir.path(), &server.url, "wr_not_a_token");
         let (ok, _, err) = stranger.run(&["alert", "query"]);
