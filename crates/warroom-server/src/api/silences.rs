@@ -143,12 +143,15 @@ fn config_view(state: &AppState, s: &Silence, now: OffsetDateTime) -> Value {
 /// `POST /api/v2/silences`: Alertmanager's body; answers `{"silenceID": ...}`.
 pub async fn create_silence(
     State(state): State<AppState>,
-    c: Caller<Responder>,
-    ApiJson(body): ApiJson<Value>,
+    c: Result<Caller<Responder>, ApiError>,
+    body: Result<ApiJson<Value>, ApiError>,
 ) -> Result<Json<Value>, ApiError> {
-    create(state, c, body)
-        .await
-        .map_err(ApiError::as_alertmanager)
+    // A refused token or body too is answered Alertmanager's way, so that amtool shows why.
+    let answer = match (c, body) {
+        (Ok(c), Ok(ApiJson(body))) => create(state, c, body).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    answer.map_err(ApiError::as_alertmanager)
 }
 
 async fn create(

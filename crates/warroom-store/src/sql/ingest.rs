@@ -184,8 +184,12 @@ fn judge(
     }
     let mut refired = false;
     if firing && old.firing {
-        let same_occurrence =
-            next.starts_at < old.starts_at || next.starts_at <= old.last_seen + SAME_OCCURRENCE;
+        // Also when it starts before the stored end, as Alertmanager merges overlapping
+        // sightings: a sender that omits `startsAt` and resends less often than
+        // SAME_OCCURRENCE but within its `resolve_timeout` still sends one occurrence.
+        let same_occurrence = next.starts_at < old.starts_at
+            || next.starts_at <= old.last_seen + SAME_OCCURRENCE
+            || old.ends_at.is_some_and(|e| next.starts_at <= e);
         if same_occurrence {
             next.starts_at = next.starts_at.min(old.starts_at);
         } else {
@@ -196,12 +200,16 @@ fn judge(
         refired = true;
     }
     // Sent again without an end while the end stored from an earlier such sighting still
-    // lies beyond this one's timeout: that end stands, and the repeat is only counted.
+    // lies between this one's timeout and its margin: that end stands, and the repeat is only
+    // counted. An end further ahead (a sender's own, or a longer timeout configured before)
+    // gives way to this one's.
     if let Some(resend_by) = a.resend_by
         && firing
         && old.firing
         && !refired
-        && old.ends_at.is_some_and(|e| e >= resend_by)
+        && old
+            .ends_at
+            .is_some_and(|e| e >= resend_by && Some(e) <= a.alert.ends_at)
     {
         next.ends_at = old.ends_at;
     }
@@ -2535,5 +2543,33 @@ mod tests {
         let (v, k4) = judge(Some(&k3), &given, annotations_hash(&given), later);
         assert_eq!(v, Verdict::Updated);
         assert_eq!(k4.ends_at, given.alert.ends_at);
+        // And a sighting without an end after a sender's far end takes the timeout's.
+        let far = alert_in(T, Some(T + time::Duration::hours(6)), later);
+        let (_, k5) = judge(Some(&k4), &far, annotations_hash(&far), later);
+        let again = timed_out_in(later);
+        let (v, k6) = judge(Some(&k5), &again, annotations_hash(&again), later);
+        assert_eq!(v, Verdict::Updated);
+        assert_eq!(k6.ends_at, again.alert.ends_at);
+    }
+
+    #[test]
+    fn a_resend_without_a_start_before_the_stored_end_is_the_same_occurrence() {
+        // Sent every 5 min 20 s, past SAME_OCCURRENCE but before each end (5 min 30 s).
+        let first = timed_out_in(T);
+        let (_, k) = judge(None, &first, annotations_hash(&first), T);
+        let next = T + time::Duration::seconds(320);
+        let again = timed_out_in(next);
+        let (v, k2) = judge(Some(&k), &again, annotations_hash(&again), next);
+        assert_eq!(v, Verdict::Updated, "the end moves on, nothing to act on");
+        assert_eq!(k2.starts_at, T, "the first start is kept");
+        // After its end passed and it was resolved, a send is a new occurrence.
+        let end = T + time::Duration::minutes(12);
+        let resolved = alert_in(T, Some(end), end);
+        let (_, k3) = judge(Some(&k2), &resolved, annotations_hash(&resolved), end);
+        let back = end + time::Duration::minutes(1);
+        let again = timed_out_in(back);
+        let (v, k4) = judge(Some(&k3), &again, annotations_hash(&again), back);
+        assert_eq!(v, Verdict::Changed { detach: true });
+        assert_eq!(k4.ends_at, again.alert.ends_at, "with an end of its own");
     }
 }

@@ -226,7 +226,7 @@ async fn an_alert_posted_without_an_end_resolves_a_resolve_timeout_after_it_was_
             "{b:?}: 5.5 minutes after 14:34:20"
         );
 
-        // Four minutes past the first end: still firing, as it was sent since.
+        // 14:39:20, 3 min 50 s past the first end: still firing, as it was sent since.
         app.clock.advance(Duration::minutes(5));
         let resolved = app.expire_due().await;
         assert_eq!(
