@@ -58,9 +58,8 @@ impl Client {
         }
         // Alertmanager's routes answer a client error with the message alone, as a string.
         let message = value
-            .get("message")
-            .or(Some(&value).filter(|v| v.is_string()))
-            .and_then(Value::as_str)
+            .as_str()
+            .or_else(|| value.get("message").and_then(Value::as_str))
             .map(str::to_owned)
             .unwrap_or_else(|| value.to_string());
         if status == reqwest::StatusCode::UNAUTHORIZED && self.token.is_none() {

@@ -159,6 +159,21 @@ async fn alerts_open_join_and_calm_incidents() {
     }
 }
 
+/// Alertmanager's webhook payload with these critical alerts (name, service) firing: no end,
+/// as Alertmanager sends them.
+fn firing_webhook(alerts: &[(&str, &str)]) -> Value {
+    let alerts: Vec<Value> = alerts
+        .iter()
+        .map(|(name, service)| {
+            json!({"status": "firing", "labels": {"alertname": name, "service": service, "severity": "critical"},
+                "annotations": {}, "startsAt": "2026-01-12T14:29:00Z", "endsAt": "0001-01-01T00:00:00Z"})
+        })
+        .collect();
+    json!({"version": "4", "groupKey": "g", "status": "firing", "receiver": "warroom",
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
+        "alerts": alerts})
+}
+
 /// Waits for the background processor to move incident `number` to `status`.
 async fn incident_becomes(app: &TestApp, number: i64, status: &str) -> Value {
     let mut i = Value::Null;
@@ -184,11 +199,9 @@ async fn an_alert_posted_without_an_end_resolves_a_resolve_timeout_after_it_was_
             json!([{"labels": {"alertname": "Stuck", "service": "api", "severity": "critical"}}]);
         let (_, v) = app.post("/api/v2/alerts", bare.clone()).await;
         assert_eq!(v["stored"]["new"], 1, "{b:?}: {v}");
-        let hook = json!({"version": "4", "groupKey": "g", "status": "firing", "receiver": "warroom",
-            "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
-            "alerts": [{"status": "firing", "labels": {"alertname": "DiskFull", "service": "db", "severity": "critical"},
-                "annotations": {}, "startsAt": "2026-01-12T14:29:00Z", "endsAt": "0001-01-01T00:00:00Z"}]});
-        let (st, _) = app.post("/hooks/alertmanager", hook).await;
+        let (st, _) = app
+            .post("/hooks/alertmanager", firing_webhook(&[("DiskFull", "db")]))
+            .await;
         assert_eq!(st, StatusCode::OK, "{b:?}");
         app.settle().await;
         assert_eq!(incidents(&app).await.len(), 2, "{b:?}");
@@ -303,14 +316,7 @@ async fn an_alert_no_longer_sent_resolves_at_its_end_calms_its_incident_and_a_re
         app.clock.advance(Duration::minutes(2));
 
         // Nobody drains or posts: the background processor finds the expired alert itself.
-        let mut status = Value::Null;
-        for _ in 0..100 {
-            status = app.get("/api/v1/incidents/1").await.1["status"].clone();
-            if status == "monitoring" {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        let status = incident_becomes(&app, 1, "monitoring").await["status"].clone();
         assert_eq!(status, "monitoring", "{b:?}: the api alert ended at 14:34");
         let (_, i2) = app.get("/api/v1/incidents/2").await;
         assert_eq!(i2["status"], "declared", "{b:?}: web's end moved to 14:37");
@@ -662,16 +668,10 @@ async fn an_outage_still_firing_when_its_maintenance_window_ends_opens_its_incid
             ..Default::default()
         };
         let app = TestApp::spawn_with(b, settings).await;
-        let firing = |name: &str, service: &str| {
-            json!({"status": "firing", "labels": {"alertname": name, "service": service, "severity": "critical"},
-                "annotations": {}, "startsAt": "2026-01-12T14:29:00Z", "endsAt": "0001-01-01T00:00:00Z"})
-        };
         let (st, _) = app
             .post(
                 "/hooks/alertmanager",
-                json!({"version": "4", "groupKey": "g", "status": "firing", "receiver": "warroom",
-                    "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
-                    "alerts": [firing("DiskFull", "db"), firing("Evictions", "cache")]}),
+                firing_webhook(&[("DiskFull", "db"), ("Evictions", "cache")]),
             )
             .await;
         assert_eq!(st, StatusCode::OK, "{b:?}");
